@@ -1,0 +1,3 @@
+from lmassist.cli import main
+
+main()

@@ -1,0 +1,336 @@
+"""The llama.cpp backend: quantized GGUF models through llama-cpp-python.
+
+We drive ``Llama.generate`` token by token rather than ``create_chat_completion``: that gives one
+piece per token, exact prompt token counts, cancellation between any two tokens, and llama.cpp's
+prefix reuse, so a growing conversation only evaluates its new turn. ``llama_cpp`` is imported in
+``load`` only.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import importlib.util
+import os
+import random
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from lmassist import hookimpl
+from lmassist.generation import (
+    Backend,
+    ContextLengthError,
+    Message,
+    Model,
+    ModelInfo,
+    ModelLoadError,
+    ModelSpec,
+    ProgressCallback,
+    StreamRequest,
+    fit_messages,
+)
+from lmassist.modelfiles import KNOWN_GGUFS, check_gguf, local_ggufs, pull_known
+
+DEFAULT_N_CTX = 4096  # SmolLM2 was trained on 8192; half keeps `ask` well under 400 MB
+
+
+def physical_cores() -> int:
+    """Physical cores available to us: llama.cpp runs slower on hyper-threads than without them."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:
+        available = os.cpu_count() or 1
+    try:
+        cores = set()
+        block: dict[str, str] = {}
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if not line.strip():
+                    if "core id" in block:
+                        cores.add((block.get("physical id"), block["core id"]))
+                    block = {}
+                else:
+                    block[key.strip()] = value.strip()
+        if cores:
+            return max(1, min(available, len(cores)))
+    except OSError:
+        pass
+    return max(1, available)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """llama.cpp's C code logs to fd 2 while loading; keep the user's terminal clean."""
+    if os.environ.get("LMASSIST_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class LlamaCppModel(Model):
+    def __init__(self, spec: ModelSpec, llm: Any, threads: int) -> None:
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        self._llm = llm
+        self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        template = llm.metadata.get("tokenizer.chat_template")
+        self._formatter = None
+        if template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            eos, bos = llm.token_eos(), llm.token_bos()
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+                bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            )
+        self.info = ModelInfo(
+            name=spec.full_name,
+            backend="llamacpp",
+            context_length=llm.n_ctx(),
+            chat_template=self._formatter is not None,
+            device="gpu" if llama_cpp.llama_supports_gpu_offload() and llm.model_params.n_gpu_layers else "cpu",
+            details={
+                "path": spec.source,
+                "threads": threads,
+                "trained_context": int(llm.metadata.get(f"{llm.metadata.get('general.architecture', '')}.context_length", 0) or 0),
+                "architecture": llm.metadata.get("general.architecture", ""),
+            },
+        )
+
+    # -- prompts ----------------------------------------------------------------------------
+
+    def _render(self, messages: list[Message]) -> str:
+        if self._formatter is None:
+            # A base model: a plain transcript it can continue, ended where the turn ends.
+            lines = [f"{m.role.capitalize()}: {m.content}" for m in messages]
+            return "\n".join(lines) + "\nAssistant:"
+        return self._formatter(messages=[m.to_dict() for m in messages]).prompt
+
+    def _tokenize(self, text: str, bos: bool) -> list[int]:
+        # The chat template writes its own special tokens; plain text gets the model's BOS.
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=not bos)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _prompt_tokens(self, request: StreamRequest) -> list[int]:
+        budget = self.context_length - min(request.options.max_new_tokens, self.context_length // 4)
+        if request.messages is not None:
+            msgs = fit_messages(
+                request.messages,
+                lambda ms: len(self._tokenize(self._render(ms), bos=self._formatter is None)),
+                budget,
+            )
+            return self._tokenize(self._render(msgs), bos=self._formatter is None)
+        tokens = self._tokenize(request.prompt or "", bos=True)
+        if len(tokens) > budget:
+            raise ContextLengthError(
+                f"the prompt is {len(tokens)} tokens but the model's context ({self.context_length}) "
+                f"leaves room for {budget} with {request.options.max_new_tokens} new tokens; shorten it"
+            )
+        return tokens
+
+    # -- generation -------------------------------------------------------------------------
+
+    def stream_pieces(self, request: StreamRequest) -> Iterator[str]:
+        llm, opts = self._llm, request.options
+        tokens = self._prompt_tokens(request)
+        request.prompt_tokens = len(tokens)
+        llm.set_seed(opts.seed if opts.seed is not None else random.randint(0, 2**31 - 1))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        is_eog = self._llama_cpp.llama_vocab_is_eog
+        room = self.context_length - len(tokens)
+        generated = 0
+        for token in llm.generate(
+            tokens,
+            top_k=opts.top_k,
+            top_p=opts.top_p,
+            min_p=0.0,
+            temp=0.0 if opts.greedy else opts.temperature,
+            repeat_penalty=opts.repetition_penalty,
+        ):
+            if is_eog(self._vocab, token):
+                request.finish_reason = "eos"
+                break
+            generated += 1
+            yield decoder.decode(llm.detokenize([token]))
+            if request.cancel.cancelled:
+                break
+            if generated >= opts.max_new_tokens or generated >= room:
+                request.finish_reason = "length"
+                break
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        import numpy as np
+
+        llm = self._llm
+        prompt_ids = self._tokenize(prompt, bos=True)
+        results = []
+        for continuation in continuations:
+            ids = self._tokenize(prompt + continuation, bos=True)
+            start = _common_prefix(prompt_ids, ids)
+            if start == len(ids):  # an empty continuation has probability one
+                results.append(0.0)
+                continue
+            start = max(start, 1)
+            if len(ids) > self.context_length:
+                raise ContextLengthError(
+                    f"prompt and continuation are {len(ids)} tokens; the context holds {self.context_length}"
+                )
+            logits = self._logits(ids[:-1], first=start - 1)
+            targets = np.asarray(ids[start:])
+            m = logits.max(axis=1, keepdims=True)
+            logz = (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))[:, 0]
+            results.append(float((logits[np.arange(len(targets)), targets] - logz).sum()))
+        return results
+
+    def _logits(self, ids: list[int], first: int) -> Any:
+        """Logits at positions ``first..len(ids)-1``, reusing whatever prefix is already evaluated.
+
+        ``Llama.eval`` keeps only the last row of logits unless the model was built with
+        ``logits_all`` (a full n_ctx × vocab matrix); we ask llama.cpp for the rows we need instead.
+        """
+        import numpy as np
+
+        llm = self._llm
+        keep = min(_common_prefix(list(llm._input_ids), ids), first)
+        llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        llm.n_tokens = keep
+        rows = []
+        n_vocab = llm.n_vocab()
+        for i in range(keep, len(ids), llm.n_batch):
+            batch = ids[i : min(len(ids), i + llm.n_batch)]
+            llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[llm.n_tokens : llm.n_tokens + len(batch)] = batch
+            block = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch) * n_vocab,))
+            rows.append(block.reshape(len(batch), n_vocab).copy())
+            llm.n_tokens += len(batch)
+        llm._requires_eval = True  # the sampler must not trust these logits as a live decode
+        return np.concatenate(rows)[first - keep :]
+
+    def close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class LlamaCppBackend(Backend):
+    name = "llamacpp"
+    description = "Quantized GGUF models through llama.cpp (fast on CPU; GPU offload when built for it)"
+    install_hint = "pip install 'lmassist[llamacpp]'"
+
+    def unavailable_reason(self) -> str | None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            return "llama-cpp-python is not installed"
+        return None
+
+    def device(self) -> str:
+        if self.unavailable_reason():
+            return "n/a"
+        import llama_cpp
+
+        return "gpu offload" if llama_cpp.llama_supports_gpu_offload() else f"cpu ({physical_cores()} threads)"
+
+    def models(self) -> list[ModelSpec]:
+        specs = {}
+        for name, known in KNOWN_GGUFS.items():
+            specs[name] = ModelSpec(
+                backend=self.name,
+                name=name,
+                source=str(known.path),
+                description=known.description,
+                installed=known.path.exists(),
+                size_bytes=known.size_bytes,
+                context_length=known.context_length,
+                pull=_puller(known),
+            )
+        for name, path in local_ggufs().items():
+            if name in specs and specs[name].installed:
+                continue
+            specs[name] = self._file_spec(name, path)
+        return list(specs.values())
+
+    def _file_spec(self, name: str, path: Path) -> ModelSpec:
+        known = KNOWN_GGUFS.get(name)
+        return ModelSpec(
+            backend=self.name,
+            name=name,
+            source=str(path),
+            description=known.description if known else f"GGUF file {path.name}",
+            installed=path.exists(),
+            size_bytes=path.stat().st_size if path.exists() else None,
+            context_length=known.context_length if known else None,
+        )
+
+    def spec_for(self, model: str) -> ModelSpec:
+        path = Path(model).expanduser()
+        if model.endswith(".gguf") or path.exists():
+            check_gguf(path)
+            return self._file_spec(path.stem.lower(), path.resolve())
+        return super().spec_for(model)
+
+    def load(self, spec: ModelSpec, **settings: Any) -> Model:
+        path = Path(spec.source)
+        check_gguf(path)
+        import llama_cpp
+
+        threads = int(settings.get("threads") or physical_cores())
+        n_ctx = int(settings.get("n_ctx") or DEFAULT_N_CTX)
+        gpu_layers = int(settings.get("n_gpu_layers", -1 if llama_cpp.llama_supports_gpu_offload() else 0))
+        try:
+            with _quiet_stderr():
+                llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=gpu_layers,
+                    verbose=bool(os.environ.get("LMASSIST_DEBUG")),
+                )
+        except (ValueError, RuntimeError, OSError) as e:
+            raise ModelLoadError(f"cannot load {path}: llama.cpp could not read it ({e})") from None
+        trained = int(llm.metadata.get(f"{llm.metadata.get('general.architecture', '')}.context_length", 0) or 0)
+        if trained and n_ctx > trained:
+            llm.close()
+            return self.load(spec, **{**settings, "n_ctx": trained})
+        return LlamaCppModel(spec, llm, threads)
+
+
+def _puller(known: Any) -> Any:
+    def pull(progress: ProgressCallback | None = None) -> None:
+        pull_known(known, progress)
+
+    return pull
+
+
+@hookimpl
+def register_backends(register: Any) -> None:
+    register(LlamaCppBackend())

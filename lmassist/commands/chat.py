@@ -1,0 +1,94 @@
+"""``lmassist chat``: a line-by-line chat in the terminal, and what bare ``lmassist`` opens."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lmassist import hookimpl
+from lmassist.commands.ask import cancel_on_sigint
+from lmassist.commands.common import load_model, model_option, options_option
+from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message
+
+
+def open_chat() -> None:
+    """Open the TUI when it is installed and we have a terminal; otherwise the line chat."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        try:
+            from lmassist.tui.app import run_app
+        except ModuleNotFoundError as e:
+            if not (e.name or "").startswith("lmassist.tui"):
+                raise
+        else:
+            run_app()
+            return
+    run_line_chat(None, None, (), False, None)
+
+
+def run_line_chat(
+    model: str | None, system: str | None, options: tuple[tuple[str, str], ...], continue_: bool, cid: str | None
+) -> None:
+    from lmassist.store import Store
+
+    store = Store()
+    llm = load_model(model)
+    opts = GenerationOptions.from_pairs(options)
+    messages: list[Message] = []
+    conversation = None
+    if continue_ or cid:
+        conversation = store.get(cid) if cid else store.latest()
+        if conversation is None:
+            raise LMAssistError("there is no conversation to continue yet")
+        messages = [Message(m.role, m.content) for m in store.messages(conversation.id)]
+    if system:
+        messages.insert(0, Message("system", system))
+    click.echo(f"Chatting with {llm.info.name}. Type 'exit' or press Ctrl+D to quit; Ctrl+C stops a reply.", err=True)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            click.echo("", err=True)
+            return
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            return
+        if line.strip() in ("exit", "quit"):
+            return
+        if not line.strip():
+            continue
+        if conversation is None:
+            conversation = store.new_conversation(model=llm.info.name)
+            if system:
+                store.add_message(conversation.id, "system", system)
+        messages.append(Message("user", line))
+        store.add_message(conversation.id, "user", line)
+        token = CancelToken()
+        gen = llm.chat(messages, opts, token)
+        with cancel_on_sigint(token):
+            for chunk in gen:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+        status = "interrupted" if gen.interrupted else "complete"
+        messages.append(Message("assistant", gen.text))
+        store.add_message(conversation.id, "assistant", gen.text, model=llm.info.name,
+                          options=opts.to_dict(), stats=gen.stats.to_dict(), status=status)
+        if gen.interrupted:
+            click.echo("(interrupted)", err=True)
+
+
+@click.command()
+@model_option
+@click.option("-s", "--system", help="System prompt.")
+@options_option
+@click.option("-c", "--continue", "continue_", is_flag=True, help="Continue the most recent conversation.")
+@click.option("--cid", help="Continue the conversation with this id.")
+def chat(model: str | None, system: str | None, options: tuple[tuple[str, str], ...], continue_: bool, cid: str | None) -> None:
+    """Chat line by line in the terminal (no full-screen app), saving the conversation to history."""
+    run_line_chat(model, system, options, continue_, cid)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(chat)

@@ -1,0 +1,123 @@
+"""``lmassist models``: list, pull, add, remove and choose the default model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from lmassist import hookimpl
+from lmassist.commands.common import console, get_registry, human_size, progress_bar
+from lmassist.generation import LMAssistError
+
+
+@click.group()
+def models() -> None:
+    """Models you can use: list them, pull the default, add your own GGUF files.
+
+    \b
+    Examples:
+      lmassist models list
+      lmassist models pull smollm2-135m-instruct
+      lmassist models add ~/Downloads/qwen2.5-0.5b-instruct-q4_k_m.gguf --name qwen-0.5b
+      lmassist models default llamacpp:qwen-0.5b
+    """
+
+
+@models.command("list")
+@click.option("--backend", help="Only this backend's models.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_models(backend: str | None, as_json: bool) -> None:
+    """Every model, its backend, size on disk, context length and whether it is installed."""
+    reg = get_registry()
+    if backend:
+        reg.backend(backend)
+    specs = reg.models(backend)
+    default = reg.settings.default_model
+    if as_json:
+        rows = [
+            {"name": s.full_name, "backend": s.backend, "installed": s.installed, "size_bytes": s.size_bytes,
+             "context_length": s.context_length, "source": s.source, "description": s.description,
+             "default": s.full_name == default}
+            for s in specs
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("name", "installed", "size", "context", "description"):
+        table.add_column(col)
+    for s in specs:
+        mark = " (default)" if s.full_name == default else ""
+        table.add_row(
+            s.full_name + mark, "yes" if s.installed else "no", human_size(s.size_bytes),
+            str(s.context_length or "-"), s.description,
+        )
+    console().print(table)
+    if any(not s.installed for s in specs):
+        console().print("\nInstall a model with: lmassist models pull NAME")
+
+
+@models.command()
+@click.argument("name")
+def pull(name: str) -> None:
+    """Download a model so it works offline (checksum verified, written atomically)."""
+    reg = get_registry()
+    spec = reg.resolve(name)
+    if spec.pull is None:
+        if spec.installed:
+            click.echo(f"{spec.full_name} is already installed ({spec.source})")
+            return
+        raise LMAssistError(f"{spec.full_name} cannot be pulled; add a local file with 'lmassist models add'")
+    if spec.installed and not spec.details.get("always_pull"):
+        click.echo(f"{spec.full_name} is already installed ({spec.source})")
+        return
+    bar, update = progress_bar(f"pulling {spec.full_name}")
+    with bar:
+        spec.pull(update)
+    click.echo(f"installed {spec.full_name}")
+
+
+@models.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", help="Name to use (default: the file name without .gguf).")
+@click.option("--copy", is_flag=True, help="Copy the file into lmassist's models folder instead of referring to it.")
+def add(path: Path, name: str | None, copy: bool) -> None:
+    """Add a GGUF file you already have as llamacpp:NAME."""
+    from lmassist.modelfiles import add_gguf
+
+    added, where = add_gguf(path, name, copy=copy)
+    click.echo(f"added llamacpp:{added} ({where})")
+
+
+@models.command()
+@click.argument("name")
+def remove(name: str) -> None:
+    """Forget an added model, or delete a pulled one."""
+    from lmassist.modelfiles import remove_gguf
+
+    short = name.split(":", 1)[1] if name.startswith("llamacpp:") else name
+    gone = remove_gguf(short)
+    if gone is None:
+        raise LMAssistError(f"no added or pulled model named {name!r}")
+    click.echo(f"removed llamacpp:{short} ({gone})")
+
+
+@models.command()
+@click.argument("name", required=False)
+def default(name: str | None) -> None:
+    """Show the default model, or set it to NAME."""
+    reg = get_registry()
+    if name is None:
+        click.echo(reg.settings.default_model)
+        return
+    spec = reg.resolve(name)
+    reg.settings.set("default_model", spec.full_name)
+    click.echo(f"default model: {spec.full_name}")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(models)

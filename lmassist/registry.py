@@ -1,0 +1,98 @@
+"""Backends and models by name: ``llamacpp:smollm2-135m-instruct``, ``hf:gpt2``, ``inhouse:shakespeare``.
+
+The registry is filled by the plugin hooks. It resolves what a user typed (a full name, a bare
+model name, a path) to a :class:`ModelSpec`, and loads it with the right backend, turning every
+failure into a one-line :class:`LMAssistError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from lmassist.config import Settings
+from lmassist.generation import Backend, LMAssistError, Model, ModelLoadError, ModelSpec
+from lmassist.plugins import PluginManager, get_manager
+
+
+class Registry:
+    def __init__(self, manager: PluginManager | None = None, settings: Settings | None = None) -> None:
+        self.manager = manager or get_manager()
+        self._settings = settings
+        self.backends: dict[str, Backend] = {}
+        for plugin, backend in self.manager.collect("register_backends"):
+            if not isinstance(backend, Backend) or not backend.name:
+                self.manager._fail(plugin, "register_backends", TypeError(f"not a named Backend: {backend!r}"))
+                continue
+            self.backends.setdefault(backend.name, backend)
+        self._registered: dict[str, ModelSpec] = {}
+        for plugin, spec in self.manager.collect("register_models"):
+            if not isinstance(spec, ModelSpec):
+                self.manager._fail(plugin, "register_models", TypeError(f"not a ModelSpec: {spec!r}"))
+                continue
+            self._registered.setdefault(spec.full_name, spec)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings()
+        return self._settings
+
+    def backend(self, name: str) -> Backend:
+        try:
+            return self.backends[name]
+        except KeyError:
+            known = ", ".join(sorted(self.backends)) or "none"
+            raise LMAssistError(f"unknown backend {name!r}; known backends: {known}") from None
+
+    def models(self, backend: str | None = None) -> list[ModelSpec]:
+        """Every model that can be named: registered ones, then what each available backend finds."""
+        found = {k: v for k, v in self._registered.items() if backend in (None, v.backend)}
+        for b in self.backends.values():
+            if backend not in (None, b.name):
+                continue
+            try:
+                for spec in b.models():
+                    found.setdefault(spec.full_name, spec)
+            except Exception as e:  # noqa: BLE001 - a broken backend must not hide the others
+                self.manager._fail(b.name, "models", e)
+        return sorted(found.values(), key=lambda s: (s.backend, s.name))
+
+    def resolve(self, name: str | None = None) -> ModelSpec:
+        """Turn what a user typed into a spec; no name means the configured default model."""
+        name = (name or self.settings.default_model).strip()
+        if not name:
+            raise LMAssistError("no model name given")
+        backend_name, sep, model = name.partition(":")
+        if sep and backend_name in self.backends:
+            for spec in self.models(backend_name):
+                if spec.name == model:
+                    return spec
+            return self.backend(backend_name).spec_for(model)
+        if sep and len(backend_name) > 1:  # "C:\..." is a path, "foo:bar" an unknown backend
+            self.backend(backend_name)
+        matches = [s for s in self.models() if s.name == name]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            choices = ", ".join(s.full_name for s in matches)
+            raise LMAssistError(f"model {name!r} is ambiguous; say which: {choices}")
+        names = [s.full_name for s in self.models()]
+        close = difflib.get_close_matches(name, names + [n.split(":", 1)[1] for n in names], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see 'lmassist models list'"
+        raise LMAssistError(f"unknown model {name!r}{hint}")
+
+    def load(self, name: str | None = None, **settings: Any) -> Model:
+        """Resolve and load a model, with the user's stored settings for its backend as defaults."""
+        spec = self.resolve(name)
+        backend = self.backend(spec.backend)
+        reason = backend.unavailable_reason()
+        if reason:
+            hint = f"; install it with: {backend.install_hint}" if backend.install_hint else ""
+            raise LMAssistError(f"backend {backend.name!r} is unavailable ({reason}){hint}")
+        if not spec.installed:
+            raise ModelLoadError(
+                f"model {spec.full_name} is not installed; run: lmassist models pull {spec.full_name}"
+            )
+        merged = {**self.settings.backend_settings(backend.name), **{k: v for k, v in settings.items() if v is not None}}
+        return backend.load(spec, **merged)

@@ -1,0 +1,70 @@
+"""Shared fixtures: an isolated lmassist home per test, the real default model, a fresh plugin manager."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lmassist import plugins
+
+
+def _user_models_dir() -> Path:
+    """Where the README's install put the default model (before tests move LMASSIST_HOME)."""
+    from lmassist.config import Paths
+
+    return Paths.from_env().models
+
+
+USER_MODELS = _user_models_dir()
+
+
+@pytest.fixture(autouse=True)
+def lmassist_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own config, data and cache folders; models stay shared (read-only use)."""
+    home = tmp_path / "lmassist-home"
+    monkeypatch.setenv("LMASSIST_HOME", str(home))
+    monkeypatch.setenv("LMASSIST_MODELS_DIR", str(USER_MODELS))
+    for var in ("LMASSIST_CONFIG_DIR", "LMASSIST_DATA_DIR", "LMASSIST_CACHE_DIR", "LMASSIST_MODEL", "LMASSIST_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("LMASSIST_LOAD_PLUGINS", raising=False)
+    plugins.reset_manager()
+    yield home
+    plugins.reset_manager()
+
+
+@pytest.fixture(scope="session")
+def default_gguf() -> Path:
+    from lmassist.modelfiles import DEFAULT_GGUF
+
+    path = USER_MODELS / DEFAULT_GGUF.filename
+    if not path.exists():
+        pytest.fail(
+            f"the default model is not installed at {path}; run the README's test command "
+            "(it pulls the model first: lmassist models pull smollm2-135m-instruct)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm(default_gguf: Path):
+    """The real default model through the llama.cpp backend, loaded once for the session."""
+    from lmassist.registry import Registry
+
+    plugins.reset_manager()
+    model = Registry(plugins.PluginManager(load_entry_points=False)).load("llamacpp:smollm2-135m-instruct")
+    yield model
+    model.close()
+
+
+def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real ``lmassist`` in a subprocess with the test's environment."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "lmassist", *args],
+        input=input, capture_output=True, text=True, env=full_env, timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
