@@ -14,9 +14,9 @@ import dataclasses
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 StopReason = Literal["eos", "length", "stop", "cancelled", "error"]

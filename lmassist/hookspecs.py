@@ -6,7 +6,8 @@ of the specifications below, published under the entry-point group ``lmassist``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -31,6 +32,10 @@ BUILTIN_PLUGINS = (
     "lmassist.commands.history",
     "lmassist.commands.inhouse",
     "lmassist.commands.bench",
+    "lmassist.commands.bench_hf",
+    "lmassist.commands.bench_tui",
+    "lmassist.commands.install",
+    "lmassist.tasks.builtin",
 )
 
 

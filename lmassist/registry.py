@@ -31,6 +31,12 @@ class Registry:
                 self.manager._fail(plugin, "register_models", TypeError(f"not a ModelSpec: {spec!r}"))
                 continue
             self._registered.setdefault(spec.full_name, spec)
+        self.tasks: dict[str, Any] = {}
+        for plugin, task in self.manager.collect("register_tasks"):
+            if not getattr(task, "name", None):
+                self.manager._fail(plugin, "register_tasks", TypeError(f"not a named task: {task!r}"))
+                continue
+            self.tasks.setdefault(task.name, task)
 
     @property
     def settings(self) -> Settings:
@@ -44,6 +50,13 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self.backends)) or "none"
             raise LMAssistError(f"unknown backend {name!r}; known backends: {known}") from None
+
+    def task(self, name: str) -> Any:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise LMAssistError(f"unknown task {name!r}; known tasks: {known}") from None
 
     def models(self, backend: str | None = None) -> list[ModelSpec]:
         """Every model that can be named: registered ones, then what each available backend finds."""

@@ -181,7 +181,6 @@ class LlamaCppModel(Model):
     def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         import numpy as np
 
-        llm = self._llm
         prompt_ids = self._tokenize(prompt, bos=True)
         results = []
         for continuation in continuations:
@@ -235,7 +234,7 @@ class LlamaCppModel(Model):
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1

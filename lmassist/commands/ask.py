@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from lmassist import hookimpl
-from lmassist.commands.common import load_model, model_option, options_option, read_stdin
+from lmassist.commands.common import load_model, load_options, model_option, options_option, read_stdin
 from lmassist.generation import CancelToken, Generation, GenerationOptions, LMAssistError, Message
 
 
@@ -36,18 +36,19 @@ def cancel_on_sigint(token: CancelToken) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def format_stats(gen: Generation) -> str:
+def format_stats(gen: Generation, device: str) -> str:
     s = gen.stats
     ttft = f"{s.time_to_first_token_s * 1000:.0f} ms" if s.time_to_first_token_s is not None else "n/a"
     return (
         f"{s.prompt_tokens} prompt tokens, {s.generated_tokens} generated, "
-        f"first token {ttft}, {s.tokens_per_s:.1f} tokens/s, stop: {s.stop_reason}"
+        f"first token {ttft}, {s.tokens_per_s:.1f} tokens/s, stop: {s.stop_reason}, device: {device}"
     )
 
 
 @click.command()
 @click.argument("prompt", nargs=-1)
 @model_option
+@load_options
 @click.option("-s", "--system", help="System prompt for this conversation.")
 @options_option
 @click.option("--no-stream", is_flag=True, help="Print the reply at the end instead of as it is generated.")
@@ -59,6 +60,9 @@ def format_stats(gen: Generation) -> str:
 def ask(
     prompt: tuple[str, ...],
     model: str | None,
+    device: str | None,
+    dtype: str | None,
+    trust_remote_code: bool | None,
     system: str | None,
     options: tuple[tuple[str, str], ...],
     no_stream: bool,
@@ -104,7 +108,7 @@ def ask(
     elif (continue_ or cid) and no_log:
         raise LMAssistError("--continue and --cid need history; drop --no-log")
 
-    llm = load_model(model)
+    llm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     opts = GenerationOptions.from_pairs(options)
     messages = list(history)
     if system and not (messages and messages[0].role == "system"):
@@ -130,7 +134,7 @@ def ask(
                     sys.stdout.flush()
         except KeyboardInterrupt:
             token.cancel()
-        except BaseException as e:
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the partial reply is saved
             error = e
     if store and gen.stats.generated_tokens:
         status = "interrupted" if gen.interrupted else "complete"
@@ -143,6 +147,7 @@ def ask(
     if as_json:
         out = {
             "model": llm.info.name,
+            "device": llm.info.device,
             "reply": gen.text,
             "stats": gen.stats.to_dict(),
             "conversation_id": conversation.id if conversation else None,
@@ -154,7 +159,7 @@ def ask(
     elif gen.text and not gen.text.endswith("\n"):
         sys.stdout.write("\n")
     if stats:
-        click.echo(format_stats(gen), err=True)
+        click.echo(format_stats(gen, llm.info.device), err=True)
     if gen.interrupted:
         click.echo("Interrupted: the partial reply was kept in history." if store else "Interrupted.", err=True)
         sys.exit(130)

@@ -8,7 +8,7 @@ import click
 
 from lmassist import hookimpl
 from lmassist.commands.ask import cancel_on_sigint
-from lmassist.commands.common import load_model, model_option, options_option
+from lmassist.commands.common import load_model, load_options, model_option, options_option
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message
 
 
@@ -27,12 +27,17 @@ def open_chat() -> None:
 
 
 def run_line_chat(
-    model: str | None, system: str | None, options: tuple[tuple[str, str], ...], continue_: bool, cid: str | None
+    model: str | None,
+    system: str | None,
+    options: tuple[tuple[str, str], ...],
+    continue_: bool,
+    cid: str | None,
+    **load_settings: object,
 ) -> None:
     from lmassist.store import Store
 
     store = Store()
-    llm = load_model(model)
+    llm = load_model(model, **load_settings)
     opts = GenerationOptions.from_pairs(options)
     messages: list[Message] = []
     conversation = None
@@ -80,13 +85,23 @@ def run_line_chat(
 
 @click.command()
 @model_option
+@load_options
 @click.option("-s", "--system", help="System prompt.")
 @options_option
 @click.option("-c", "--continue", "continue_", is_flag=True, help="Continue the most recent conversation.")
 @click.option("--cid", help="Continue the conversation with this id.")
-def chat(model: str | None, system: str | None, options: tuple[tuple[str, str], ...], continue_: bool, cid: str | None) -> None:
+def chat(
+    model: str | None,
+    device: str | None,
+    dtype: str | None,
+    trust_remote_code: bool | None,
+    system: str | None,
+    options: tuple[tuple[str, str], ...],
+    continue_: bool,
+    cid: str | None,
+) -> None:
     """Chat line by line in the terminal (no full-screen app), saving the conversation to history."""
-    run_line_chat(model, system, options, continue_, cid)
+    run_line_chat(model, system, options, continue_, cid, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
 
 
 @hookimpl

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -22,6 +23,19 @@ options_option = click.option(
     help="Generation option, repeatable: max_new_tokens, temperature, top_p, top_k, "
     "repetition_penalty, stop, seed.",
 )
+
+
+def load_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--device``, ``--dtype`` and ``--trust-remote-code``: how a model is loaded, not how it samples."""
+    f = click.option(
+        "--trust-remote-code", is_flag=True, default=None,
+        help="Allow a transformers model to run Python code shipped with it (off by default).",
+    )(f)
+    f = click.option(
+        "--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
+        help="Weights dtype (transformers/in-house; default: bf16/fp16 on GPU, fp32 on CPU).",
+    )(f)
+    return click.option("--device", help="Where to run: auto, cpu, cuda, cuda:N, mps (transformers/in-house).")(f)
 
 
 def get_registry() -> Any:
@@ -108,7 +122,14 @@ def console(stderr: bool = False) -> Any:
 
 def progress_bar(description: str) -> tuple[Any, Callable[[int, int | None], None]]:
     """A rich progress bar on stderr and the ``progress(done, total)`` callback that drives it."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
