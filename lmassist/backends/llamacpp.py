@@ -34,6 +34,10 @@ from lmassist.generation import (
 from lmassist.modelfiles import KNOWN_GGUFS, check_gguf, local_ggufs, pull_known
 
 DEFAULT_N_CTX = 4096  # SmolLM2 was trained on 8192; half keeps `ask` well under 400 MB
+# llama.cpp's CPU kernels round differently for a batch of one token than for a batch of many, so a
+# prompt whose last token alone was re-evaluated from the cache can flip a near-tie greedy choice.
+# Re-evaluating at least this many tokens keeps greedy replies identical, cached or not.
+MIN_REEVAL = 16
 
 
 def physical_cores() -> int:
@@ -150,6 +154,7 @@ class LlamaCppModel(Model):
         tokens = self._prompt_tokens(request)
         request.prompt_tokens = len(tokens)
         llm.set_seed(opts.seed if opts.seed is not None else random.randint(0, 2**31 - 1))
+        self._limit_reuse(tokens)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         is_eog = self._llama_cpp.llama_vocab_is_eog
         room = self.context_length - len(tokens)
@@ -175,6 +180,15 @@ class LlamaCppModel(Model):
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
+
+    def _limit_reuse(self, tokens: list[int]) -> None:
+        """Trim the evaluated prefix so llama.cpp re-reads at least MIN_REEVAL prompt tokens."""
+        llm = self._llm
+        ceiling = max(0, len(tokens) - MIN_REEVAL)
+        if llm.n_tokens > ceiling and _common_prefix(list(llm._input_ids), tokens) > ceiling:
+            llm._ctx.kv_cache_seq_rm(-1, ceiling, -1)
+            llm.n_tokens = ceiling
+            llm._requires_eval = True
 
     # -- scoring ----------------------------------------------------------------------------
 

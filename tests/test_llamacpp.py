@@ -1,0 +1,106 @@
+"""The llama.cpp backend on the real default model (SmolLM2-135M-Instruct, Q4_1)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from lmassist.generation import CancelToken, ContextLengthError, GenerationOptions, Message
+
+GREEDY = GenerationOptions(temperature=0, max_new_tokens=24, seed=1)
+
+
+def test_chat_streams_token_pieces_with_stats(smollm):
+    gen = smollm.chat([Message("user", "Name three colours.")], GREEDY)
+    chunks = list(gen)
+    assert len(chunks) > 3
+    assert "".join(chunks) == gen.text and gen.text.strip()
+    s = gen.stats
+    assert s.prompt_tokens > 5
+    assert s.generated_tokens >= len([c for c in chunks if c])
+    assert s.time_to_first_token_s is not None and s.tokens_per_s > 0
+    assert s.stop_reason in ("eos", "length")
+
+
+def test_greedy_is_deterministic(smollm):
+    msgs = [Message("user", "Write one sentence about the sea.")]
+    assert smollm.chat(msgs, GREEDY).result() == smollm.chat(msgs, GREEDY).result()
+
+
+def test_seeded_sampling_is_reproducible(smollm):
+    opts = GenerationOptions(temperature=1.0, max_new_tokens=20, seed=42)
+    msgs = [Message("user", "Invent a name for a cat.")]
+    assert smollm.chat(msgs, opts).result() == smollm.chat(msgs, opts).result()
+
+
+def test_stop_string_ends_the_reply(smollm):
+    opts = GenerationOptions(temperature=0, max_new_tokens=60)
+    full = smollm.complete("1, 2, 3, 4, 5,", opts).result()
+    assert " 7" in full
+    gen = smollm.complete("1, 2, 3, 4, 5,", opts.replace(stop=[" 7"]))
+    text = gen.result()
+    assert gen.stats.stop_reason == "stop"
+    assert " 7" not in text and full.startswith(text)
+
+
+def test_length_limit(smollm):
+    gen = smollm.complete("Once upon a time", GenerationOptions(temperature=0, max_new_tokens=5))
+    gen.result()
+    assert gen.stats.generated_tokens == 5 and gen.stats.stop_reason == "length"
+
+
+def test_cancel_from_another_thread_stops_within_a_token(smollm):
+    token = CancelToken()
+    gen = smollm.chat([Message("user", "Tell me a very long story about dragons.")],
+                      GenerationOptions(temperature=0, max_new_tokens=400), token)
+    seen = []
+    cancelled_at = None
+    for chunk in gen:
+        seen.append(chunk)
+        if len(seen) == 8:
+            threading.Thread(target=token.cancel).start()
+            cancelled_at = len(seen)
+    assert gen.interrupted
+    assert gen.stats.stop_reason == "cancelled"
+    assert len(seen) <= cancelled_at + 2
+    assert gen.text == "".join(seen) and gen.text
+
+
+def test_score_ranks_obvious_continuation_first(smollm):
+    prompt = "The capital of France is"
+    right, wrong = smollm.score(prompt, [" Paris", " potato"])
+    assert right > wrong
+    # scoring must not disturb generation that follows it
+    assert smollm.complete(prompt, GREEDY.replace(max_new_tokens=3)).result().strip()
+
+
+def test_score_is_consistent_with_prefix_reuse(smollm):
+    a = smollm.score("One, two, three,", [" four", " four five"])
+    b = smollm.score("One, two, three,", [" four"])
+    assert a[0] == pytest.approx(b[0], abs=1e-3)
+    assert a[1] < a[0] < 0
+
+
+def test_count_tokens_and_context(smollm):
+    assert smollm.count_tokens("hello world") in (2, 3)
+    assert smollm.context_length >= 2048
+    assert smollm.info.chat_template
+
+
+def test_long_conversation_is_trimmed_from_the_oldest_turns(smollm):
+    filler = "word " * 900
+    msgs = []
+    for i in range(8):
+        msgs += [Message("user", f"turn {i}: {filler}"), Message("assistant", "ok")]
+    msgs.append(Message("user", "Say hi."))
+    gen = smollm.chat(msgs, GREEDY.replace(max_new_tokens=4))
+    gen.result()
+    assert gen.stats.prompt_tokens <= smollm.context_length
+
+
+def test_a_prompt_longer_than_the_context_is_refused_with_numbers(smollm):
+    with pytest.raises(ContextLengthError, match=r"\d+ tokens"):
+        smollm.complete("word " * 10000, GREEDY).result()
+    with pytest.raises(ContextLengthError, match=r"\d+ tokens"):
+        smollm.chat([Message("user", "word " * 10000)], GREEDY).result()
