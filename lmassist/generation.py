@@ -167,6 +167,8 @@ class ModelInfo:
     chat_template: bool  # False for base models: tasks then use completion prompts
     device: str = "cpu"
     details: dict[str, Any] = field(default_factory=dict)
+    # What the model's authors recommend; callers start from these and apply the user's changes.
+    default_options: GenerationOptions = field(default_factory=GenerationOptions)
 
 
 @dataclass
@@ -332,7 +334,7 @@ class Model(ABC):
         msgs = as_messages(messages)
         if not msgs:
             raise LMAssistError("nothing to reply to: the conversation is empty")
-        request = StreamRequest((options or GenerationOptions()).validate(), cancel or CancelToken(), messages=msgs)
+        request = StreamRequest((options or self.info.default_options).validate(), cancel or CancelToken(), messages=msgs)
         return Generation(self.stream_pieces(request), request)
 
     def complete(
@@ -342,7 +344,7 @@ class Model(ABC):
         cancel: CancelToken | None = None,
     ) -> Generation:
         """Continue ``prompt`` as plain text, with no chat formatting."""
-        request = StreamRequest((options or GenerationOptions()).validate(), cancel or CancelToken(), prompt=prompt)
+        request = StreamRequest((options or self.info.default_options).validate(), cancel or CancelToken(), prompt=prompt)
         return Generation(self.stream_pieces(request), request)
 
     def __enter__(self) -> Model:

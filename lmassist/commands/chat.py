@@ -38,7 +38,7 @@ def run_line_chat(
 
     store = Store()
     llm = load_model(model, **load_settings)
-    opts = GenerationOptions.from_pairs(options)
+    opts = GenerationOptions.from_pairs(options, base=llm.info.default_options)
     messages: list[Message] = []
     conversation = None
     if continue_ or cid:
