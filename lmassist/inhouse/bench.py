@@ -1,0 +1,72 @@
+"""Benchmarks for the in-house models, printed rather than asserted (``lmassist bench inhouse``).
+
+Figures are ratios measured side by side in one run, because the machines are shared and noisy:
+
+* generation: tokens/s with the KV cache against re-reading the whole context every token;
+* training: a well-known minimal GPT recipe (4 layers, 4 heads, 128 wide, context 64, batch 12,
+  lr 1e-3, no dropout) run by our trainer, against our presets, each for the same wall-clock time,
+  scored on the whole validation split.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from lmassist.inhouse.checkpoint import load_checkpoint
+from lmassist.inhouse.model import context_limit, generate
+
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
+
+REFERENCE = dict(  # the minimal GPT recipe the issue names: nanoGPT's "baby GPT" on CPU
+    arch="transformer", batch_size=12, lr=1e-3, warmup_steps=100, dropout=0.0,
+    model_overrides=dict(n_layer=4, n_head=4, n_embd=128, context_length=64),
+)
+
+
+def generation_speeds(model: torch.nn.Module, prompt: list[int], tokens: int) -> dict[str, float]:
+    """Greedy tokens/s with and without the cache, same prompt, same tokens."""
+    out: dict[str, float] = {}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # batch-1 decoding of a small model is fastest on one thread
+    for label, cache in (("cached", True), ("uncached", False)):
+        list(generate(model, prompt, 3, temperature=0, use_cache=cache))  # warm-up
+        start = time.perf_counter()
+        n = sum(1 for _ in generate(model, prompt, tokens, temperature=0, use_cache=cache))
+        out[label] = n / (time.perf_counter() - start)
+    torch.set_num_threads(before)
+    return out
+
+
+def run_bench(model_dir: Path, tokens: int, seconds: float, data: str | None, echo: Callable[[str], None]) -> None:
+    ck = load_checkpoint(model_dir)
+    prompt = ck.tokenizer.encode("ROMEO:\n") or [ck.tokenizer.start_id()]
+    if context_limit(ck.model) is not None:
+        speeds = generation_speeds(ck.model, prompt, tokens)
+        echo(f"generation, {tokens} tokens, {model_dir.name}: KV cache {speeds['cached']:.1f} tok/s, "
+             f"no cache {speeds['uncached']:.1f} tok/s, ratio {speeds['cached'] / speeds['uncached']:.2f}×")
+    else:
+        echo(f"generation: {model_dir.name} is recurrent; it always carries its hidden state")
+    if seconds <= 0:
+        return
+    from lmassist.inhouse.train import TrainConfig, train
+
+    corpus = Path(data) if data else DEFAULT_DATA
+    runs = {
+        "reference recipe (4x4x128, ctx 64, batch 12, lr 1e-3)": TrainConfig(**REFERENCE),
+        "ours: transformer small": TrainConfig(arch="transformer", size="small"),
+        "ours: lstm small": TrainConfig(arch="lstm", size="small"),
+    }
+    echo(f"training on {corpus.name}, {seconds:.0f} s of wall-clock each, validation loss over the whole split:")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, cfg in runs.items():
+            cfg.minutes = seconds / 60
+            cfg.eval_interval = 10**9  # one validation, at the end, like the reference
+            cfg.save_train_state = False
+            result = train([corpus], Path(tmp) / "run", cfg, progress=False, log=lambda _: None)
+            echo(f"  {label:<55} val {result.final_val_loss:.3f} nats/char  "
+                 f"({result.step} steps, {result.tokens_per_s:,.0f} tok/s)")

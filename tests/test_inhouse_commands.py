@@ -1,0 +1,84 @@
+"""The train / eval / optimize commands, on a bare click group (as the real CLI registers them)."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from lmassist.commands.inhouse import register_commands  # noqa: E402
+from lmassist.generation import LMAssistError  # noqa: E402
+
+TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog.\n" * 16
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("LMASSIST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LMASSIST_MODELS_DIR", raising=False)
+    group = click.Group("lmassist")
+    bench = click.Group("bench")
+    group.add_command(bench)
+    register_commands(group)
+    return group
+
+
+def run(cli, *args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=True)
+
+
+def test_commands_are_registered_with_teaching_help(cli):
+    assert {"train", "eval", "optimize"} <= set(cli.commands)
+    assert "inhouse" in cli.commands["bench"].commands
+    out = run(cli, "train", "--help").output
+    assert "Examples" in out and "--arch" in out and "--devices" in out and "--resume" in out
+    assert "Examples" in run(cli, "eval", "--help").output
+    assert "Examples" in run(cli, "optimize", "--help").output
+
+
+@pytest.mark.slow
+def test_train_eval_optimize_end_to_end(cli, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT)
+    result = run(cli, "train", str(corpus), "--name", "catdog", "--size", "tiny", "--steps", "3",
+                 "--batch-size", "4", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "saved to" in result.output and "inhouse:catdog" in result.output
+    assert (tmp_path / "home" / "data" / "models" / "inhouse" / "catdog" / "model.safetensors").exists()
+
+    result = run(cli, "eval", "inhouse:catdog", str(corpus), "--baseline", "ngram", "--order", "3")
+    assert result.exit_code == 0, result.output
+    assert "bits/char" in result.output and "Kneser-Ney" in result.output
+
+    result = run(cli, "optimize", "catdog", "--quantize", "int8", "--prune", "0.3")
+    assert result.exit_code == 0, result.output
+    assert "size (KB)" in result.output and "inhouse:catdog-int8-pruned30" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("train", "{tmp}/missing.txt", "--steps", "1"), "no such file"),
+        (("train", "{tmp}/empty.txt", "--steps", "1"), "empty"),
+        (("train", "{tmp}/c.txt", "--steps", "1", "--minutes", "1"), "not both"),
+        (("eval", "nosuchmodel", "{tmp}/c.txt"), "unknown in-house model"),
+        (("optimize", "shakespeare"), "nothing to do"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(cli, tmp_path, args, message):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "c.txt").write_text(TEXT)
+    result = run(cli, *(a.format(tmp=tmp_path) for a in args))
+    assert isinstance(result.exception, LMAssistError), result.output
+    assert message in str(result.exception) and "\n" not in str(result.exception)
+
+
+def test_eval_of_a_corrupt_checkpoint_is_a_load_error(cli, tmp_path):
+    folder = tmp_path / "home" / "data" / "models" / "inhouse" / "broken"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{")
+    (tmp_path / "c.txt").write_text(TEXT)
+    result = run(cli, "eval", "broken", str(tmp_path / "c.txt"))
+    assert isinstance(result.exception, LMAssistError) and "config.json is corrupt" in str(result.exception)
