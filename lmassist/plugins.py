@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "lmassist.commands.chat",
     "lmassist.commands.models",
     "lmassist.commands.info",
+    "lmassist.commands.settings",
     "lmassist.commands.history",
     "lmassist.commands.inhouse",
     "lmassist.commands.bench",

@@ -20,11 +20,13 @@ class Registry:
         self.manager = manager or get_manager()
         self._settings = settings
         self.backends: dict[str, Backend] = {}
+        self._backend_plugin: dict[str, str] = {}
         for plugin, backend in self.manager.collect("register_backends"):
             if not isinstance(backend, Backend) or not backend.name:
                 self.manager._fail(plugin, "register_backends", TypeError(f"not a named Backend: {backend!r}"))
                 continue
             self.backends.setdefault(backend.name, backend)
+            self._backend_plugin.setdefault(backend.name, plugin)
         self._registered: dict[str, ModelSpec] = {}
         for plugin, spec in self.manager.collect("register_models"):
             if not isinstance(spec, ModelSpec):
@@ -68,7 +70,7 @@ class Registry:
                 for spec in b.models():
                     found.setdefault(spec.full_name, spec)
             except Exception as e:  # noqa: BLE001 - a broken backend must not hide the others
-                self.manager._fail(b.name, "models", e)
+                self.manager._fail(self._backend_plugin.get(b.name, b.name), "models", e)
         return sorted(found.values(), key=lambda s: (s.backend, s.name))
 
     def resolve(self, name: str | None = None) -> ModelSpec:

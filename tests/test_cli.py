@@ -154,3 +154,12 @@ def test_version_and_python_m():
     proc = run_cli("--version")
     assert proc.returncode == 0 and "lmassist" in proc.stdout
     assert Path(sys.executable).exists()
+
+
+def test_settings_round_trip():
+    assert run_cli("settings", "set", "llamacpp.n_ctx", "2048").returncode == 0
+    assert run_cli("settings", "get", "llamacpp.n_ctx").stdout.strip() == "2048"
+    listed = run_cli("settings", "list").stdout
+    assert '"llamacpp.n_ctx": 2048' in listed
+    assert run_cli("settings", "unset", "llamacpp.n_ctx").returncode == 0
+    assert run_cli("settings", "get", "llamacpp.n_ctx").stdout.strip() == "null"

@@ -31,7 +31,8 @@ def backends(as_json: bool) -> None:
     for col in ("backend", "status", "device", "description"):
         table.add_column(col)
     for r in rows:
-        status = "[green]available[/]" if r["available"] else f"[yellow]unavailable[/]: {r['reason']}; {r['install_hint']}"
+        hint = f"; {r['install_hint']}" if r["install_hint"] else ""
+        status = "[green]available[/]" if r["available"] else f"[yellow]unavailable[/]: {r['reason']}{hint}"
         table.add_row(r["name"], status, r["device"] or "-", r["description"])
     console().print(table)
 
