@@ -197,10 +197,14 @@ class LlamaCppModel(Model):
     def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         import numpy as np
 
-        prompt_ids = self._tokenize(prompt, bos=True)
+        # Special tokens are parsed, so a prompt rendered with the chat template scores as it generates.
+        def tokenize(text: str) -> list[int]:
+            return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+        prompt_ids = tokenize(prompt)
         results = []
         for continuation in continuations:
-            ids = self._tokenize(prompt + continuation, bos=True)
+            ids = tokenize(prompt + continuation)
             start = _common_prefix(prompt_ids, ids)
             if start == len(ids):  # an empty continuation has probability one
                 results.append(0.0)

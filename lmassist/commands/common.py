@@ -138,6 +138,8 @@ def progress_bar(description: str) -> tuple[Any, Callable[[int, int | None], Non
     task = bar.add_task(description, total=None)
 
     def update(done: int, total: int | None) -> None:
+        if not bar.live.is_started:  # drawn on first progress, so a failure before it prints one line
+            bar.start()
         bar.update(task, completed=done, total=total)
 
     return bar, update

@@ -75,8 +75,10 @@ def pull(name: str) -> None:
         click.echo(f"{spec.full_name} is already installed ({spec.source})")
         return
     bar, update = progress_bar(f"pulling {spec.full_name}")
-    with bar:
+    try:
         spec.pull(update)
+    finally:
+        bar.stop()
     click.echo(f"installed {spec.full_name}")
 
 

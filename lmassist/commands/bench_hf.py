@@ -1,0 +1,139 @@
+"""``lmassist bench hf``: the transformers backend against raw transformers, in one run.
+
+Two figures, each a ratio of things measured side by side (the machines are shared and noisy):
+our streamed tokens/s against a raw ``model.generate`` call on the same model, prompt and settings
+(rounds interleaved, medians compared), and, for a GGUF model, a load from our safetensors cache
+against the first load that converts the GGUF.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import click
+
+from lmassist import hookimpl
+from lmassist.commands.common import get_registry, load_options
+from lmassist.generation import GenerationOptions, LMAssistError, Message
+
+PROMPT = "Explain in a few paragraphs how a bicycle works, part by part."
+DEFAULT_MODEL = "hf:smollm2-135m-instruct"
+
+
+def _raw_generate(model: Any, messages: list[Message], opts: GenerationOptions) -> tuple[float, int]:
+    """transformers' own ``generate`` on the prompt our chat path builds: (tokens/s, tokens)."""
+    import torch
+
+    ids = model._encode_chat(messages)
+    inputs = model.input_tensors(ids)
+    config = model.generation_config(opts, opts.max_new_tokens)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model._model.generate(**inputs, generation_config=config)
+    elapsed = time.perf_counter() - start
+    new = out[0, len(ids):].tolist()
+    if new and new[-1] in model._eos:  # we do not count the end-of-sequence token as output
+        new = new[:-1]
+    return len(new) / elapsed, len(new)
+
+
+def _timed_load(name: str, settings: dict[str, Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    model = get_registry().load(name, **settings)
+    return time.perf_counter() - start, model
+
+
+@click.command("hf")
+@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME", help="An hf: model.")
+@load_options
+@click.option("--tokens", default=64, show_default=True, help="Tokens to generate per run.")
+@click.option("--rounds", default=3, show_default=True, help="Interleaved rounds of raw vs ours.")
+@click.option("--threads", type=int, help="torch CPU threads for both sides (default: torch's choice).")
+@click.option("--no-load", is_flag=True, help="Skip the GGUF first-load vs cached-load figure.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_hf(
+    model: str, device: str | None, dtype: str | None, trust_remote_code: bool | None,
+    tokens: int, rounds: int, threads: int | None, no_load: bool, as_json: bool,
+) -> None:
+    """Our streamed tokens/s vs raw model.generate, and cached vs first GGUF load time.
+
+    The first load converts the GGUF in a fresh temporary cache (your own cache is left alone),
+    so it costs the full conversion (~20 s for the default model on a small CPU).
+    """
+    reg = get_registry()
+    spec = reg.resolve(model)
+    if spec.backend != "hf":
+        raise LMAssistError("bench hf measures the transformers backend: pick an hf: model")
+    import torch  # imported before any timing, so neither load pays for it
+    import transformers  # noqa: F401
+
+    settings = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code, "threads": threads}
+    figures: dict[str, Any] = {"model": spec.full_name, "torch_threads": threads or torch.get_num_threads()}
+    targets = {"stream_ratio": ">= 0.95"}
+    ours_model = None
+    if spec.details.get("kind") == "gguf" and not no_load:
+        saved = os.environ.get("LMASSIST_CACHE_DIR")
+        with tempfile.TemporaryDirectory(prefix="lmassist-bench-hf-") as cache:
+            os.environ["LMASSIST_CACHE_DIR"] = cache
+            try:
+                first_s, first = _timed_load(spec.full_name, settings)
+                first.close()
+                cached_s, ours_model = _timed_load(spec.full_name, settings)
+            finally:
+                if saved is None:
+                    os.environ.pop("LMASSIST_CACHE_DIR", None)
+                else:
+                    os.environ["LMASSIST_CACHE_DIR"] = saved
+        figures.update(first_load_s=first_s, cached_load_s=cached_s, load_ratio=cached_s / first_s)
+        targets["load_ratio"] = "<= 0.2"
+    if ours_model is None:
+        ours_model = reg.load(spec.full_name, **settings)
+    figures["device"] = ours_model.info.device
+    figures["dtype"] = ours_model.info.details.get("dtype")
+    messages = [Message("user", PROMPT)]
+    opts = GenerationOptions(max_new_tokens=tokens, temperature=0.0, repetition_penalty=1.0, seed=1)
+    ours_model.chat(messages, opts.replace(max_new_tokens=4)).result()  # warm-up for both paths
+    raw_tps, ours_tps, ours_decode, counts = [], [], [], []
+    for _ in range(rounds):
+        tps, n_raw = _raw_generate(ours_model, messages, opts)
+        raw_tps.append(tps)
+        gen = ours_model.chat(messages, opts)
+        gen.result()
+        ours_tps.append(gen.stats.generated_tokens / gen.stats.total_s)
+        ours_decode.append(gen.stats.tokens_per_s)
+        counts.append((n_raw, gen.stats.generated_tokens))
+    figures.update(
+        tokens=counts[-1][1],
+        raw_tokens_per_s=statistics.median(raw_tps),
+        ours_tokens_per_s=statistics.median(ours_tps),
+        ours_decode_tokens_per_s=statistics.median(ours_decode),
+        stream_ratio=statistics.median(ours_tps) / statistics.median(raw_tps),
+    )
+    if any(a != b for a, b in counts):
+        figures["note"] = f"raw and ours generated different token counts: {counts}"
+    ours_model.close()
+    _report(figures, as_json, targets=targets)
+
+
+def _report(figures: dict[str, Any], as_json: bool, targets: dict[str, str]) -> None:
+    figures = {"python": sys.version.split()[0], "cpus": os.cpu_count(), **figures}
+    if as_json:
+        click.echo(json.dumps({**figures, "targets": targets}, indent=2))
+        return
+    for key, value in figures.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        target = f"   (target {targets[key]})" if key in targets else ""
+        click.echo(f"{key:>24}: {shown}{target}")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    group = cli.commands.get("bench")
+    if isinstance(group, click.Group):
+        group.add_command(bench_hf)
