@@ -72,8 +72,15 @@ def build_cli() -> click.Group:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the console script: run the CLI and turn failures into one-line errors."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        return build_cli().main(args=argv, prog_name="lmassist", standalone_mode=False)
+        if not args:
+            # Bare `lmassist` opens the chat app: skip building the command line, so the first
+            # frame is not kept waiting for every plugin module (the app loads them in a worker).
+            from lmassist.commands.chat import open_chat
+
+            return open_chat()
+        return build_cli().main(args=args, prog_name="lmassist", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

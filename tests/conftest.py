@@ -31,6 +31,12 @@ def lmassist_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("LMASSIST_CONFIG_DIR", "LMASSIST_DATA_DIR", "LMASSIST_CACHE_DIR", "LMASSIST_MODEL", "LMASSIST_DEBUG"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("LMASSIST_LOAD_PLUGINS", raising=False)
+    # One compute thread per model: on a shared 2-core machine llama.cpp's spinning threads collapse
+    # (measured here: 0.6 tokens/s with two threads under load, 23 with one), and tests assert
+    # behaviour, not speed.
+    settings = home / "config" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text('{"llamacpp.threads": 1, "hf.threads": 1, "inhouse.threads": 1}\n')
     plugins.reset_manager()
     yield home
     plugins.reset_manager()
@@ -55,7 +61,7 @@ def smollm(default_gguf: Path):
     from lmassist.registry import Registry
 
     plugins.reset_manager()
-    model = Registry(plugins.PluginManager(load_entry_points=False)).load("llamacpp:smollm2-135m-instruct")
+    model = Registry(plugins.PluginManager(load_entry_points=False)).load("llamacpp:smollm2-135m-instruct", threads=1)
     yield model
     model.close()
 

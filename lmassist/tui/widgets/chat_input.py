@@ -1,0 +1,73 @@
+"""The message box: multi-line, Enter sends, Ctrl+J (or Shift+Enter) adds a line, Tab completes.
+
+A ``TextArea`` rather than an ``Input`` because prompts are often pasted code or several
+paragraphs. Completion of slash commands and paths shows as ghost text (``TextArea.suggestion``),
+accepted with Tab or the right arrow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
+
+from lmassist.tui.slash import SlashCommand, complete
+
+
+class ChatInput(TextArea):
+    """Where the user types; posts :class:`ChatInput.Submitted` on Enter."""
+
+    class Submitted(Message):
+        def __init__(self, chat_input: ChatInput, text: str) -> None:
+            super().__init__()
+            self.chat_input = chat_input
+            self.text = text
+
+    class Candidates(Message):
+        """The completions for what is typed now, for the hint line under the box."""
+
+        def __init__(self, candidates: list[str]) -> None:
+            super().__init__()
+            self.candidates = candidates
+
+    def __init__(self, commands: Callable[[], list[SlashCommand]] | None = None, **kwargs: object) -> None:
+        super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
+                         highlight_cursor_line=False, compact=True, **kwargs)  # type: ignore[arg-type]
+        self._commands = commands or (lambda: [])
+        self._shown: list[str] = []
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            text = self.text
+            if text.strip():
+                self.post_message(self.Submitted(self, text))
+            return
+        if event.key in ("ctrl+j", "shift+enter", "alt+enter"):
+            event.stop()
+            event.prevent_default()
+            self.insert("\n")
+            return
+        if event.key == "tab" and self.suggestion:
+            event.stop()
+            event.prevent_default()
+            self.insert(self.suggestion)
+            return
+        await super()._on_key(event)
+
+    def update_suggestion(self) -> None:
+        """Ghost text for the command word or path being typed (only at the end of the text)."""
+        text = self.text
+        at_end = self.cursor_location == self.document.end
+        suffix, found = complete(text, self._commands()) if at_end and text.startswith("/") else ("", [])
+        self.suggestion = suffix
+        if found != self._shown:
+            self._shown = found
+            self.post_message(self.Candidates(found))
+
+    def clear_text(self) -> None:
+        self.clear()
+        self.suggestion = ""

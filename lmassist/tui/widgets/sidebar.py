@@ -1,0 +1,138 @@
+"""The history sidebar: past conversations, full-text search over all of them, and what to do with one.
+
+Search runs as you type (the store's FTS5 index answers in milliseconds); an empty search lists the
+most recent conversations. The sidebar only posts messages; the chat screen owns the store and does
+the resuming, renaming, deleting and exporting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+MARK_ON, MARK_OFF = "\x01", "\x02"
+
+
+def snippet_text(snippet: str) -> Text:
+    """A search snippet with the matched words in bold (the store wraps them in our markers)."""
+    text = Text()
+    bold = False
+    for part in snippet.replace(MARK_OFF, MARK_ON).split(MARK_ON):
+        text.append(" ".join(part.split("\n")), style="bold reverse" if bold else "")
+        bold = not bold
+    return text
+
+
+def describe(conv: Any) -> str:
+    """The line under a conversation's title: when it was last used and how long it is."""
+    return f"{conv.updated.astimezone():%Y-%m-%d %H:%M} · {conv.message_count} msgs"
+
+
+class HistorySidebar(Vertical):
+    """Conversations, newest first, or search hits while the search box has text."""
+
+    BINDINGS = [
+        Binding("f2", "rename", "Rename"),
+        Binding("delete", "delete", "Delete"),
+        Binding("f6", "export('md')", "Export md"),
+        Binding("f7", "export('json')", "Export json"),
+    ]
+
+    class Action(Message):
+        """``resume``, ``rename``, ``delete`` or ``export`` asked for conversation ``cid``."""
+
+        def __init__(self, action: str, cid: str, arg: str = "") -> None:
+            super().__init__()
+            self.action = action
+            self.cid = cid
+            self.arg = arg
+
+    def __init__(self, store: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+
+    def compose(self) -> ComposeResult:
+        yield Static("History", classes="sidebar-title")
+        yield Input(placeholder="Search all chats…", id="history-search")
+        yield OptionList(id="history-list")
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    @property
+    def query_text(self) -> str:
+        return self.query_one("#history-search", Input).value.strip()
+
+    def reload(self) -> None:
+        """List conversations, or the hits for the current search."""
+        options: list[Option] = []
+        if self.query_text:
+            try:
+                hits = self.store.search(self.query_text, limit=50, highlight=(MARK_ON, MARK_OFF))
+            except Exception as e:  # noqa: BLE001 - a bad query is shown, not raised
+                self.app.notify(str(e), severity="error")
+                hits = []
+            seen: set[str] = set()
+            for hit in hits:
+                if hit.conversation_id in seen:
+                    continue
+                seen.add(hit.conversation_id)
+                label = Text(hit.conversation_title or "Untitled conversation", style="bold")
+                label.append("\n").append_text(snippet_text(hit.snippet))
+                options.append(Option(label, id=hit.conversation_id))
+            if not options:
+                options.append(Option(Text("no matches", style="dim"), id="-", disabled=True))
+        else:
+            for conv in self.store.conversations(limit=200):
+                label = Text(conv.display_title, style="bold")
+                label.append("\n" + describe(conv), style="dim")
+                options.append(Option(label, id=conv.id))
+        option_list = self.query_one("#history-list", OptionList)
+        option_list.clear_options()
+        option_list.add_options(options)
+
+    @on(Input.Changed, "#history-search")
+    def _search(self) -> None:
+        self.reload()
+
+    @on(Input.Submitted, "#history-search")
+    def _to_list(self) -> None:
+        option_list = self.query_one("#history-list", OptionList)
+        option_list.focus()
+        if option_list.option_count:
+            option_list.highlighted = 0
+
+    @on(OptionList.OptionSelected, "#history-list")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id and event.option.id != "-":
+            self.post_message(self.Action("resume", event.option.id))
+
+    def _current(self) -> str | None:
+        option_list = self.query_one("#history-list", OptionList)
+        if option_list.highlighted is None:
+            return None
+        option = option_list.get_option_at_index(option_list.highlighted)
+        return option.id if option.id != "-" else None
+
+    def action_rename(self) -> None:
+        cid = self._current()
+        if cid:
+            self.post_message(self.Action("rename", cid))
+
+    def action_delete(self) -> None:
+        cid = self._current()
+        if cid:
+            self.post_message(self.Action("delete", cid))
+
+    def action_export(self, fmt: str) -> None:
+        cid = self._current()
+        if cid:
+            self.post_message(self.Action("export", cid, fmt))
