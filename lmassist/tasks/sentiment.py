@@ -1,0 +1,327 @@
+"""Sentiment: a label (positive / negative, and neutral when asked) and a confidence, per text or line.
+
+For a 135M model the prompt form decides everything. A zero-shot chat prompt says "positive" to
+everything (accuracy 0.50 on the dev set); a few-shot completion prompt whose label log-likelihoods
+are compared does far better. So with a backend that has ``score`` we classify by the likelihood of
+the label words after a few-shot prompt (``--ensemble`` averages three prompt forms); without
+``score`` we generate after the same few-shot prompt and parse the word. Calibration (subtracting
+the label prior measured on content-free inputs) is an option, measured by ``lmassist bench
+sentiment`` rather than assumed to help.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Model
+from lmassist.tasks.base import Param, Progress, Task, TaskInput, TaskResult, read_inputs
+
+# Shots written for this project in the style of one-sentence movie reviews (none from the dev set).
+# Mixed verdicts ("..., but ...") come first: on 100 dev rows they lifted one form from 0.77 to 0.80
+# over clear-cut shots alone, since the real reviews hedge.
+SHOTS: tuple[tuple[str, str], ...] = (
+    ("while the acting is uneven , the film's warmth and humor win you over .", "positive"),
+    ("it looks great , but the story never comes alive and the ending is a letdown .", "negative"),
+    ("not a perfect movie , but a smart and surprisingly touching one .", "positive"),
+    ("the cast tries hard , yet the script gives them nothing to do .", "negative"),
+    ("a gorgeous , witty and deeply moving film that stays with you .", "positive"),
+    ("the plot is a mess and the jokes fall flat .", "negative"),
+    ("the performances are terrific , and the script is sharp and funny .", "positive"),
+    ("a dull , lifeless exercise that wastes a fine cast .", "negative"),
+)
+NEUTRAL_SHOTS: tuple[tuple[str, str], ...] = (
+    ("the film opens in theaters on friday and runs two hours .", "neutral"),
+    ("the meeting is scheduled for tuesday at ten .", "neutral"),
+)
+CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+@dataclass(frozen=True)
+class PromptForm:
+    """One few-shot form: how a shot reads, how the query ends, and the word for each label."""
+
+    name: str
+    shot: str
+    query: str
+    words: dict[str, str]
+
+    def prefix(self, labels: tuple[str, ...], shots: int) -> str:
+        pool = [s for s in SHOTS if s[1] in labels]
+        chosen = pool[:shots]
+        if "neutral" in labels:
+            chosen = [*chosen[: max(0, shots - 2)], *NEUTRAL_SHOTS]
+        return "".join(self.shot.format(t=t, w=self.words[lab]) for t, lab in chosen)
+
+    def prompt(self, prefix: str, text: str) -> str:
+        return prefix + self.query.format(t=" ".join(text.split()))
+
+
+FORMS: dict[str, PromptForm] = {
+    "review": PromptForm(
+        "review", "Review: {t}\nSentiment: {w}\n\n", "Review: {t}\nSentiment:",
+        {"positive": "positive", "negative": "negative", "neutral": "neutral"},
+    ),
+    "movie": PromptForm(
+        "movie", "Review: {t}\nThe movie was {w}\n\n", "Review: {t}\nThe movie was",
+        {"positive": "great", "negative": "terrible", "neutral": "okay"},
+    ),
+    "liked": PromptForm(
+        "liked", "Movie review: {t}\nDid the critic like the movie? {w}\n\n",
+        "Movie review: {t}\nDid the critic like the movie?",
+        {"positive": "Yes", "negative": "No", "neutral": "Maybe"},
+    ),
+}
+ENSEMBLE = ("review", "movie", "liked")
+# Measured on the 300 dev rows (`lmassist bench sentiment`): one "Review/Sentiment" form with four
+# shots, label by first token, scored 0.813; the three-form, eight-shot ensemble 0.803 at 3x the
+# cost; calibration lowered both (0.703, 0.800). So the single form is the default.
+DEFAULT_FORMS = ("review",)
+
+
+class SentimentClassifier:
+    """Label texts with one model: by label likelihood when it can score, else by generation."""
+
+    def __init__(
+        self,
+        model: Model,
+        forms: tuple[str, ...] = DEFAULT_FORMS,
+        shots: int = 4,
+        calibrate: bool = False,
+        neutral: bool = False,
+        method: str = "auto",
+        suffix: str = "",
+    ) -> None:
+        unknown = [f for f in forms if f not in FORMS]
+        if unknown:
+            raise LMAssistError(f"unknown prompt form {unknown[0]!r}; choose from {', '.join(FORMS)}")
+        self.model = model
+        self.labels: tuple[str, ...] = ("positive", "negative", "neutral") if neutral else ("positive", "negative")
+        self.forms = [FORMS[f] for f in forms]
+        self.shots = shots
+        self.suffix = suffix
+        if method == "auto":
+            method = "score" if model.supports_score else "generate"
+        if method == "score" and not model.supports_score:
+            raise LMAssistError(f"{model.info.name} cannot score continuations; use --method generate")
+        self.method = method
+        self.calibrate = calibrate and method == "score"
+        self._prefix = {f.name: f.prefix(self.labels, shots) for f in self.forms}
+        self._prior: dict[str, list[float]] | None = None
+
+    def _fit(self, text: str) -> str:
+        """Keep the text short enough to fit after the longest few-shot prefix (head of the text)."""
+        room = self.model.context_length - max(self.model.count_tokens(p) for p in self._prefix.values()) - 32
+        if self.model.count_tokens(text) <= room:
+            return text
+        words = text.split()
+        while words and self.model.count_tokens(" ".join(words)) > room:
+            words = words[: int(len(words) * 0.8)]
+        return " ".join(words)
+
+    def _form_scores(self, form: PromptForm, text: str) -> list[float]:
+        conts = [" " + form.words[lab] + self.suffix for lab in self.labels]
+        return self.model.score(form.prompt(self._prefix[form.name], text), conts)
+
+    def prior(self) -> dict[str, list[float]]:
+        """Mean label log-likelihoods on content-free inputs, per prompt form (for calibration)."""
+        if self._prior is None:
+            self._prior = {}
+            for form in self.forms:
+                rows = [self._form_scores(form, c) for c in CONTENT_FREE]
+                self._prior[form.name] = [sum(col) / len(rows) for col in zip(*rows, strict=True)]
+        return self._prior
+
+    def classify(self, text: str) -> dict[str, Any]:
+        return self.classify_many([text])[0]
+
+    def classify_many(self, texts: list[str], progress: Progress | None = None,
+                      cancel: CancelToken | None = None) -> list[dict[str, Any]]:
+        """Label many texts, prompt form by prompt form, so each few-shot prefix is evaluated once
+        and stays in the backend's prefix cache while every text is scored after it."""
+        texts = [self._fit(t) for t in texts]
+        if self.method == "generate":
+            out = []
+            for i, t in enumerate(texts):
+                if cancel is not None and cancel.cancelled:
+                    break
+                out.append(self._generate(t))
+                if progress:
+                    progress(i + 1, len(texts))
+            return out
+        prior = self.prior() if self.calibrate else None
+        totals = [[0.0] * len(self.labels) for _ in texts]
+        steps, done = len(texts) * len(self.forms), 0
+        for form in self.forms:
+            for i, text in enumerate(texts):
+                if cancel is not None and cancel.cancelled:
+                    return []
+                scores = self._form_scores(form, text)
+                if prior is not None:
+                    scores = [s - p for s, p in zip(scores, prior[form.name], strict=True)]
+                probs = _softmax(scores)
+                totals[i] = [t + math.log(max(p, 1e-12)) for t, p in zip(totals[i], probs, strict=True)]
+                done += 1
+                if progress:
+                    progress(done, steps)
+        results = []
+        for total in totals:
+            probs = _softmax([t / len(self.forms) for t in total])
+            best = max(range(len(self.labels)), key=probs.__getitem__)
+            results.append({
+                "label": self.labels[best],
+                "confidence": round(probs[best], 4),
+                "scores": {lab: round(p, 4) for lab, p in zip(self.labels, probs, strict=True)},
+            })
+        return results
+
+    def _generate(self, text: str) -> dict[str, Any]:
+        """No ``score``: let each form's prompt generate a word, parse it, and vote."""
+        votes: dict[str, int] = dict.fromkeys(self.labels, 0)
+        opts = GenerationOptions(max_new_tokens=4, temperature=0.0, repetition_penalty=1.0, stop=("\n",))
+        for form in self.forms:
+            reply = self.model.complete(form.prompt(self._prefix[form.name], text), opts).result().strip().lower()
+            for lab in self.labels:
+                if reply.startswith(form.words[lab].lower()):
+                    votes[lab] += 1
+                    break
+        best = max(self.labels, key=lambda lab: (votes[lab], lab == "neutral" and "neutral" in self.labels))
+        n = sum(votes.values())
+        confidence = votes[best] / n if n else 0.0
+        if n == 0:
+            best = "neutral" if "neutral" in self.labels else "unknown"
+        return {
+            "label": best,
+            "confidence": round(confidence, 4),
+            "scores": {lab: round(v / n, 4) if n else 0.0 for lab, v in votes.items()},
+        }
+
+
+def _softmax(xs: list[float]) -> list[float]:
+    m = max(xs)
+    es = [math.exp(x - m) for x in xs]
+    z = sum(es)
+    return [e / z for e in es]
+
+
+RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["task", "model", "method", "calibrated", "labels", "results"],
+    "properties": {
+        "task": {"const": "sentiment"},
+        "model": {"type": "string", "description": "the model's full name, backend:model"},
+        "method": {"enum": ["score", "generate"], "description": "label likelihood, or generate-and-parse"},
+        "calibrated": {"type": "boolean"},
+        "labels": {"type": "array", "items": {"type": "string"}},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["source", "line", "text", "label", "confidence", "scores"],
+                "properties": {
+                    "source": {"type": "string", "description": "file path, 'stdin' or 'text'"},
+                    "line": {"type": ["integer", "null"], "description": "1-based line with --per-line, else null"},
+                    "text": {"type": "string"},
+                    "label": {"enum": ["positive", "negative", "neutral", "unknown"]},
+                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                    "scores": {"type": "object", "additionalProperties": {"type": "number"},
+                               "description": "probability per label (vote share when generating)"},
+                },
+            },
+        },
+    },
+}
+
+
+class SentimentTask(Task):
+    name = "sentiment"
+    summary = "Label text as positive or negative (or neutral), with a confidence, per text or per line."
+    description = (
+        "Label the sentiment of text: positive or negative (add --neutral for a third label), with a "
+        "confidence. Reads FILEs, stdin ('-' or nothing piped) or --text. With a model that can score, "
+        "the label is chosen by the likelihood of the label words after few-shot prompts; otherwise the "
+        "model generates a word that is parsed."
+    )
+    params = (
+        Param("files", "argument", metavar="[FILE|-]", multiple=True, files=True),
+        Param("text", "option", help="Classify this text instead of reading files.", flags=("-t", "--text"), metavar="T"),
+        Param("per_line", "flag", help="Classify each non-empty line on its own.", flags=("--per-line",)),
+        Param("neutral", "flag", help="Allow a third label, neutral.", flags=("--neutral",)),
+        Param("calibrate", "flag", help="Subtract the label prior measured on content-free inputs "
+              "(measured: lowers dev accuracy 0.81 -> 0.70 with the default model).", flags=("--calibrate",)),
+        Param("ensemble", "flag", flags=("--ensemble",),
+              help="Average three prompt forms with eight shots each (3x slower; measured 0.80 vs 0.81)."),
+        Param("method", "option", choices=("auto", "score", "generate"), default="auto",
+              help="score: label likelihood (needs a backend with scoring); generate: generate and parse."),
+    )
+    json_schema = RESULT_SCHEMA
+    reads_files = True
+    examples = (
+        "lmassist sentiment reviews.txt --per-line --json",
+        'lmassist sentiment --text "what a wonderful film"',
+        "cat review.txt | lmassist sentiment",
+    )
+
+    def check(self, values: dict[str, Any]) -> None:
+        if values.get("text") is not None and values.get("files"):
+            raise LMAssistError("give either --text or files, not both")
+        if values.get("text") is not None and not values["text"].strip():
+            raise LMAssistError("--text is empty: nothing to classify")
+
+    def needs_files(self, values: dict[str, Any]) -> bool:
+        return values.get("text") is None and not values.get("files")
+
+    def inputs(self, values: dict[str, Any]) -> list[TaskInput]:
+        if values.get("text") is not None:
+            return [TaskInput("text", values["text"])]
+        return read_inputs(values.get("files") or (), values.get("encoding"))
+
+    def run(
+        self,
+        model: Model,
+        values: dict[str, Any],
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> TaskResult:
+        self.check(values)
+        items: list[tuple[str, int | None, str]] = []
+        for inp in self.inputs(values):
+            if values.get("per_line"):
+                items += [(inp.source, i, line.strip()) for i, line in enumerate(inp.text.splitlines(), 1) if line.strip()]
+            else:
+                items.append((inp.source, None, inp.text.strip()))
+        shape: dict[str, Any] = {"forms": ENSEMBLE, "shots": 8, "suffix": "\n"} if values.get("ensemble") else {}
+        clf = SentimentClassifier(
+            model, calibrate=bool(values.get("calibrate")), neutral=bool(values.get("neutral")),
+            method=values.get("method") or "auto", **shape,
+        )
+        labelled = clf.classify_many([text for _, _, text in items], progress, cancel)
+        results = [{"source": src, "line": line, "text": text, **lab}
+                   for (src, line, text), lab in zip(items, labelled, strict=False)]
+        data = {
+            "task": "sentiment", "model": model.info.name, "method": clf.method,
+            "calibrated": clf.calibrate, "labels": list(clf.labels), "results": results,
+        }
+        return TaskResult(text=_as_text(results), data=data, markdown=_as_markdown(results))
+
+
+def _as_text(results: list[dict[str, Any]]) -> str:
+    if len(results) == 1 and results[0]["line"] is None:
+        r = results[0]
+        return f"{r['label']}\t{r['confidence']:.2f}"
+    lines = []
+    for r in results:
+        where = f"{r['source']}:{r['line']}" if r["line"] is not None else r["source"]
+        snippet = r["text"] if len(r["text"]) <= 60 else r["text"][:57] + "..."
+        lines.append(f"{r['label']}\t{r['confidence']:.2f}\t{where}\t{snippet}")
+    return "\n".join(lines)
+
+
+def _as_markdown(results: list[dict[str, Any]]) -> str:
+    rows = ["| label | confidence | text |", "|---|---|---|"]
+    for r in results:
+        snippet = r["text"] if len(r["text"]) <= 80 else r["text"][:77] + "..."
+        cell = snippet.replace("|", "\\|")
+        rows.append(f"| **{r['label']}** | {r['confidence']:.2f} | {cell} |")
+    return "\n".join(rows)

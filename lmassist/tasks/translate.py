@@ -1,0 +1,202 @@
+"""Translation, paragraph by paragraph, keeping the Markdown structure around the translated text.
+
+Small models translate short, plain sentences best and mangle markup, so the structure is never
+handed to the model: headings, list markers, quotes, link targets, inline code and URLs are cut out
+and put back around translated runs of plain text; fenced code blocks, tables, HTML and rules pass
+through byte for byte. Chat models get an instruction; base models (Gemma-3-270M, GPT-2) get
+"English: … / French: …" pairs ending on the target-language cue, stopped at the newline.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
+from lmassist.tasks import prompts
+from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
+from lmassist.tasks.chunking import Block, iter_blocks, split_sentences
+
+LANGUAGES: dict[str, str] = {
+    "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
+    "el": "Greek", "en": "English", "es": "Spanish", "et": "Estonian", "fi": "Finnish", "fr": "French",
+    "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese",
+    "ko": "Korean", "lt": "Lithuanian", "lv": "Latvian", "nl": "Dutch", "no": "Norwegian", "pl": "Polish",
+    "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish",
+    "th": "Thai", "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
+}
+
+# Three short pairs per target for few-shot completion prompts (written for this project).
+SHOT_SOURCES = ("The weather is nice today.", "Where is the train station?", "I read this book last year, and I liked it.")
+SHOTS: dict[str, tuple[str, str, str]] = {
+    "fr": ("Il fait beau aujourd'hui.", "Où est la gare ?", "J'ai lu ce livre l'année dernière, et je l'ai aimé."),
+    "de": ("Das Wetter ist heute schön.", "Wo ist der Bahnhof?", "Ich habe dieses Buch letztes Jahr gelesen, und es hat mir gefallen."),
+    "es": ("Hoy hace buen tiempo.", "¿Dónde está la estación de tren?", "Leí este libro el año pasado y me gustó."),
+    "it": ("Oggi il tempo è bello.", "Dov'è la stazione ferroviaria?", "Ho letto questo libro l'anno scorso e mi è piaciuto."),
+    "pt": ("O tempo está bom hoje.", "Onde fica a estação de trem?", "Li este livro no ano passado e gostei dele."),
+    "nl": ("Het weer is mooi vandaag.", "Waar is het treinstation?", "Ik heb dit boek vorig jaar gelezen en ik vond het mooi."),
+}
+
+# Inline pieces that are never translated: code spans, images, autolinks/URLs, link targets, HTML tags.
+_PROTECTED = re.compile(
+    r"(`+)(?:.+?)\1"                       # inline code
+    r"|!\[[^\]]*\]\([^)]*\)"               # images, alt text included
+    r"|\]\([^)]*\)"                        # a link's target: "](url)"
+    r"|<[^>\s]+>"                          # autolinks and tags
+    r"|https?://\S+"                       # bare URLs
+    r"|[\[\]]"                             # link text brackets
+    r"|\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)"  # emphasis markers
+)
+_HEADING = re.compile(r"^( {0,3}#{1,6}\s+)(.*?)(\s+#+\s*)?$")
+_LIST = re.compile(r"^(\s*(?:[-*+]|\d{1,9}[.)])\s+(?:\[[ xX]\]\s+)?)(.*)$")
+_QUOTE = re.compile(r"^(\s*(?:>\s?)+)(.*)$")
+
+
+def resolve_language(name: str) -> str:
+    """An ISO 639-1 code from a code or an English name, or a one-line error listing the choices."""
+    key = name.strip().lower()
+    if key in LANGUAGES:
+        return key
+    for code, lang in LANGUAGES.items():
+        if lang.lower() == key:
+            return code
+    base = key.split("-")[0].split("_")[0]
+    if base in LANGUAGES:
+        return base
+    choices = ", ".join(f"{c} ({n})" for c, n in LANGUAGES.items())
+    raise LMAssistError(f"unknown language {name!r}; choose one of: {choices}")
+
+
+class Translator:
+    """Translate Markdown text with one model, keeping the structure and leaving code untouched."""
+
+    def __init__(self, model: Model, target: str, source: str = "en") -> None:
+        self.model = model
+        self.target, self.source = resolve_language(target), resolve_language(source)
+        self.form = prompts.form_for(model)
+        self._shots = ""
+        if self.source == "en" and self.target in SHOTS:
+            src, tgt = LANGUAGES["en"], LANGUAGES[self.target]
+            self._shots = "".join(f"{src}: {a}\n{tgt}: {b}\n\n" for a, b in zip(SHOT_SOURCES, SHOTS[self.target], strict=True))
+
+    def translate_document(self, text: str, progress: Progress | None = None,
+                           cancel: CancelToken | None = None) -> str:
+        blocks = list(iter_blocks(text.splitlines(keepends=True)))
+        todo = sum(1 for b in blocks if _translatable(b))
+        done, out = 0, []
+        for block in blocks:
+            if not _translatable(block) or (cancel is not None and cancel.cancelled):
+                out.append(block.text)
+                continue
+            out.append(self.translate_block(block, cancel))
+            done += 1
+            if progress:
+                progress(done, todo)
+        return "".join(out)
+
+    def translate_block(self, block: Block, cancel: CancelToken | None = None) -> str:
+        """One block with its Markdown prefix kept: heading marks, list markers, quote marks."""
+        ending = block.text[len(block.text.rstrip("\r\n")):]
+        lines = block.text.rstrip("\r\n").splitlines()
+        if block.kind == "heading":
+            m = _HEADING.match(lines[0])
+            if m:
+                return m.group(1) + self.translate_inline(m.group(2), cancel) + (m.group(3) or "") + ending
+        if block.kind in ("list", "quote"):
+            m = (_LIST if block.kind == "list" else _QUOTE).match(lines[0])
+            if m:
+                rest = " ".join([m.group(2), *(ln.strip().lstrip(">").strip() for ln in lines[1:])])
+                return m.group(1) + self.translate_inline(rest, cancel) + ending
+        indent = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
+        return indent + self.translate_inline(" ".join(ln.strip() for ln in lines), cancel) + ending
+
+    def translate_inline(self, text: str, cancel: CancelToken | None = None) -> str:
+        """Translate the plain runs between protected inline pieces (code, URLs, link targets)."""
+        out, pos = [], 0
+        for m in _PROTECTED.finditer(text):
+            out.append(self._run(text[pos : m.start()], cancel))
+            out.append(m.group(0))
+            pos = m.end()
+        out.append(self._run(text[pos:], cancel))
+        return "".join(out)
+
+    def _run(self, run: str, cancel: CancelToken | None) -> str:
+        if not re.search(r"[^\W\d_]", run):  # nothing to translate: spaces, digits, punctuation
+            return run
+        lead = run[: len(run) - len(run.lstrip())]
+        trail = run[len(run.rstrip()):]
+        body = run.strip()
+        sentences = split_sentences(body) if self.model.count_tokens(body) > 60 else [body]
+        translated = " ".join(self.translate_sentence(s, cancel) for s in sentences)
+        return lead + translated + trail
+
+    def translate_sentence(self, sentence: str, cancel: CancelToken | None = None) -> str:
+        n = self.model.count_tokens(sentence)
+        opts = GenerationOptions(max_new_tokens=min(2 * n + 16, 512), temperature=0.0, repetition_penalty=1.05)
+        src, tgt = LANGUAGES[self.source], LANGUAGES[self.target]
+        if self.form == "chat":
+            messages = [
+                Message("system", prompts.template("translate", "chat", "system")),
+                Message("user", prompts.render(prompts.template("translate", "chat", "user"),
+                                               source=src, target=tgt, text=sentence)),
+            ]
+            out = self.model.chat(messages, opts, cancel).result()
+        else:
+            prompt = prompts.render(prompts.template("translate", "completion", "prompt"),
+                                    shots=self._shots, source=src, target=tgt, text=sentence)
+            out = self.model.complete(prompt, opts.replace(stop=prompts.stops("translate")), cancel).result()
+        out = " ".join(out.split())
+        return out or sentence
+
+
+def _translatable(block: Block) -> bool:
+    return block.kind in ("heading", "list", "quote", "text") and bool(re.search(r"[^\W\d_]", block.text))
+
+
+TRANSLATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["task", "model", "source_language", "target_language", "translations"],
+    "properties": {
+        "task": {"const": "translate"},
+        "model": {"type": "string"},
+        "source_language": {"type": "string", "description": "ISO 639-1 code"},
+        "target_language": {"type": "string", "description": "ISO 639-1 code"},
+        "translations": {"type": "array", "items": {"type": "object", "properties": {
+            "source": {"type": "string"}, "text": {"type": "string"}}}},
+    },
+}
+
+
+class TranslateTask(Task):
+    name = "translate"
+    summary = "Translate files or stdin paragraph by paragraph, keeping Markdown structure and code."
+    description = (
+        "Translate FILE (or stdin, '-') into --to LANG, paragraph by paragraph. Headings, list markers, "
+        "quotes and link targets are kept; fenced code blocks, inline code, URLs and tables are left "
+        "untouched. LANG is an ISO 639-1 code or an English name (fr, French). The default 135M model "
+        "cannot really translate; a multilingual model such as Gemma-3-270M (-m gemma3-270m) does far better."
+    )
+    params = (
+        Param("files", "argument", metavar="[FILE|-]", multiple=True, files=True),
+        Param("to", "option", flags=("-t", "--to"), metavar="LANG", required=True, help="Target language (code or name)."),
+        Param("source_lang", "option", flags=("-f", "--from"), metavar="LANG", default="en",
+              help="Source language (code or name)."),
+    )
+    json_schema = TRANSLATE_SCHEMA
+    reads_files = True
+    examples = ("lmassist translate README.md --to fr -o README.fr.md", "echo 'Good morning' | lmassist translate --to German")
+
+    def check(self, values: dict[str, Any]) -> None:
+        resolve_language(values.get("to") or "")
+        resolve_language(values.get("source_lang") or "en")
+
+    def run(self, model: Model, values: dict[str, Any], progress: Progress | None = None,
+            cancel: CancelToken | None = None) -> TaskResult:
+        self.check(values)
+        inputs = read_inputs(values.get("files") or (), values.get("encoding"))
+        translator = Translator(model, values["to"], values.get("source_lang") or "en")
+        results = [{"source": i.source, "text": translator.translate_document(i.text, progress, cancel)} for i in inputs]
+        text = "".join(r["text"] for r in results) if len(results) == 1 else "\n".join(r["text"] for r in results)
+        data = {"task": "translate", "model": model.info.name, "source_language": translator.source,
+                "target_language": translator.target, "translations": results}
+        return TaskResult(text=text, data=data, markdown=text)
