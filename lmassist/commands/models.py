@@ -74,12 +74,17 @@ def pull(name: str) -> None:
     if spec.installed and not spec.details.get("always_pull"):
         click.echo(f"{spec.full_name} is already installed ({spec.source})")
         return
+    terms = spec.details.get("terms")
+    if terms:
+        click.echo(f"Note: {terms}", err=True)
     bar, update = progress_bar(f"pulling {spec.full_name}")
     try:
         spec.pull(update)
     finally:
         bar.stop()
     click.echo(f"installed {spec.full_name}")
+    if terms and spec.details.get("terms_path"):
+        click.echo(f"The terms of use are saved at {spec.details['terms_path']}", err=True)
 
 
 @models.command()
