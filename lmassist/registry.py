@@ -86,7 +86,7 @@ class Registry:
             return self.backend(backend_name).spec_for(model)
         if sep and len(backend_name) > 1:  # "C:\..." is a path, "foo:bar" an unknown backend
             self.backend(backend_name)
-        matches = [s for s in self.models() if s.name == name]
+        matches = self._prefer([s for s in self.models() if s.name == name])
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -96,6 +96,16 @@ class Registry:
         close = difflib.get_close_matches(name, names + [n.split(":", 1)[1] for n in names], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see 'lmassist models list'"
         raise LMAssistError(f"unknown model {name!r}{hint}")
+
+    def _prefer(self, matches: list[ModelSpec]) -> list[ModelSpec]:
+        """Narrow a bare name found in several backends: usable backends, then the default's backend.
+
+        ``smollm2-135m-instruct`` is both a llama.cpp and a transformers model; a user who typed the
+        bare name means the one that runs here, and when both do, the default model's backend.
+        """
+        usable = [s for s in matches if self.backends[s.backend].unavailable_reason() is None] or matches
+        default_backend = self.settings.default_model.partition(":")[0]
+        return [s for s in usable if s.backend == default_backend] or usable
 
     def load(self, name: str | None = None, **settings: Any) -> Model:
         """Resolve and load a model, with the user's stored settings for its backend as defaults."""

@@ -130,3 +130,29 @@ def test_load_plugins_env_limits_third_party_plugins(site, monkeypatch):
     assert "good-plugin" not in PluginManager().info
     monkeypatch.setenv("LMASSIST_LOAD_PLUGINS", "good-plugin")
     assert "good-plugin" in PluginManager().info
+
+
+class TwinBackend(EchoBackend):
+    name = "twin"
+
+    def models(self):
+        return [ModelSpec(backend="twin", name="parrot")]
+
+
+class TwinPlugin:
+    @hookimpl
+    def register_backends(self, register):
+        register(TwinBackend())
+
+
+def test_a_bare_name_in_two_backends_prefers_the_default_models_backend(manager):
+    manager.register(TwinPlugin(), name="twin-plugin")
+    reg = Registry(manager)
+    reg.settings.values["default_model"] = "twin:something"
+    assert reg.resolve("parrot").full_name == "twin:parrot"
+    reg.settings.values["default_model"] = "llamacpp:smollm2-135m-instruct"
+    from lmassist.generation import LMAssistError
+
+    with pytest.raises(LMAssistError, match="ambiguous"):
+        reg.resolve("parrot")
+    assert reg.resolve("smollm2-135m-instruct").full_name == "llamacpp:smollm2-135m-instruct"

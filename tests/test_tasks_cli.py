@@ -96,7 +96,7 @@ def test_summarize_stdin_json_to_output_file(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout == ""
     data = json.loads(out.read_text())
-    assert data["task"] == "summarize" and data["length"] == "short"
+    assert data["task"] == "summarize" and data["length"] == "short" and data["mode"] == "extractive"
     (s,) = data["summaries"]
     assert s["source"] == "stdin" and s["summary"] and s["input_tokens"] > 10 and len(s["chunks"]) == 1
     assert not list(out.parent.glob(".*.tmp"))  # atomic write left no temporary file

@@ -181,3 +181,35 @@ def test_translate_keeps_markdown_and_code(smollm, wrapped) -> None:
     assert sum(1 for ln in lines if ln.startswith("- ")) == 2
     assert "`settings`" in out
     assert seen[-1] == (4, 4)
+
+
+ARTICLE = (
+    "(CNN)The city council approved a new flood barrier for the river on Tuesday. "
+    "The barrier will cost twelve million dollars and take three years to build. "
+    "Scroll down for video . "
+    "Residents have asked for flood protection since the river burst its banks in 2019. "
+    "The mayor said the barrier would protect four thousand homes along the river. "
+    "Some shop owners worry that the building work will block the road to the market. "
+    "Work on the flood barrier starts in the spring."
+)
+
+
+def test_extractive_summary_copies_sentences_from_the_input(smollm) -> None:
+    from lmassist.tasks.summarize import clean_sentences
+
+    s = Summarizer(smollm, "medium", mode="extractive", weights=(1.0, 1.0, 0.5))
+    out = s.summarize(ARTICLE)
+    picked = clean_sentences(out["summary"])
+    source = clean_sentences(ARTICLE)
+    assert len(picked) == 3 and all(p in source for p in picked)  # verbatim input sentences, input order
+    assert [source.index(p) for p in picked] == sorted(source.index(p) for p in picked)
+    assert "(CNN)" not in out["summary"] and "Scroll down" not in out["summary"]
+    assert picked[0].startswith("The city council approved")  # the lead sentence carries the gist
+    assert Summarizer(smollm, "short", mode="extractive").summarize(ARTICLE)["summary"].count(". ") <= 1
+
+
+def test_summary_modes_default_to_extractive(smollm) -> None:
+    assert Summarizer(smollm).mode == "extractive"
+    assert Summarizer(smollm, mode="abstractive").mode == "abstractive"
+    with pytest.raises(ValueError, match="mode"):
+        Summarizer(smollm, mode="bogus")

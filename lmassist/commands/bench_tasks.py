@@ -228,17 +228,31 @@ def chrf_bleu(preds: list[str], refs: list[str]) -> dict[str, float]:
     return {"chrF": sacrebleu.corpus_chrf(preds, [refs]).score, "BLEU": sacrebleu.corpus_bleu(preds, [refs]).score}
 
 
-def run_summaries(model: Any, rows: list[dict[str, Any]], variants: list[str]) -> list[dict[str, Any]]:
-    from lmassist.tasks.summarize import Summarizer
+SUMMARY_MODES = ("extractive", "extractive-nolm", "abstractive")
+
+
+def run_summaries(model: Any, rows: list[dict[str, Any]], variants: list[str],
+                  modes: tuple[str, ...] | list[str] = ("abstractive",)) -> list[dict[str, Any]]:
+    """ROUGE of each (length, mode) beside the first three sentences.
+
+    ``extractive`` is the default mode (lead bias + centrality + model likelihood), ``extractive-nolm``
+    the same without the model's score (what a backend without ``score`` gets), ``abstractive`` the
+    map-reduce generation.
+    """
+    from lmassist.tasks.summarize import W_CENTRAL, W_LEAD, Summarizer
 
     refs = [r["summary"] for r in rows]
     report = [{"variant": "lead-3 sentences", **rouge([lead_sentences(r["document"]) for r in rows], refs), "seconds": 0.0}]
     for name in variants:
-        start = time.perf_counter()
-        summarizer = Summarizer(model, name)
-        preds = [summarizer.summarize(r["document"])["summary"] for r in rows]
-        report.append({"variant": f"map-reduce {summarizer.form} ({name})", **rouge(preds, refs),
-                       "seconds": time.perf_counter() - start})
+        for mode in modes:
+            if mode not in SUMMARY_MODES:
+                raise LMAssistError(f"unknown summary mode {mode!r}; choose from {', '.join(SUMMARY_MODES)}")
+            start = time.perf_counter()
+            weights = (W_LEAD, W_CENTRAL, 0.0) if mode == "extractive-nolm" else None
+            summarizer = Summarizer(model, name, mode=mode.split("-")[0], weights=weights)
+            preds = [summarizer.summarize(r["document"])["summary"] for r in rows]
+            label = f"map-reduce {summarizer.form} ({name})" if mode == "abstractive" else f"{mode} ({name})"
+            report.append({"variant": label, **rouge(preds, refs), "seconds": time.perf_counter() - start})
     return report
 
 
@@ -351,7 +365,7 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
 
         report = run_qa(llm, rows, ["spans"], [MARGIN])
     elif task == "summarize":
-        report = run_summaries(llm, rows, ["medium"])
+        report = run_summaries(llm, rows, ["medium"], ("extractive", "abstractive"))
     else:
         report = run_translation(llm, rows, target)
     _print_table(f"{task} on {len(rows)} rows, {llm.info.name}", report, as_json, {"model": llm.info.name, "rows": len(rows)})
@@ -363,10 +377,13 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
 @click.option("--source", "only", type=click.Choice(["all", "cnn_dailymail", "bbc"]), default="cnn_dailymail", show_default=True)
 @click.option("--limit", type=int, default=15, show_default=True)
 @click.option("--lengths", default="medium", show_default=True, help="Comma list of summary lengths to run.")
+@click.option("--modes", default=",".join(SUMMARY_MODES), show_default=True,
+              help=f"Comma list of summary modes from: {', '.join(SUMMARY_MODES)}.")
 @click.option("--memory/--no-memory", default=True, help="Also print peak memory of chunking a 10 KB vs a 10 MB file.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_summarize(model: str | None, data: str | None, only: str, limit: int, lengths: str, memory: bool, as_json: bool) -> None:
-    """ROUGE-1/2/L of map-reduce summaries vs the first three sentences; peak memory 10 KB vs 10 MB."""
+def bench_summarize(model: str | None, data: str | None, only: str, limit: int, lengths: str, modes: str,
+                    memory: bool, as_json: bool) -> None:
+    """ROUGE-1/2/L of extractive and map-reduce summaries vs the first three sentences; peak memory 10 KB vs 10 MB."""
     from lmassist.commands.common import load_model
 
     rows = load_jsonl(data or eval_file("summarization-dev.jsonl"))
@@ -377,7 +394,8 @@ def bench_summarize(model: str | None, data: str | None, only: str, limit: int, 
     if memory:
         extra.update(_memory_figures(model))
     llm = load_model(model)
-    report = run_summaries(llm, rows, [x.strip() for x in lengths.split(",") if x.strip()])
+    report = run_summaries(llm, rows, [x.strip() for x in lengths.split(",") if x.strip()],
+                           [x.strip() for x in modes.split(",") if x.strip()])
     _print_table(f"summaries of {len(rows)} {only} articles, {llm.info.name}", report, as_json,
                  {"model": llm.info.name, "rows": len(rows), **extra})
 

@@ -30,10 +30,12 @@ def backends(as_json: bool) -> None:
     table = Table(box=None, header_style="bold")
     for col in ("backend", "status", "device", "description"):
         table.add_column(col)
+    from rich.markup import escape
+
     for r in rows:
         hint = f"; {r['install_hint']}" if r["install_hint"] else ""
-        status = "[green]available[/]" if r["available"] else f"[yellow]unavailable[/]: {r['reason']}{hint}"
-        table.add_row(r["name"], status, r["device"] or "-", r["description"])
+        status = "[green]available[/]" if r["available"] else f"[yellow]unavailable[/]: {escape(r['reason'] + hint)}"
+        table.add_row(r["name"], status, escape(r["device"] or "-"), escape(r["description"]))
     console().print(table)
 
 
@@ -57,14 +59,15 @@ def plugins(show_all: bool, as_json: bool) -> None:
     if not rows:
         click.echo("No plugins installed. Install one with 'lmassist install NAME' (see 'lmassist plugins --all' for built-ins).")
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
     for col in ("plugin", "version", "hooks", "status"):
         table.add_column(col)
     for r in rows:
-        status = f"[red]{r['error']}[/]" if r["error"] else "[green]ok[/]"
-        table.add_row(r["name"], r["version"] or ("built-in" if r["builtin"] else "-"), ", ".join(r["hooks"]), status)
+        status = f"[red]{escape(r['error'])}[/]" if r["error"] else "[green]ok[/]"
+        table.add_row(escape(r["name"]), r["version"] or ("built-in" if r["builtin"] else "-"), ", ".join(r["hooks"]), status)
     console().print(table)
 
 

@@ -44,16 +44,19 @@ def list_models(backend: str | None, as_json: bool) -> None:
         ]
         click.echo(json.dumps(rows, indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
     for col in ("name", "installed", "size", "context", "description"):
         table.add_column(col)
+    usable = {name: b.unavailable_reason() is None for name, b in reg.backends.items()}
     for s in specs:
         mark = " (default)" if s.full_name == default else ""
+        installed = ("yes" if usable.get(s.backend, True) else "yes (backend not installed)") if s.installed else "no"
         table.add_row(
-            s.full_name + mark, "yes" if s.installed else "no", human_size(s.size_bytes),
-            str(s.context_length or "-"), s.description,
+            escape(s.full_name + mark), installed, human_size(s.size_bytes),
+            str(s.context_length or "-"), escape(s.description),
         )
     console().print(table)
     if any(not s.installed for s in specs):

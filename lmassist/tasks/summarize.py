@@ -2,19 +2,30 @@
 
 The input is cut into Markdown-aware chunks by the model's own token count (paragraphs kept whole
 where they fit); each chunk is summarized (map), and the partial summaries are combined (reduce),
-recursively if they are themselves too long. Chat models get a chat instruction; base models the
-classic "TL;DR:" cue with a stop string.
+recursively if they are themselves too long.
+
+Two modes. ``abstractive``: chat models get a chat instruction, base models the classic "TL;DR:"
+cue with a stop string. ``extractive``: the summary is sentences copied from the input, chosen by
+a score mixing the lead bias (news and reports put the gist first), centrality (TF-IDF cosine to
+the whole chunk) and, with a backend that can score, the model's likelihood of each sentence as
+the summary after the chunk and a "TL;DR:" cue (per token, relative to the same sentence with no
+document: pointwise mutual information). A 135M model's free summaries score below the first three
+sentences (ROUGE-L 0.19 vs 0.23 on the CNN dev rows); extractive selection does not, so ``auto``
+(the default) is extractive. ``lmassist bench summarize`` prints every mode beside the lead baseline.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import re
+from collections import Counter
 from typing import Any
 
 from lmassist.generation import CancelToken, GenerationOptions, Message, Model
 from lmassist.tasks import prompts
 from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
-from lmassist.tasks.chunking import chunk_text, paragraphs
+from lmassist.tasks.chunking import chunk_text, paragraphs, split_sentences
 
 LENGTHS: dict[str, tuple[str, int]] = {
     "short": ("one or two sentences", 64),
@@ -22,14 +33,79 @@ LENGTHS: dict[str, tuple[str, int]] = {
     "long": ("one paragraph of five to eight sentences", 256),
 }
 
+MODES = ("auto", "extractive", "abstractive")
+# Sentences an extractive summary keeps, per --length.
+EXTRACT_SENTENCES = {"short": 2, "medium": 3, "long": 6}
+# Weights of the extractive score (lead bias, centrality, model PMI z-score); see `lmassist bench summarize`.
+W_LEAD, W_CENTRAL, W_MODEL = 1.0, 1.0, 0.0
+# How many leading sentences of a chunk are candidates (news puts the gist first; bounds the cost).
+CANDIDATES = 15
+
+# Page furniture that is never summary material ("Scroll down for video", bylines, datelines).
+_JUNK = re.compile(r"scroll down for|click here|read more:|follow @|published:|updated:|last updated|"
+                   r"^by \.|daily mail reporter|all rights reserved|^share this", re.I)
+_DATELINE = re.compile(r"^(?:[A-Z][\w .,'-]{0,40})?\((?:CNN|AP|Reuters)\)\s*(?:--?\s*)?")
+_TERM = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("""a an the and or but of in on at to for from by with as is are was were be been it its this
+that he she his her they their them we you i has have had not said says will would can could who which""".split())
+
+
+def _terms(sentence: str) -> list[str]:
+    return [w for w in _TERM.findall(sentence.lower()) if w not in _STOP]
+
+
+def clean_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` worth extracting: datelines stripped, page furniture and scraps dropped."""
+    out = []
+    for s in split_sentences(" ".join(text.split())):
+        s = _DATELINE.sub("", s).strip()
+        if len(s.split()) >= 4 and not _JUNK.search(s):
+            out.append(s)
+    return out
+
+
+def centrality(sentences: list[str]) -> list[float]:
+    """TF-IDF cosine of each sentence to the whole text (sentences as documents)."""
+    tfs = [Counter(_terms(s)) for s in sentences]
+    df: Counter[str] = Counter()
+    for tf in tfs:
+        df.update(set(tf))
+    n = len(sentences)
+    idf = {w: math.log(1 + n / c) for w, c in df.items()}
+    whole: Counter[str] = Counter()
+    for tf in tfs:
+        whole.update(tf)
+    dv = {w: c * idf[w] for w, c in whole.items()}
+    dn = math.sqrt(sum(v * v for v in dv.values())) or 1.0
+    out = []
+    for tf in tfs:
+        v = {w: c * idf[w] for w, c in tf.items()}
+        nv = math.sqrt(sum(x * x for x in v.values())) or 1.0
+        out.append(sum(x * dv[w] for w, x in v.items()) / (nv * dn))
+    return out
+
+
+def _zscores(xs: list[float]) -> list[float]:
+    if len(xs) < 2:
+        return [0.0] * len(xs)
+    mean = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs)) or 1.0
+    return [(x - mean) / sd for x in xs]
+
 
 class Summarizer:
     """Summarize texts of any length with one model."""
 
-    def __init__(self, model: Model, length: str = "medium", chunk_tokens: int | None = None) -> None:
+    def __init__(self, model: Model, length: str = "medium", chunk_tokens: int | None = None,
+                 mode: str = "auto", weights: tuple[float, float, float] | None = None) -> None:
         self.model = model
         self.length_words, self.max_new = LENGTHS[length]
+        self.keep = EXTRACT_SENTENCES[length]
         self.form = prompts.form_for(model)
+        if mode not in MODES:
+            raise ValueError(f"unknown summary mode {mode!r}")
+        self.mode = "extractive" if mode == "auto" else mode
+        self.weights = weights or (W_LEAD, W_CENTRAL, W_MODEL)
         overhead = 96 + self.max_new
         room = model.context_length - overhead
         self.chunk_tokens = max(32, min(chunk_tokens or 1536, room))
@@ -47,7 +123,7 @@ class Summarizer:
         for i, chunk in enumerate(chunks):
             if cancel is not None and cancel.cancelled:
                 break
-            parts.append(self._one(chunk, reduce=False, cancel=cancel))
+            parts.append(self._extract(chunk) if self.mode == "extractive" else self._one(chunk, reduce=False, cancel=cancel))
             info.append({"index": i, "tokens": self.model.count_tokens(chunk), "summary": parts[-1]})
             if progress:
                 progress(i + 1, total)
@@ -58,12 +134,48 @@ class Summarizer:
 
     def _reduce(self, parts: list[str], cancel: CancelToken | None) -> str:
         """Combine partial summaries; when they do not fit one prompt, combine them in groups first."""
+        combine = (lambda g: self._extract(g)) if self.mode == "extractive" else (
+            lambda g: self._one(g, reduce=True, cancel=cancel))
         while len(parts) > 1:
             groups = list(chunk_text(parts, self.model.count_tokens, self.chunk_tokens))
             if len(groups) == 1:
-                return self._one(groups[0], reduce=True, cancel=cancel)
-            parts = [self._one(g, reduce=True, cancel=cancel) for g in groups]
+                return combine(groups[0])
+            parts = [combine(g) for g in groups]
         return parts[0] if parts else ""
+
+    def sentence_scores(self, text: str) -> tuple[list[str], list[float]]:
+        """The candidate sentences of ``text`` (the first :data:`CANDIDATES`) and each one's score."""
+        sentences = clean_sentences(text) or [s for s in split_sentences(" ".join(text.split())) if s]
+        if not sentences:
+            return [], []
+        central = centrality(sentences)
+        cands = sentences[:CANDIDATES]
+        w_lead, w_central, w_model = self.weights
+        model = [0.0] * len(cands)
+        if w_model and self.model.supports_score and len(cands) > self.keep:
+            model = _zscores(self.model_pmi(" ".join(sentences), cands))
+        scores = [w_lead / math.sqrt(1 + i) + w_central * central[i] + w_model * model[i] for i in range(len(cands))]
+        return cands, scores
+
+    def model_pmi(self, text: str, sentences: list[str]) -> list[float]:
+        """Per-token log-likelihood of each sentence as the summary after the text, minus without it."""
+        room = max(64, self.model.context_length - 160)
+        words = text.split()
+        while len(words) > 16 and self.model.count_tokens(" ".join(words)) > room:
+            words = words[: int(len(words) * 0.85)]
+        conts = [" " + s for s in sentences]
+        cond = self.model.score(" ".join(words) + "\n\nTL;DR:", conts)
+        free = self.model.score("TL;DR:", conts)
+        sizes = [max(1, self.model.count_tokens(c)) for c in conts]
+        return [(c - f) / n for c, f, n in zip(cond, free, sizes, strict=True)]
+
+    def _extract(self, text: str) -> str:
+        """The best :attr:`keep` sentences of ``text``, in their original order, copied verbatim."""
+        cands, scores = self.sentence_scores(text)
+        if not cands:
+            return text.strip()
+        best = sorted(sorted(range(len(cands)), key=lambda i: -scores[i])[: self.keep])
+        return " ".join(cands[i] for i in best)
 
     def _one(self, text: str, reduce: bool, cancel: CancelToken | None) -> str:
         opts = GenerationOptions(max_new_tokens=self.max_new, temperature=0.0, repetition_penalty=1.15)
@@ -89,6 +201,8 @@ SUMMARY_SCHEMA: dict[str, Any] = {
         "task": {"const": "summarize"},
         "model": {"type": "string"},
         "length": {"enum": list(LENGTHS)},
+        "mode": {"enum": ["extractive", "abstractive"],
+                 "description": "extractive: sentences copied from the input; abstractive: generated"},
         "summaries": {
             "type": "array",
             "items": {
@@ -115,13 +229,17 @@ class SummarizeTask(Task):
     description = (
         "Summarize each FILE (or stdin, '-'). Inputs longer than the model's context are split by token "
         "count at paragraph and Markdown boundaries, each chunk is summarized, and the partial summaries "
-        "are combined."
+        "are combined. By default the summary is the input's key sentences (extractive); --mode "
+        "abstractive has the model write it."
     )
     params = (
         Param("files", "argument", metavar="[FILE|-]", multiple=True, files=True),
         Param("length", "option", choices=tuple(LENGTHS), default="medium", help="How long the summary is."),
         Param("chunk_tokens", "option", flags=("--chunk-tokens",), type=int, default=None, metavar="N",
               help="Tokens per chunk in the map step (default: fits the model's context, at most 1536)."),
+        Param("mode", "option", choices=MODES, default="auto",
+              help="extractive: pick the input's key sentences (lead, centrality, model likelihood); "
+              "abstractive: generate. auto is extractive, which scores higher with small models."),
         Param("plan", "flag", flags=("--plan",),
               help="Only show how the input would be chunked (chunks and tokens); generate nothing."),
     )
@@ -141,7 +259,8 @@ class SummarizeTask(Task):
             cancel: CancelToken | None = None) -> TaskResult:
         self.check(values)
         inputs = read_inputs(values.get("files") or (), values.get("encoding"))
-        summarizer = Summarizer(model, values.get("length") or "medium", values.get("chunk_tokens"))
+        summarizer = Summarizer(model, values.get("length") or "medium", values.get("chunk_tokens"),
+                                mode=values.get("mode") or "auto")
         results = []
         if values.get("plan"):
             return self._plan(model, summarizer, inputs, values)
@@ -154,7 +273,7 @@ class SummarizeTask(Task):
         else:
             text = "\n\n".join(f"## {r['source']}\n\n{r['summary']}" for r in results)
         data = {"task": "summarize", "model": model.info.name, "length": values.get("length") or "medium",
-                "summaries": results}
+                "mode": summarizer.mode, "summaries": results}
         return TaskResult(text=text, data=data, markdown=text)
 
     def _plan(self, model: Model, summarizer: Summarizer, inputs: list[Any], values: dict[str, Any]) -> TaskResult:
