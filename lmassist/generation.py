@@ -47,6 +47,16 @@ class Message:
         return {"role": self.role, "content": self.content}
 
 
+# A base model (no chat template) sees a conversation as a plain transcript to continue; these end
+# the assistant's turn in it, so a reply stops where the model starts writing the next speaker.
+TRANSCRIPT_STOPS = ("\nUser:", "\nAssistant:", "\nSystem:")
+
+
+def transcript_prompt(messages: Sequence[Message]) -> str:
+    """A conversation as plain text for a model without a chat template, ending on the assistant's cue."""
+    return "\n".join(f"{m.role.capitalize()}: {m.content.strip()}" for m in messages) + "\nAssistant:"
+
+
 def as_messages(items: Iterable[Message | dict[str, str]]) -> list[Message]:
     """Accept either Message objects or OpenAI-style dicts, so callers can use either."""
     return [m if isinstance(m, Message) else Message(m["role"], m["content"]) for m in items]
@@ -330,11 +340,14 @@ class Model(ABC):
         options: GenerationOptions | None = None,
         cancel: CancelToken | None = None,
     ) -> Generation:
-        """Reply to a conversation, formatted with the model's own chat template."""
+        """Reply to a conversation, formatted with the model's chat template (or as a transcript)."""
         msgs = as_messages(messages)
         if not msgs:
             raise LMAssistError("nothing to reply to: the conversation is empty")
-        request = StreamRequest((options or self.info.default_options).validate(), cancel or CancelToken(), messages=msgs)
+        opts = options or self.info.default_options
+        if not self.info.chat_template:
+            opts = opts.replace(stop=opts.stop + tuple(s for s in TRANSCRIPT_STOPS if s not in opts.stop))
+        request = StreamRequest(opts.validate(), cancel or CancelToken(), messages=msgs)
         return Generation(self.stream_pieces(request), request)
 
     def complete(

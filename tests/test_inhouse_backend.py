@@ -8,8 +8,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lmassist.backends.inhouse import InhouseBackend, register_backends, transcript  # noqa: E402
-from lmassist.generation import CancelToken, GenerationOptions, Message, ModelLoadError  # noqa: E402
+from lmassist.backends.inhouse import InhouseBackend, register_backends  # noqa: E402
+from lmassist.generation import (  # noqa: E402
+    CancelToken,
+    GenerationOptions,
+    Message,
+    ModelLoadError,
+    transcript_prompt,  # noqa: E402
+)
 from lmassist.inhouse.train import TrainConfig, train  # noqa: E402
 
 TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog.\n" * 12
@@ -117,7 +123,7 @@ def test_cancel_from_another_thread_stops_within_a_token(model):
 
 
 def test_chat_uses_a_transcript_and_stops_at_the_next_turn(model):
-    assert transcript([Message("system", "Be brief."), Message("user", "hi")]) == "Be brief.\n\nUser: hi\n\nAssistant:"
+    assert transcript_prompt([Message("system", "Be brief."), Message("user", "hi")]) == "System: Be brief.\nUser: hi\nAssistant:"
     gen = model.chat([{"role": "user", "content": "the cat"}], GenerationOptions(max_new_tokens=20, seed=1))
     text = gen.result()
     assert "User:" not in text and gen.stats.prompt_tokens > 0

@@ -29,10 +29,9 @@ from lmassist.generation import (
     ModelSpec,
     StreamRequest,
     fit_messages,
+    transcript_prompt,
 )
 
-# Base models (no chat template) get a plain transcript; these end the assistant's turn in it.
-TRANSCRIPT_STOPS = ("\nUser:", "\nAssistant:", "\nSystem:")
 _END = object()
 
 
@@ -149,8 +148,7 @@ class HFModel(Model):
 
     def _render(self, messages: list[Message]) -> str:
         if not self._has_template:
-            lines = [f"{m.role.capitalize()}: {m.content}" for m in messages]
-            return "\n".join(lines) + "\nAssistant:"
+            return transcript_prompt(messages)
         return self._tokenizer.apply_chat_template(
             [m.to_dict() for m in messages], add_generation_prompt=True, tokenize=False
         )
@@ -183,13 +181,6 @@ class HFModel(Model):
                 raise LMAssistError("the prompt is empty and the model has no beginning-of-text token")
             ids = [self._bos]
         return ids
-
-    def chat(self, messages: Any, options: GenerationOptions | None = None, cancel: Any = None) -> Any:
-        """As :meth:`Model.chat`; a model without a chat template also stops where its turn ends."""
-        if not self._has_template:
-            options = options or GenerationOptions()
-            options = options.replace(stop=tuple(options.stop) + tuple(s for s in TRANSCRIPT_STOPS if s not in options.stop))
-        return super().chat(messages, options, cancel)
 
     # -- generation -------------------------------------------------------------------------
 

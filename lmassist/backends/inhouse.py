@@ -14,37 +14,23 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from lmassist.generation import (
     Backend,
-    CancelToken,
-    Generation,
-    GenerationOptions,
-    Message,
     Model,
     ModelInfo,
     ModelLoadError,
     ModelSpec,
     StreamRequest,
-    as_messages,
+    transcript_prompt,
 )
 from lmassist.hookspecs import hookimpl
 
-ROLE_LABELS = {"system": "", "user": "User", "assistant": "Assistant"}
-TURN_STOPS = ("\nUser:", "\n\nUser")
 RECURRENT_CONTEXT = 4096  # RNNs have no hard limit; this keeps tasks' chunks to a sensible size
 
-
-def transcript(messages: Sequence[Message]) -> str:
-    """A conversation as plain text a base model can continue, ending with the assistant's cue."""
-    parts: list[str] = []
-    for m in messages:
-        label = ROLE_LABELS.get(m.role, m.role.title())
-        parts.append(f"{label}: {m.content.strip()}" if label else m.content.strip())
-    return "\n\n".join(parts) + "\n\nAssistant:"
 
 
 class InhouseModel(Model):
@@ -79,17 +65,6 @@ class InhouseModel(Model):
             },
         )
 
-    # -- chat as a transcript, with the next "User:" turn as a stop string ------------------------
-
-    def chat(
-        self,
-        messages: Iterable[Message | dict[str, str]],
-        options: GenerationOptions | None = None,
-        cancel: CancelToken | None = None,
-    ) -> Generation:
-        options = options or GenerationOptions()
-        options = options.replace(stop=tuple(options.stop) + tuple(s for s in TURN_STOPS if s not in options.stop))
-        return super().chat(as_messages(messages), options, cancel)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
@@ -101,7 +76,7 @@ class InhouseModel(Model):
         from lmassist.inhouse.tokenizers import StreamDecoder
 
         opts = request.options
-        text = transcript(request.messages) if request.messages is not None else (request.prompt or "")
+        text = transcript_prompt(request.messages) if request.messages is not None else (request.prompt or "")
         if request.messages is not None:
             text = text.lstrip()
         ids = self._ids(text) or [self.tokenizer.start_id()]

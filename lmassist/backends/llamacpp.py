@@ -31,6 +31,7 @@ from lmassist.generation import (
     ProgressCallback,
     StreamRequest,
     fit_messages,
+    transcript_prompt,
 )
 from lmassist.modelfiles import KNOWN_GGUFS, check_gguf, local_ggufs, pull_known
 
@@ -122,9 +123,7 @@ class LlamaCppModel(Model):
 
     def _render(self, messages: list[Message]) -> str:
         if self._formatter is None:
-            # A base model: a plain transcript it can continue, ended where the turn ends.
-            lines = [f"{m.role.capitalize()}: {m.content}" for m in messages]
-            return "\n".join(lines) + "\nAssistant:"
+            return transcript_prompt(messages)
         return self._formatter(messages=[m.to_dict() for m in messages]).prompt
 
     def _tokenize(self, text: str, bos: bool) -> list[int]:
