@@ -88,19 +88,34 @@ def test_count_tokens_and_context(smollm):
     assert smollm.info.chat_template
 
 
-def test_long_conversation_is_trimmed_from_the_oldest_turns(smollm):
-    filler = "word " * 900
+@pytest.fixture(scope="module")
+def small_context(default_gguf):
+    """The default model with a 512-token window, so overflowing it is quick to evaluate."""
+    from lmassist.plugins import PluginManager
+    from lmassist.registry import Registry
+
+    model = Registry(PluginManager(load_entry_points=False)).load(
+        "llamacpp:smollm2-135m-instruct", threads=1, n_ctx=512
+    )
+    yield model
+    model.close()
+
+
+def test_long_conversation_is_trimmed_from_the_oldest_turns(small_context):
+    filler = "word " * 100
     msgs = []
     for i in range(8):
         msgs += [Message("user", f"turn {i}: {filler}"), Message("assistant", "ok")]
     msgs.append(Message("user", "Say hi."))
-    gen = smollm.chat(msgs, GREEDY.replace(max_new_tokens=4))
+    gen = small_context.chat(msgs, GREEDY.replace(max_new_tokens=4))
     gen.result()
-    assert gen.stats.prompt_tokens <= smollm.context_length
+    assert small_context.context_length == 512
+    assert 0 < gen.stats.prompt_tokens <= 512 - 4
+    assert gen.stats.generated_tokens > 0
 
 
-def test_a_prompt_longer_than_the_context_is_refused_with_numbers(smollm):
+def test_a_prompt_longer_than_the_context_is_refused_with_numbers(small_context):
     with pytest.raises(ContextLengthError, match=r"\d+ tokens"):
-        smollm.complete("word " * 10000, GREEDY).result()
+        small_context.complete("word " * 1000, GREEDY).result()
     with pytest.raises(ContextLengthError, match=r"\d+ tokens"):
-        smollm.chat([Message("user", "word " * 10000)], GREEDY).result()
+        small_context.chat([Message("user", "word " * 1000)], GREEDY).result()

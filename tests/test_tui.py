@@ -183,7 +183,7 @@ async def test_escape_cancels_and_keeps_partial_reply(make_app: Any) -> None:
         reply = chat.views()[1]
         mid = reply.turn.mid
         # Let a few tokens stream (the machine may be slow and shared), then stop it.
-        await wait_for(pilot, lambda: len(reply.markdown.source.split()) >= 3, what="streaming")
+        await wait_for(pilot, lambda: len(reply.source.split()) >= 3, what="streaming")
         assert chat.busy
         await pilot.press("escape")
         await wait_for(pilot, lambda: not chat.busy, timeout=30, what="cancel")
@@ -288,7 +288,7 @@ async def test_slash_task_on_a_file_with_progress(make_app: Any, plugin: UpperPl
         assert "SECOND LINE" in views[1].turn.content
         assert views[1].turn.status == "complete"
         assert plugin.task.progress_seen == [(1, 3), (2, 3), (3, 3)]
-        assert "SECOND LINE" in views[1].markdown.source
+        assert "SECOND LINE" in views[1].source
         stored = app.store.messages(chat.session.conversation.id)
         assert stored[0].options == {"task": "upper"} and "SECOND LINE" in stored[1].content
         # Task turns are not part of what the model sees in the chat.
