@@ -1,9 +1,10 @@
 """``lmassist install`` / ``uninstall`` end to end in a fresh virtual environment, and broken plugins.
 
-The fresh venv is made with ``--without-pip``; a ``.pth`` file runs ``site.addsitedir`` on this
-project's site-packages, so it sees lmassist, pip, setuptools and the model libraries without
-copying gigabytes, while everything ``lmassist install`` adds lands in the fresh venv alone (the
-project's venv is shared and must not change). pip runs offline (``PIP_NO_INDEX``, no build
+The fresh venv is made with ``--without-pip`` and gets lmassist installed from a wheel built from
+this checkout; a ``.pth`` file runs ``site.addsitedir`` on this project's site-packages, so it sees
+pip, setuptools and the model libraries without copying gigabytes, while everything
+``lmassist install`` adds lands in the fresh venv alone (the project's venv is shared and must not
+change). pip runs offline (``PIP_NO_INDEX``, no build
 isolation), so the test needs no network and a missing package fails the same way PyPI would say.
 """
 
@@ -38,6 +39,20 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     parents = [p for p in site.getsitepackages() if Path(p).is_dir()] or [sysconfig.get_path("purelib")]
     lines = [f"import site; site.addsitedir({p!r})" for p in parents]
     (Path(purelib) / "_lmassist_project_site.pth").write_text("\n".join(lines) + "\n")
+    # lmassist itself is installed for real, from a wheel built from this checkout, so the fresh
+    # venv's own copy (first on its path) is what runs, as for a user's `pip install lmassist`.
+    wheels = tmp_path_factory.mktemp("wheel")
+    had_build = (ROOT / "build").exists()
+    offline = {**os.environ, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(wheels), str(ROOT)], check=True, timeout=300, env=offline, capture_output=True)
+    if not had_build:
+        import shutil
+
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
+    (wheel,) = wheels.glob("lmassist-*.whl")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+                   check=True, timeout=300, env=offline, capture_output=True)
     return python
 
 
@@ -53,8 +68,9 @@ def lmassist(python: Path, *args: str, input: str | None = None, env: dict[str, 
     full = {**os.environ, "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_CONFIG_FILE": os.devnull,
             **(env or {})}
     full.pop("PYTHONPATH", None)
+    # The venv's console script, as a user runs it (``python -m`` would put the checkout on sys.path).
     return subprocess.run(
-        [str(python), "-m", "lmassist", *args], input=input, capture_output=True, text=True, env=full,
+        [str(python.parent / "lmassist"), *args], input=input, capture_output=True, text=True, env=full,
         cwd=ROOT, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL,
     )
 
@@ -90,6 +106,9 @@ def tidy_plugin_folder():
 
 
 def test_install_run_and_uninstall_a_plugin(venv, default_gguf, tidy_plugin_folder):
+    where = subprocess.run([str(venv), "-c", "import lmassist; print(lmassist.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=venv.parent).stdout
+    assert where.startswith(str(site_packages(venv)))  # the fresh venv's own lmassist runs
     assert "lmassist-proofread" not in plugin_rows(venv)
 
     proc = lmassist(venv, "install", PROOFREAD)
