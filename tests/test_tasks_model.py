@@ -87,6 +87,31 @@ def test_calibration_changes_a_decision(smollm) -> None:
     assert cal.classify(text)["label"] == "positive"
 
 
+def test_shot_orders_put_the_other_label_last(smollm) -> None:
+    from lmassist.tasks.sentiment import FORMS
+
+    form = FORMS["review"]
+    first, swapped = form.prefix(("positive", "negative"), 4), form.prefix(("positive", "negative"), 4, order=1)
+    assert first != swapped and sorted(first.split("\n\n")) == sorted(swapped.split("\n\n"))  # same shots
+    assert first.rstrip().endswith("negative") and swapped.rstrip().endswith("positive")
+    clf = SentimentClassifier(smollm, forms=("review",), shots=4, orders=2)
+    assert len(clf.prior()) == 2  # one prior per view: both orders are scored
+    assert clf.classify("a wonderful , moving and funny film .")["label"] == "positive"
+
+
+def test_batch_calibration_balances_a_batch(smollm) -> None:
+    """Centring on the batch median splits even a batch the raw scores call all one way."""
+    texts = [f"the film runs {n} minutes and was shot in {city} ." for n, city in
+             zip(range(90, 170, 10), ["paris", "rome", "oslo", "lima", "cairo", "delhi", "quito", "seoul"], strict=True)]
+    plain = SentimentClassifier(smollm, forms=("review",), shots=4)
+    cal = SentimentClassifier(smollm, forms=("review",), shots=4, batch_calibrate=True)
+    raw = [o["label"] for o in plain.classify_many(texts)]
+    labels = [o["label"] for o in cal.classify_many(texts)]
+    assert set(labels) == {"positive", "negative"} and 3 <= labels.count("positive") <= 5
+    assert len(set(raw)) == 1 or raw != labels  # it changed decisions where the raw scores leaned one way
+    assert cal.classify("a wonderful film .")["label"] == "positive"  # one text: nothing to centre on
+
+
 def test_sentiment_without_score_generates_and_parses(no_score) -> None:
     clf = SentimentClassifier(no_score, forms=("review",), shots=4)
     assert clf.method == "generate"
@@ -117,9 +142,33 @@ def test_qa_extracts_a_span_from_context(smollm) -> None:
 
 
 def test_qa_says_when_context_lacks_the_answer(smollm) -> None:
-    qa = QuestionAnswerer(smollm, margin=0.0)
+    qa = QuestionAnswerer(smollm, margin=0.0, rule="margin")
     out = qa.answer("How much did the tickets cost?", [("note", "The concert was held in a park. Many people came.")])
     assert out["answerable"] is False and out["answer"] == NO_ANSWER
+
+
+def test_qa_abstains_when_a_name_of_the_question_is_missing(smollm) -> None:
+    """The default rule: the question hinges on a name/number the context never mentions."""
+    from lmassist.tasks.qa import missing_names
+
+    note = "Alice will bring the budget to the meeting. Bob will take notes. The meeting is on Monday."
+    assert missing_names("Who will bring the budget in 2019?", note) == ["2019"]
+    assert missing_names("What will Bob take?", note) == []  # names present (and the first word ignored)
+    qa = QuestionAnswerer(smollm)
+    assert qa.rule == "pmi"
+    out = qa.answer("Who will bring the budget to Paris?", [("note", note)])
+    assert out["answerable"] is False and out["answer"] == NO_ANSWER and out["missing_names"] == ["Paris"]
+    ok = qa.answer("When is the meeting?", [("note", note)])
+    assert ok["answerable"] is True and ok["answer"] == "Monday" and ok["pmi"] >= qa.pmi_min
+
+
+def test_qa_abstains_when_the_context_does_not_raise_the_answer(smollm) -> None:
+    """PMI: a span the model would guess without the context is not grounded in it."""
+    qa = QuestionAnswerer(smollm, pmi_min=1e9)
+    out = qa.answer("When is the meeting?", [("note", "The meeting is on Monday.")])
+    assert out["answerable"] is False and out["pmi"] is not None and out["candidates"]
+    with pytest.raises(LMAssistError, match="abstention rule"):
+        QuestionAnswerer(smollm, rule="bogus")
 
 
 def test_qa_without_score_generates(no_score) -> None:

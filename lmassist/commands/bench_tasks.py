@@ -118,9 +118,12 @@ SENTIMENT_VARIANTS: dict[str, dict[str, Any]] = {
     "liked-8shot-word": {"forms": ("liked",), "shots": 8},
     "ensemble-8shot-word": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n"},
     "ensemble-8shot-word+cal": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n", "calibrate": True},
+    "review-4shot-first-token+batchcal": {"forms": ("review",), "shots": 4, "suffix": "", "batch_calibrate": True},
+    "review-4shot-2orders": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 2},
     "review-4shot-generate": {"method": "generate"},
 }
-DEFAULT_SENTIMENT = "review-4shot-first-token,review-4shot-first-token+cal,ensemble-8shot-word,ensemble-8shot-word+cal"
+DEFAULT_SENTIMENT = ("review-4shot-first-token,review-4shot-first-token+cal,review-4shot-first-token+batchcal,"
+                     "review-4shot-2orders,review-8shot-word,ensemble-8shot-word,ensemble-8shot-word+cal")
 
 
 def run_sentiment(model: Any, rows: list[dict[str, Any]], variants: list[str]) -> list[dict[str, Any]]:
@@ -142,8 +145,10 @@ def run_sentiment(model: Any, rows: list[dict[str, Any]], variants: list[str]) -
 # -- QA --------------------------------------------------------------------------------------------
 
 
-def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins: list[float]) -> list[dict[str, Any]]:
-    from lmassist.tasks.qa import QuestionAnswerer
+def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins: list[float],
+           pmis: list[float] | None = None) -> list[dict[str, Any]]:
+    """Span extraction (never abstaining, the margin rule, the default PMI + missing-names rule) and free generation."""
+    from lmassist.tasks.qa import PMI_MIN, QuestionAnswerer
 
     report = []
     for name in variants:
@@ -167,6 +172,12 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
                         abstain.append(not ok)
                     label = f"spans, margin {margin:g}" + ("" if max_missing >= 1 else f", missing<={max_missing:g}")
                     report.append(_qa_row(label, rows, preds, abstain, took))
+            names = [bool(o["missing_names"]) for o in outs]
+            report.append(_qa_row("spans, missing names only", rows, preds, names, took))
+            for t in pmis if pmis is not None else [PMI_MIN]:
+                abstain = [n or o["pmi"] is None or o["pmi"] < t for n, o in zip(names, outs, strict=True)]
+                default = " (default)" if t == PMI_MIN else ""
+                report.append(_qa_row(f"spans, missing names or pmi<{t:g}{default}", rows, preds, abstain, took))
             continue
         if name not in ("generate-chat", "generate-completion"):
             raise LMAssistError(f"unknown QA variant {name!r}; choose from spans, generate-chat, generate-completion")
@@ -228,16 +239,16 @@ def chrf_bleu(preds: list[str], refs: list[str]) -> dict[str, float]:
     return {"chrF": sacrebleu.corpus_chrf(preds, [refs]).score, "BLEU": sacrebleu.corpus_bleu(preds, [refs]).score}
 
 
-SUMMARY_MODES = ("extractive", "extractive-nolm", "abstractive")
+SUMMARY_MODES = ("extractive", "extractive+lm", "abstractive")
 
 
 def run_summaries(model: Any, rows: list[dict[str, Any]], variants: list[str],
                   modes: tuple[str, ...] | list[str] = ("abstractive",)) -> list[dict[str, Any]]:
     """ROUGE of each (length, mode) beside the first three sentences.
 
-    ``extractive`` is the default mode (lead bias + centrality + model likelihood), ``extractive-nolm``
-    the same without the model's score (what a backend without ``score`` gets), ``abstractive`` the
-    map-reduce generation.
+    ``extractive`` is the default mode (lead bias + centrality, asides compressed), ``extractive+lm``
+    adds the model's PMI of each sentence as the summary (weight 0.2), ``abstractive`` the map-reduce
+    generation.
     """
     from lmassist.tasks.summarize import W_CENTRAL, W_LEAD, Summarizer
 
@@ -248,8 +259,8 @@ def run_summaries(model: Any, rows: list[dict[str, Any]], variants: list[str],
             if mode not in SUMMARY_MODES:
                 raise LMAssistError(f"unknown summary mode {mode!r}; choose from {', '.join(SUMMARY_MODES)}")
             start = time.perf_counter()
-            weights = (W_LEAD, W_CENTRAL, 0.0) if mode == "extractive-nolm" else None
-            summarizer = Summarizer(model, name, mode=mode.split("-")[0], weights=weights)
+            weights = (W_LEAD, W_CENTRAL, 0.2) if mode == "extractive+lm" else None
+            summarizer = Summarizer(model, name, mode=mode.split("+")[0], weights=weights)
             preds = [summarizer.summarize(r["document"])["summary"] for r in rows]
             label = f"map-reduce {summarizer.form} ({name})" if mode == "abstractive" else f"{mode} ({name})"
             report.append({"variant": label, **rouge(preds, refs), "seconds": time.perf_counter() - start})
@@ -322,15 +333,18 @@ def bench_sentiment(model: str | None, data: str | None, limit: int | None, vari
 @click.option("--variants", default="spans,generate-chat,generate-completion", show_default=True)
 @click.option("--margins", default="0,2,4,99", show_default=True,
               help="Abstention margins (nats) to report for spans, each with and without the missing-words rule.")
+@click.option("--pmis", default="1,2,3", show_default=True,
+              help="PMI thresholds (nats) to report for the default rule (missing names or low PMI).")
 @click.option("--json", "as_json", is_flag=True)
-def bench_qa(model: str | None, data: str | None, limit: int | None, variants: str, margins: str, as_json: bool) -> None:
+def bench_qa(model: str | None, data: str | None, limit: int | None, variants: str, margins: str, pmis: str,
+             as_json: bool) -> None:
     """QA exact match / token F1 (answerable) and abstention rate (unanswerable): spans vs free generation."""
     from lmassist.commands.common import load_model
 
     rows = spread(load_jsonl(data or eval_file("qa-dev.jsonl")), limit, "answerable")
     llm = load_model(model)
     report = run_qa(llm, rows, [v.strip() for v in variants.split(",") if v.strip()],
-                    [float(m) for m in margins.split(",") if m.strip()])
+                    [float(m) for m in margins.split(",") if m.strip()], [float(m) for m in pmis.split(",") if m.strip()])
     _print_table(f"qa on {len(rows)} rows, {llm.info.name}", report, as_json, {"model": llm.info.name, "rows": len(rows)})
 
 
