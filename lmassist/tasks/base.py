@@ -272,7 +272,7 @@ class progress_reporter:
 
 def read_inputs(paths: tuple[str, ...] | list[str], encoding: str | None = None) -> list[TaskInput]:
     """The texts of FILE arguments (``-`` or none meaning stdin), each failure a one-line error."""
-    from lmassist.commands.common import read_stdin
+    from lmassist.textinput import read_stdin
 
     if not paths:
         text = read_stdin()
@@ -284,7 +284,7 @@ def read_inputs(paths: tuple[str, ...] | list[str], encoding: str | None = None)
 
 def read_one(path: str, encoding: str | None = None) -> str:
     """One file's text; a non-UTF-8 file's error hints at ``--encoding``."""
-    from lmassist.commands.common import read_text_file
+    from lmassist.textinput import read_text_file
 
     if encoding and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
         import codecs
