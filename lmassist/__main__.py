@@ -1,3 +1,3 @@
-from lmassist.cli import main
+from lmassist.launch import main
 
 main()

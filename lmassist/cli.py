@@ -48,8 +48,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
       lmassist backends                      llama.cpp, transformers, in-house: which work here
       lmassist history search budget         full-text search over past chats
     """
-    if ctx.invoked_subcommand is None:
-        from lmassist.commands.chat import open_chat
+    if ctx.invoked_subcommand is None:  # `lmassist --debug` with no command: the chat app, as bare `lmassist`
+        from lmassist.launch import open_chat
 
         open_chat()
 
@@ -74,12 +74,6 @@ def main(argv: list[str] | None = None) -> Any:
     """Entry point of the console script: run the CLI and turn failures into one-line errors."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        if not args:
-            # Bare `lmassist` opens the chat app: skip building the command line, so the first
-            # frame is not kept waiting for every plugin module (the app loads them in a worker).
-            from lmassist.commands.chat import open_chat
-
-            return open_chat()
         return build_cli().main(args=args, prog_name="lmassist", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)

@@ -12,20 +12,6 @@ from lmassist.commands.common import load_model, load_options, model_option, opt
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message
 
 
-def open_chat() -> None:
-    """Open the TUI when it is installed and we have a terminal; otherwise the line chat."""
-    if sys.stdin.isatty() and sys.stdout.isatty():
-        try:
-            from lmassist.tui.app import run_app
-        except ModuleNotFoundError as e:
-            if not (e.name or "").startswith("lmassist.tui"):
-                raise
-        else:
-            run_app()
-            return
-    run_line_chat(None, None, (), False, None)
-
-
 def run_line_chat(
     model: str | None,
     system: str | None,

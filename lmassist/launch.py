@@ -1,0 +1,43 @@
+"""The ``lmassist`` console script's first stop: bare ``lmassist`` opens the chat app at once.
+
+Kept free of click and pluggy so that the app's first frame pays for neither; any argument hands
+over to the full command line in :mod:`lmassist.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def open_chat() -> None:
+    """Open the TUI when it is installed and we have a terminal; otherwise the line chat."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        try:
+            from lmassist.tui.app import run_app
+        except ModuleNotFoundError as e:
+            if not (e.name or "").startswith("lmassist.tui"):
+                raise
+        else:
+            run_app()
+            return
+    from lmassist.commands.chat import run_line_chat
+
+    run_line_chat(None, None, (), False, None)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        from lmassist.cli import main as cli_main
+
+        return cli_main(args)
+    from lmassist.generation import LMAssistError
+
+    try:
+        open_chat()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except LMAssistError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(1)
