@@ -236,16 +236,19 @@ class LlamaCppModel(Model):
         llm.n_tokens = keep
         rows = []
         n_vocab = llm.n_vocab()
-        for i in range(keep, len(ids), llm.n_batch):
-            batch = ids[i : min(len(ids), i + llm.n_batch)]
-            llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=True)
-            llm._ctx.decode(llm._batch)
-            llm.input_ids[llm.n_tokens : llm.n_tokens + len(batch)] = batch
-            block = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch) * n_vocab,))
-            rows.append(block.reshape(len(batch), n_vocab).copy())
-            llm.n_tokens += len(batch)
+        # Uncached prompt tokens before ``first`` are evaluated without asking for their logits.
+        for start, stop, want in ((keep, first, False), (first, len(ids), True)):
+            for i in range(start, stop, llm.n_batch):
+                batch = ids[i : min(stop, i + llm.n_batch)]
+                llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=want)
+                llm._ctx.decode(llm._batch)
+                llm.input_ids[llm.n_tokens : llm.n_tokens + len(batch)] = batch
+                if want:
+                    block = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch) * n_vocab,))
+                    rows.append(block.reshape(len(batch), n_vocab).copy())
+                llm.n_tokens += len(batch)
         llm._requires_eval = True  # the sampler must not trust these logits as a live decode
-        return np.concatenate(rows)[first - keep :]
+        return np.concatenate(rows)
 
     def close(self) -> None:
         llm, self._llm = self._llm, None
