@@ -367,6 +367,16 @@ class Model(ABC):
         self.close()
 
 
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two sequences share: what a backend can reuse or must skip when scoring."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def fit_messages(
     messages: list[Message], count: Any, budget: int
 ) -> list[Message]:

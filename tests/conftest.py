@@ -66,6 +66,17 @@ def smollm(default_gguf: Path):
     model.close()
 
 
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str, ignore: tuple[str, ...] = ()) -> str:
+    """The bad-input policy: a non-zero exit, one ``Error:`` line on stderr, no traceback."""
+    assert proc.returncode != 0
+    err = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith(ignore or ("\0",))]
+    assert len(err) == 1, proc.stderr
+    assert err[0].startswith("Error:") and "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in err[0], err[0]
+    return err[0]
+
+
 def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the real ``lmassist`` in a subprocess with the test's environment."""
     full_env = {**os.environ, **(env or {})}

@@ -11,18 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 
 ASK = ["ask", "-o", "temperature", "0", "-o", "max_new_tokens", "24"]
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode != 0
-    err = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(err) == 1, proc.stderr
-    assert err[0].startswith("Error:") and "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in err[0], err[0]
 
 
 def test_help_imports_no_heavy_library():

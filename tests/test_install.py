@@ -19,6 +19,7 @@ import sysconfig
 import textwrap
 from pathlib import Path
 
+import conftest
 import pytest
 from conftest import run_cli
 
@@ -82,13 +83,7 @@ def plugin_rows(python: Path) -> dict[str, dict]:
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode != 0
-    err = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("Installing ")]
-    assert len(err) == 1, proc.stderr
-    assert err[0].startswith("Error:") and "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in err[0], err[0]
-    return err[0]
+    return conftest.assert_one_line_error(proc, *needles, ignore=("Installing ",))  # pip's progress line
 
 
 @pytest.fixture

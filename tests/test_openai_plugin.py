@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 
 from lmassist.generation import (
     CancelToken,
@@ -216,15 +216,6 @@ def plugin_env(tmp_path: Path, base_url: str | None) -> dict[str, str]:
     env = {"PYTHONPATH": os.pathsep.join([str(site), str(PLUGIN_DIR)]), "OPENAI_API_KEY": ""}
     env["OPENAI_BASE_URL"] = base_url or ""
     return env
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode != 0
-    err = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(err) == 1, proc.stderr
-    assert err[0].startswith("Error:") and "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in err[0], err[0]
 
 
 class FakeServer:

@@ -28,6 +28,7 @@ from lmassist.generation import (
     ModelInfo,
     ModelSpec,
     StreamRequest,
+    common_prefix_length,
     fit_messages,
     transcript_prompt,
 )
@@ -268,7 +269,7 @@ class HFModel(Model):
         results = []
         for continuation in continuations:
             ids = self._encode(prompt + continuation, special=True)
-            start = _common_prefix(prompt_ids, ids)
+            start = common_prefix_length(prompt_ids, ids)
             if start == len(ids):  # an empty continuation has probability one
                 results.append(0.0)
                 continue
@@ -295,14 +296,6 @@ class HFModel(Model):
             if self._device.type == "cuda":
                 torch.cuda.empty_cache()
 
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _user_error(e: BaseException) -> BaseException:

@@ -30,6 +30,7 @@ from lmassist.generation import (
     ModelSpec,
     ProgressCallback,
     StreamRequest,
+    common_prefix_length,
     fit_messages,
     transcript_prompt,
 )
@@ -188,7 +189,7 @@ class LlamaCppModel(Model):
         """Trim the evaluated prefix so llama.cpp re-reads at least MIN_REEVAL prompt tokens."""
         llm = self._llm
         ceiling = max(0, len(tokens) - MIN_REEVAL)
-        if llm.n_tokens > ceiling and _common_prefix(list(llm._input_ids), tokens) > ceiling:
+        if llm.n_tokens > ceiling and common_prefix_length(list(llm._input_ids), tokens) > ceiling:
             llm._ctx.kv_cache_seq_rm(-1, ceiling, -1)
             llm.n_tokens = ceiling
             llm._requires_eval = True
@@ -206,7 +207,7 @@ class LlamaCppModel(Model):
         results = []
         for continuation in continuations:
             ids = tokenize(prompt + continuation)
-            start = _common_prefix(prompt_ids, ids)
+            start = common_prefix_length(prompt_ids, ids)
             if start == len(ids):  # an empty continuation has probability one
                 results.append(0.0)
                 continue
@@ -231,7 +232,7 @@ class LlamaCppModel(Model):
         import numpy as np
 
         llm = self._llm
-        keep = min(_common_prefix(list(llm._input_ids), ids), first)
+        keep = min(common_prefix_length(list(llm._input_ids), ids), first)
         llm._ctx.kv_cache_seq_rm(-1, keep, -1)
         llm.n_tokens = keep
         rows = []
@@ -255,14 +256,6 @@ class LlamaCppModel(Model):
         if llm is not None:
             llm.close()
 
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 class LlamaCppBackend(Backend):

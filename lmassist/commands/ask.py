@@ -12,7 +12,14 @@ from typing import Any
 import click
 
 from lmassist import hookimpl
-from lmassist.commands.common import load_model, load_options, model_option, options_option, read_stdin
+from lmassist.commands.common import (
+    load_model,
+    load_options,
+    model_option,
+    options_option,
+    read_stdin,
+    resume_conversation,
+)
 from lmassist.generation import CancelToken, Generation, GenerationOptions, LMAssistError, Message
 
 
@@ -98,15 +105,11 @@ def ask(
 
     store = None if no_log else Store()
     history: list[Message] = []
-    conversation = None
-    if store and (continue_ or cid):
-        conversation = store.get(cid) if cid else store.latest()
-        if conversation is None:
-            raise LMAssistError("there is no conversation to continue yet")
-        history = [Message(m.role, m.content) for m in store.messages(conversation.id) if m.role in ("user", "assistant", "system")]
-        model = model or conversation.model
-    elif (continue_ or cid) and no_log:
+    if (continue_ or cid) and no_log:
         raise LMAssistError("--continue and --cid need history; drop --no-log")
+    conversation, history = resume_conversation(store, continue_, cid) if store else (None, [])
+    if conversation is not None:
+        model = model or conversation.model
 
     llm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     opts = GenerationOptions.from_pairs(options, base=llm.info.default_options)

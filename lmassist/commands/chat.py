@@ -8,8 +8,14 @@ import click
 
 from lmassist import hookimpl
 from lmassist.commands.ask import cancel_on_sigint
-from lmassist.commands.common import load_model, load_options, model_option, options_option
-from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message
+from lmassist.commands.common import (
+    load_model,
+    load_options,
+    model_option,
+    options_option,
+    resume_conversation,
+)
+from lmassist.generation import CancelToken, GenerationOptions, Message
 
 
 def run_line_chat(
@@ -23,16 +29,12 @@ def run_line_chat(
     from lmassist.store import Store
 
     store = Store()
+    conversation, messages = resume_conversation(store, continue_, cid)
+    if conversation is not None:
+        model = model or conversation.model  # carry on with the model the conversation used
     llm = load_model(model, **load_settings)
     opts = GenerationOptions.from_pairs(options, base=llm.info.default_options)
-    messages: list[Message] = []
-    conversation = None
-    if continue_ or cid:
-        conversation = store.get(cid) if cid else store.latest()
-        if conversation is None:
-            raise LMAssistError("there is no conversation to continue yet")
-        messages = [Message(m.role, m.content) for m in store.messages(conversation.id)]
-    if system:
+    if system and not (messages and messages[0].role == "system"):
         messages.insert(0, Message("system", system))
     click.echo(f"Chatting with {llm.info.name}. Type 'exit' or press Ctrl+D to quit; Ctrl+C stops a reply.", err=True)
     while True:
