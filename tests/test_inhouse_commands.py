@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -46,6 +48,7 @@ def test_train_eval_optimize_end_to_end(cli, tmp_path):
                  "--batch-size", "4", "--quiet")
     assert result.exit_code == 0, result.output
     assert "saved to" in result.output and "inhouse:catdog" in result.output
+    assert re.search(r"peak memory [\d,]+ MB", result.output)
     assert (tmp_path / "home" / "data" / "models" / "inhouse" / "catdog" / "model.safetensors").exists()
 
     result = run(cli, "eval", "inhouse:catdog", str(corpus), "--baseline", "ngram", "--order", "3")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lmassist.generation import LMAssistError
-from lmassist.inhouse.data import normalize, read_corpus, split_text, to_ids
+from lmassist.inhouse.data import encode_ids, normalize, read_corpus, split_text, text_chunks, to_ids
 from lmassist.inhouse.tokenizers import (
     UNK,
     BPETokenizer,
@@ -96,3 +96,12 @@ def test_split_keeps_the_last_tenth_for_validation():
 def test_ids_are_one_compact_array():
     arr = to_ids([1, 2, 3], vocab_size=100)
     assert arr.dtype.name == "uint16" and arr.tolist() == [1, 2, 3]
+
+
+def test_chunked_encoding_gives_the_same_tokens_as_whole_text_encoding():
+    text = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n  All:\nSpeak, speak.\n" * 40)
+    pieces = list(text_chunks(text, size=50))
+    assert len(pieces) > 10 and "".join(pieces) == text
+    for tok in (CharTokenizer.train(text), BPETokenizer.train(text, vocab_size=300)):
+        arr = encode_ids(tok, text, chunk=50)
+        assert arr.dtype.name == "uint16" and arr.tolist() == tok.encode(text)

@@ -130,6 +130,7 @@ def train_command(
     click.echo(
         f"{'stopped' if result.interrupted else 'done'} after {result.step:,} steps, {result.tokens:,} tokens "
         f"in {result.seconds:.0f} s ({result.tokens_per_s:,.0f} tokens/s)"
+        + (f", peak memory {result.peak_memory_mb:,.0f} MB" if result.peak_memory_mb is not None else "")
     )
     best = result.best_val_loss
     if not math.isnan(best):
@@ -177,7 +178,7 @@ def eval_command(
     import math
 
     from lmassist.inhouse.checkpoint import load_checkpoint
-    from lmassist.inhouse.data import normalize, read_text_file, to_ids
+    from lmassist.inhouse.data import encode_ids, normalize, read_text_file
     from lmassist.inhouse.evaluate import evaluate_ids
 
     folder = _checkpoint_path(model_name)
@@ -190,7 +191,7 @@ def eval_command(
     text = normalize(read_text_file(path), ck.tokenizer.lowercase)  # type: ignore[attr-defined]
     if len(text) < 2:
         raise LMAssistError(f"{path} is too short to evaluate")
-    ids = to_ids(ck.tokenizer.encode(text), ck.tokenizer.vocab_size)
+    ids = encode_ids(ck.tokenizer, text)
     if len(ids) < 2:
         raise LMAssistError(f"{path} is too short to evaluate")
     result = evaluate_ids(ck.model, ids, characters=len(text) - 1)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from lmassist.generation import LMAssistError
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ".org"}
 MEMMAP_TOKENS = 20_000_000  # above this many tokens, keep ids on disk and map them
+ENCODE_CHUNK = 1 << 20  # characters encoded at a time, so no corpus-sized Python list ever exists
 
 
 def find_text_files(inputs: Iterable[str | Path]) -> list[Path]:
@@ -106,6 +108,29 @@ def to_ids(ids: list[int] | np.ndarray, vocab_size: int, cache_dir: Path | None 
         arr = np.load(name, mmap_mode="r")
         Path(name).unlink()  # the mapping keeps the data alive; nothing is left behind on exit
     return arr
+
+
+def text_chunks(text: str, size: int = ENCODE_CHUNK) -> Iterator[str]:
+    """Pieces of about ``size`` characters that tokenize exactly as the whole text does.
+
+    A piece ends after a newline that is followed by a non-space character: both the character and the
+    byte-level BPE pre-tokenizers split there anyway, so encoding piece by piece changes no token.
+    """
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + size)
+        while end != -1 and end + 1 < len(text) and text[end + 1].isspace():
+            end = text.find("\n", end + 1)
+        end = len(text) if end == -1 else end + 1
+        yield text[start:end]
+        start = end
+
+
+def encode_ids(tokenizer: Any, text: str, cache_dir: Path | None = None, chunk: int = ENCODE_CHUNK) -> np.ndarray:
+    """Encode ``text`` chunk by chunk straight into one compact array (see :func:`to_ids`)."""
+    dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.int32
+    parts = [np.asarray(tokenizer.encode(piece), dtype=dtype) for piece in text_chunks(text, chunk)]
+    return to_ids(np.concatenate(parts) if parts else np.zeros(0, dtype), tokenizer.vocab_size, cache_dir)
 
 
 @dataclass

@@ -148,7 +148,7 @@ def generation_speed(model: nn.Module, tokens: int = 200, prompt: list[int] | No
 
 def validation_ids(ck: ckpt.Checkpoint, eval_file: str | None) -> tuple[Any, int, str] | None:
     """Token ids to measure perplexity on: ``eval_file``, or the model's own validation split."""
-    from lmassist.inhouse.data import normalize, read_corpus, read_text_file, split_text, to_ids
+    from lmassist.inhouse.data import encode_ids, normalize, read_corpus, read_text_file, split_text
 
     lowercase = bool(ck.config.get("training", {}).get("recipe", {}).get("lowercase", False))
     if eval_file:
@@ -161,7 +161,7 @@ def validation_ids(ck: ckpt.Checkpoint, eval_file: str | None) -> tuple[Any, int
         text, _ = read_corpus(files, lowercase)
         text = split_text(text)[1]
         where = "the validation split"
-    ids = to_ids(ck.tokenizer.encode(text), ck.tokenizer.vocab_size)
+    ids = encode_ids(ck.tokenizer, text)
     return (ids, len(text), where) if len(ids) >= 2 else None
 
 

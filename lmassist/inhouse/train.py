@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,7 @@ import torch.nn as nn
 
 from lmassist.generation import LMAssistError
 from lmassist.inhouse import checkpoint as ckpt
-from lmassist.inhouse.data import DataReport, check_trainable, read_corpus, split_text, to_ids
+from lmassist.inhouse.data import DataReport, check_trainable, encode_ids, read_corpus, split_text
 from lmassist.inhouse.evaluate import evaluate_ids
 from lmassist.inhouse.model import (
     ARCHS,
@@ -117,6 +118,7 @@ class TrainResult:
     interrupted: bool
     parameters: int
     report: DataReport | None = None
+    peak_memory_mb: float | None = None  # this process's peak resident memory (GPU memory on CUDA)
     model: nn.Module | None = field(default=None, repr=False)  # the last weights, for notebooks and tests
 
 
@@ -286,8 +288,8 @@ def train(
     peak_lr = cfg.lr or preset.pop("lr")
     preset.pop("batch_size", None)
     preset.pop("lr", None)
-    train_ids = to_ids(tokenizer.encode(train_text), tokenizer.vocab_size)
-    val_ids = to_ids(tokenizer.encode(val_text), tokenizer.vocab_size)
+    train_ids = encode_ids(tokenizer, train_text)
+    val_ids = encode_ids(tokenizer, val_text)
     check_trainable(train_ids, 2, "training")
     check_trainable(val_ids, 2, "validation")
     if model_config is None:
@@ -461,8 +463,20 @@ def train(
             tdist.destroy_process_group()
     return TrainResult(
         path, step, tokens_seen, seconds, best_val, final_val, tokens_seen / max(seconds, 1e-9), interrupted,
-        n_params, report, model,
+        n_params, report, peak_memory_mb(device), model,
     )
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    """Peak memory so far: allocated GPU memory on CUDA, else the process's peak resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
