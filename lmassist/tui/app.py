@@ -1,13 +1,15 @@
 """The lmassist chat app: ``lmassist`` with no arguments opens it.
 
 The first frame comes before anything slow: the model loads, plugins are collected and the Markdown
-widget is imported in a worker thread after the screen is up (see ``ChatScreen.load_model``). This
-module itself is only imported when the app opens, so ``lmassist --help`` never imports Textual.
+widget is imported in a worker thread after the screen is up (see ``ChatScreen.load_model``), and the
+history database is opened in another one (see :class:`DeferredStore`). This module itself is only
+imported when the app opens, so ``lmassist --help`` never imports Textual.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from textual import work
@@ -17,6 +19,59 @@ from textual.screen import Screen
 
 from lmassist.tui.screens.chat import ChatScreen
 from lmassist.tui.session import ModelHost
+
+
+def _open_user_store() -> Any:
+    from lmassist.store import Store
+
+    return Store()
+
+
+class DeferredStore:
+    """The user's history store, opened after the first frame instead of before it.
+
+    Opening it imports sqlite3 and :mod:`lmassist.store` and touches the disk (WAL mode, the schema
+    check): 15-20 ms on two busy cores that the first frame does not need. The app opens it in a
+    worker right after the first paint; whatever needs it sooner (a conversation to resume, a message
+    sent within those milliseconds) opens it on the spot, under the same lock, so every caller gets
+    the one store. Every other attribute is the real store's.
+    """
+
+    def __init__(self, factory: Callable[[], Any] = _open_user_store) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._store: Any = None
+        self._closed = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._store is not None
+
+    def open(self) -> Any:
+        """The store, opened now if it is not yet (raises the store's one-line errors)."""
+        store = self._store
+        if store is None:
+            with self._lock:
+                if self._closed:
+                    from lmassist.generation import LMAssistError
+
+                    raise LMAssistError("the history is closed")
+                if self._store is None:
+                    self._store = self._factory()
+                store = self._store
+        return store
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # never open the database for a probe of private attributes
+            raise AttributeError(name)
+        return getattr(self.open(), name)
+
+    def close(self) -> None:
+        """Close the store if it was opened; a later ``open`` raises instead of reopening it."""
+        with self._lock:
+            self._closed = True
+            if self._store is not None:
+                self._store.close()
 
 
 class LMAssistApp(App[None]):
@@ -32,11 +87,8 @@ class LMAssistApp(App[None]):
                  host: ModelHost | None = None) -> None:
         super().__init__()
         self._owns_store = store is None
-        if store is None:
-            from lmassist.store import Store
-
-            store = Store()
-        self.store = store
+        self.store: Any = DeferredStore() if store is None else store
+        self.startup_error: BaseException | None = None
         self.host = host or ModelHost()
         self._owns_host = host is None
         self.requested_model = model
@@ -141,6 +193,23 @@ class LMAssistApp(App[None]):
 
     # -- lifetime --------------------------------------------------------------------------------
 
+    def on_mount(self) -> None:
+        if isinstance(self.store, DeferredStore):
+            self.call_after_refresh(self._open_store)
+
+    @work(thread=True, group="store", exit_on_error=False)
+    def _open_store(self) -> None:
+        """Open the history after the first frame; if it cannot be opened, the app cannot keep
+        what is said in it, so it closes and ``run_app`` raises the store's one-line error."""
+        try:
+            self.store.open()
+        except Exception as e:  # noqa: BLE001 - reported by run_app, never a traceback in the UI
+            self.call_from_thread(self._store_failed, e)
+
+    def _store_failed(self, error: BaseException) -> None:
+        self.startup_error = error
+        self.exit(return_code=1)
+
     def on_unmount(self) -> None:
         if self._owns_host:
             self.host.close()
@@ -149,5 +218,11 @@ class LMAssistApp(App[None]):
 
 
 def run_app(model: str | None = None, cid: str | None = None) -> None:
-    """Open the chat app in this terminal (on ``model``, resuming conversation ``cid`` if given)."""
-    LMAssistApp(model=model, cid=cid).run()
+    """Open the chat app in this terminal (on ``model``, resuming conversation ``cid`` if given).
+
+    Raises the history's error (an unreadable or foreign database file) if it could not be opened.
+    """
+    app = LMAssistApp(model=model, cid=cid)
+    app.run()
+    if app.startup_error is not None:
+        raise app.startup_error

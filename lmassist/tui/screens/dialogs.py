@@ -13,6 +13,7 @@ from textual.widgets import Button, Input, Static
 class TextPrompt(ModalScreen[str | None]):
     """One line of text (a new title, a file name); Enter accepts, Esc cancels with ``None``."""
 
+    CSS_PATH = "dialogs.tcss"  # read when the first dialog opens, not before the first frame
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
@@ -34,6 +35,7 @@ class TextPrompt(ModalScreen[str | None]):
 class Confirm(ModalScreen[bool]):
     """Yes or no; the default (Esc, or just Enter on No) is the safe answer."""
 
+    CSS_PATH = "dialogs.tcss"  # read when the first dialog opens, not before the first frame
     BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Yes")]
 
     def __init__(self, question: str) -> None:

@@ -18,6 +18,7 @@ from textual.widgets import DirectoryTree, Input, Static
 class FilePicker(ModalScreen[str | None]):
     """Returns the chosen path (relative to the current folder when it is inside it), or ``None``."""
 
+    CSS_PATH = "dialogs.tcss"  # read when the first dialog opens, not before the first frame
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, root: Path | None = None) -> None:

@@ -40,6 +40,7 @@ def help_markdown(commands: list[SlashCommand]) -> str:
 class HelpScreen(ModalScreen[None]):
     """Shown over the chat; any of Esc, F1 or q closes it."""
 
+    CSS_PATH = "dialogs.tcss"  # read when the first dialog opens, not before the first frame
     BINDINGS = [Binding("escape,f1,q", "dismiss(None)", "Close")]
 
     def __init__(self, commands: list[SlashCommand]) -> None:

@@ -32,6 +32,7 @@ def plugins_markdown(manager: Any, tasks: dict[str, Any], backends: dict[str, An
 
 
 class PluginsScreen(ModalScreen[None]):
+    CSS_PATH = "dialogs.tcss"  # read when the first dialog opens, not before the first frame
     BINDINGS = [Binding("escape,q", "dismiss(None)", "Close")]
 
     def __init__(self, markdown: str) -> None:

@@ -18,6 +18,7 @@ from lmassist.tui.session import OPTION_FIELDS
 class SettingsScreen(ModalScreen[dict[str, Any] | None]):
     """Returns ``{"system": str, "options": {...}}`` on Save, ``None`` on Cancel/Esc."""
 
+    CSS_PATH = "dialogs.tcss"  # read when the first dialog opens, not before the first frame
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, settings: dict[str, Any]) -> None:

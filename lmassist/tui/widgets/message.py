@@ -53,6 +53,53 @@ def header_text(turn: Turn) -> Text:
 class MessageView(Vertical):
     """A message; assistant replies can stream (``start_stream``/``write``/``finish``)."""
 
+    # Here rather than in lmassist.tcss: parsed when the first message is mounted, not before the
+    # app's first frame. No :last-child rules in the chat: a structural pseudo-class makes Textual
+    # restyle every sibling each time a block is mounted, which grows with the reply and stalls
+    # streaming.
+    DEFAULT_CSS = """
+    MessageView {
+        height: auto;
+        margin: 0 0 1 0;
+        padding: 0 1;
+    }
+    /* Markdown already ends with its last block's bottom margin. */
+    MessageView.-assistant {
+        margin-bottom: 0;
+    }
+    MessageView .message-header {
+        color: $text-muted;
+        height: 1;
+    }
+    MessageView.-user {
+        border-left: thick $primary;
+        background: $boost;
+    }
+    MessageView.-assistant {
+        border-left: thick $secondary;
+    }
+    MessageView.-task {
+        border-left: thick $accent;
+    }
+    MessageView.-interrupted {
+        border-left: thick $warning;
+    }
+    MessageView.-failed {
+        border-left: thick $error;
+    }
+    MessageView .message-body {
+        height: auto;
+    }
+    MessageView Markdown {
+        margin: 0;
+        padding: 0;
+    }
+    MessageView .task-progress {
+        height: 1;
+        margin: 0 0 0 0;
+    }
+    """
+
     def __init__(self, turn: Turn, **kwargs: object) -> None:
         classes = f"message -{turn.role} -{turn.kind}"
         super().__init__(classes=classes, **kwargs)  # type: ignore[arg-type]
@@ -158,6 +205,17 @@ class MessageView(Vertical):
 class ErrorView(Static):
     """An error in the chat, where the user was looking, rather than a crash or a lost toast."""
 
+    DEFAULT_CSS = """
+    ErrorView {
+        height: auto;
+        margin: 0 0 1 0;
+        padding: 0 1;
+        border-left: thick $error;
+        color: $text-error;
+        background: $error 10%;
+    }
+    """
+
     def __init__(self, message: str) -> None:
         super().__init__(Text.assemble(("error: ", "bold red"), message), classes="message -error")
         self.message = message
@@ -165,6 +223,16 @@ class ErrorView(Static):
 
 class InfoView(Markdown):
     """Help, lists and other answers from the app itself (not the model)."""
+
+    DEFAULT_CSS = """
+    InfoView {
+        height: auto;
+        margin: 0 0 1 0;
+        padding: 0 1;
+        border-left: thick $foreground 30%;
+        color: $text-muted;
+    }
+    """
 
     def __init__(self, markdown: str) -> None:
         super().__init__(markdown, classes="message -info", parser_factory=shared_parser)

@@ -39,6 +39,26 @@ def describe(conv: Any) -> str:
 class HistorySidebar(Vertical):
     """Conversations, newest first, or search hits while the search box has text."""
 
+    # Here rather than in lmassist.tcss: parsed when the sidebar first opens, not before the first frame.
+    DEFAULT_CSS = """
+    HistorySidebar {
+        display: none;
+        width: 40;
+        border-right: vkey $foreground 20%;
+    }
+    HistorySidebar.-visible {
+        display: block;
+    }
+    HistorySidebar .sidebar-title {
+        text-style: bold;
+        padding: 0 1;
+    }
+    HistorySidebar #history-list {
+        height: 1fr;
+        border: none;
+    }
+    """
+
     BINDINGS = [
         Binding("f2", "rename", "Rename"),
         Binding("delete", "delete", "Delete"),
