@@ -76,26 +76,17 @@ def _valid_name(name: str) -> str:
 
 def train_command(
     files: tuple[str, ...],
-    arch: str,
-    tokenizer: str,
     name: str,
-    size: str,
     minutes: float | None,
     steps: int | None,
     resume: bool,
     devices: int,
     out: str | None,
-    lowercase: bool,
-    batch_size: int | None,
-    lr: float | None,
-    dropout: float,
-    eval_interval: int,
-    seed: int,
-    bpe_vocab: int,
     no_train_state: bool,
     quiet: bool,
-    threads: int | None = None,
+    **options: Any,
 ) -> None:
+    """Run ``train`` with the command line's options; ``options`` are :class:`TrainConfig` fields."""
     if minutes is not None and steps is not None:
         raise LMAssistError("give --minutes or --steps, not both")
     folder = Path(out).expanduser() if out else _models_dir() / _valid_name(name)
@@ -106,22 +97,7 @@ def train_command(
         click.echo(f"note: replacing the model in {folder} (use --resume to continue it)", err=True)
     from lmassist.inhouse.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        arch=arch,
-        tokenizer=tokenizer,
-        size=size,
-        steps=steps,
-        minutes=minutes,
-        batch_size=batch_size,
-        lr=lr,
-        dropout=dropout,
-        eval_interval=eval_interval,
-        seed=seed,
-        lowercase=lowercase,
-        bpe_vocab=bpe_vocab,
-        save_train_state=not no_train_state,
-        threads=threads,
-    )
+    cfg = TrainConfig(steps=steps, minutes=minutes, save_train_state=not no_train_state, **options)
     result = train(files, folder, cfg, resume=resume, log=click.echo, progress=not quiet)
     if result.path is None:  # not rank 0
         return
