@@ -32,12 +32,15 @@ def main(argv: list[str] | None = None) -> Any:
         from lmassist.cli import main as cli_main
 
         return cli_main(args)
-    from lmassist.generation import LMAssistError
-
     try:
         open_chat()
     except KeyboardInterrupt:
         sys.exit(130)
-    except LMAssistError as e:
+    except Exception as e:
+        # Imported here, not before the app: the contract's dataclasses are not needed for its first frame.
+        from lmassist.generation import LMAssistError
+
+        if not isinstance(e, LMAssistError):
+            raise
         print(f"Error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -7,6 +7,9 @@ is thread-safe and every method here is a short store call.
 History rows are never rewritten to hide an old version: a regenerated reply, or an edited user
 message, is a new row whose ``options`` say which row it ``replaces``. Resuming a conversation
 replays those markers, so the view comes back exactly as it was left, and nothing is lost.
+
+The chat screen imports this module before the app's first frame, which needs none of the generation
+contract: its names are imported in the methods that use them.
 """
 
 from __future__ import annotations
@@ -15,15 +18,10 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lmassist.generation import (
-    GenerationOptions,
-    LMAssistError,
-    Message,
-    Model,
-    fit_messages,
-)
+if TYPE_CHECKING:
+    from lmassist.generation import GenerationOptions, Message, Model
 
 OPTION_FIELDS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
 
@@ -80,12 +78,16 @@ class ChatSession:
 
     def options(self) -> GenerationOptions:
         """The conversation's generation options over the defaults."""
+        from lmassist.generation import GenerationOptions
+
         stored = self.settings.get("options") or {}
         known = {k: v for k, v in stored.items() if k in OPTION_FIELDS}
         return GenerationOptions().replace(**known).validate()
 
     def set_settings(self, settings: dict[str, Any]) -> None:
         """Validate, keep and persist (once the conversation exists) the system prompt and options."""
+        from lmassist.generation import GenerationOptions
+
         options = {k: v for k, v in (settings.get("options") or {}).items() if k in OPTION_FIELDS}
         GenerationOptions().replace(**options).validate()
         self.settings = {"system": str(settings.get("system") or ""), "options": options}
@@ -94,6 +96,8 @@ class ChatSession:
 
     def set_option(self, key: str, value: str) -> None:
         """``/set KEY VALUE``: one option, parsed and checked like ``-o KEY VALUE`` on the command line."""
+        from lmassist.generation import GenerationOptions, LMAssistError
+
         parsed = GenerationOptions.from_pairs([(key, value)], base=self.options())
         name = next((f for f in OPTION_FIELDS if getattr(parsed, f) != getattr(self.options(), f)), None)
         options = dict(self.settings.get("options") or {})
@@ -182,6 +186,8 @@ class ChatSession:
     def context(self, model: Model, upto: Turn | None = None) -> list[Message]:
         """What the model sees: the system prompt and the chat turns (not tasks, not errors), trimmed
         from the oldest to leave room for the reply in the model's context window."""
+        from lmassist.generation import Message, fit_messages
+
         turns = self.turns if upto is None else self.turns[: self.turns.index(upto) + 1]
         msgs = [Message(t.role, t.content) for t in turns if t.kind == "chat" and t.content]  # type: ignore[arg-type]
         if self.system_prompt:
