@@ -20,7 +20,7 @@ from lmassist.generation import CancelToken, LMAssistError, ModelSpec
 from lmassist.plugins import PluginManager
 from lmassist.registry import Registry
 from lmassist.store import Store
-from lmassist.tui.app import LMAssistApp
+from lmassist.tui.app import DeferredStore, LMAssistApp
 from lmassist.tui.screens.chat import ChatScreen
 from lmassist.tui.session import ModelHost
 from lmassist.tui.widgets.message import ErrorView, InfoView
@@ -471,3 +471,59 @@ async def test_long_conversation_shows_only_recent_messages(make_app: Any) -> No
         await say(pilot, "one more")
         assert len(chat.views()) == MAX_SHOWN
         assert "12 earlier messages" in str(chat.query_one("#hidden-note").render())
+
+
+def _own_store_app(smollm1: Any, plugin: UpperPlugin) -> tuple[LMAssistApp, ModelHost]:
+    """The app as ``lmassist`` opens it: no store handed in, so it opens the user's own history."""
+    pm = PluginManager(load_entry_points=False)
+    pm.register(plugin, name="test-plugin")
+    host = ModelHost(registry_factory=lambda: Registry(pm), preloaded=[smollm1])
+    return LMAssistApp(model=smollm1.info.name, host=host), host
+
+
+async def test_history_opens_after_the_first_frame_and_keeps_the_chat(
+        smollm1: Any, plugin: UpperPlugin, lmassist_home: Path) -> None:
+    app, host = _own_store_app(smollm1, plugin)
+    assert isinstance(app.store, DeferredStore) and not app.store.is_open  # nothing opened before the app runs
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.store.is_open, what="the history to open")
+        chat = await ready(pilot)
+        await say(pilot, "Say hi.")
+        cid = chat.session.conversation.id
+    host.close()
+    with Store(lmassist_home / "data" / "history.db") as store:
+        assert [m.role for m in store.messages(cid)] == ["user", "assistant"]
+
+
+async def test_unreadable_history_closes_the_app_with_its_error(
+        smollm1: Any, plugin: UpperPlugin, lmassist_home: Path) -> None:
+    db = lmassist_home / "data" / "history.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_text("not a database\n")
+    app, host = _own_store_app(smollm1, plugin)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.startup_error is not None, what="the history error")
+        await pilot.pause(0.1)
+    host.close()
+    assert app.return_code == 1
+    assert isinstance(app.startup_error, LMAssistError) and "not an SQLite database" in str(app.startup_error)
+    assert db.read_text() == "not a database\n"  # left as it was
+
+
+def test_deferred_store_opens_once_and_not_after_close(tmp_path: Path) -> None:
+    opened: list[Store] = []
+
+    def factory() -> Store:
+        opened.append(Store(tmp_path / "history.db"))
+        return opened[-1]
+
+    lazy = DeferredStore(factory)
+    assert not lazy.is_open
+    conv = lazy.new_conversation()  # the first use opens it
+    assert lazy.is_open and lazy.get(conv.id).id == conv.id and len(opened) == 1
+    lazy.close()
+    with pytest.raises(LMAssistError):
+        lazy.open()
+    unused = DeferredStore(factory)
+    unused.close()  # closing one never opened opens nothing
+    assert len(opened) == 1

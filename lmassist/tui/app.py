@@ -70,8 +70,9 @@ class DeferredStore:
         """Close the store if it was opened; a later ``open`` raises instead of reopening it."""
         with self._lock:
             self._closed = True
-            if self._store is not None:
-                self._store.close()
+            store, self._store = self._store, None
+            if store is not None:
+                store.close()
 
 
 class LMAssistApp(App[None]):
