@@ -26,6 +26,8 @@ def test_clean_translation_cuts_labels_quotes_and_loops() -> None:
     assert clean_translation(" French: Bonjour.", "Hello.", labels) == "Bonjour."
     assert clean_translation(' "Bonjour."', "Hello.", labels) == "Bonjour."
     assert clean_translation(' "Bonjour."', '"Hello."', labels) == '"Bonjour."'  # the source had them
+    assert clean_translation("« Bonjour", "Hello", labels) == "Bonjour"
+    assert clean_translation("Il a dit « oui »", "He said 'yes'.", labels) == "Il a dit « oui »"  # balanced: kept
     assert clean_translation("Il est très très très très grand.", "He is very tall.", labels) == "Il est très grand."
     assert clean_translation("oui non oui non oui non", "yes no", labels) == "oui non"
     plain = "Je ne sais pas, je ne sais pas."  # said twice: left alone

@@ -210,9 +210,10 @@ def clean_translation(out: str, source: str, labels: tuple[str, ...] = ()) -> st
             text = text[: m.start()].strip() if m.start() else text[m.end():].strip()
     text = " ".join(_drop_loops(text.split()))
     src = source.strip()
-    if text[:1] in _QUOTES and src[:1] not in _QUOTES:
-        text = text[1:].lstrip()
-    if text[-1:] in _QUOTES and src[-1:] not in _QUOTES:
+    quotes = sum(ch in _QUOTES for ch in text)
+    if text[:1] in _QUOTES and src[:1] not in _QUOTES and (quotes == 1 or (quotes == 2 and text[-1:] in _QUOTES)):
+        text, quotes = text[1:].lstrip(), quotes - 1
+    if text[-1:] in _QUOTES and src[-1:] not in _QUOTES and quotes == 1:
         text = text[:-1].rstrip()
     return text
 
