@@ -8,6 +8,7 @@ imported when the app opens, so ``lmassist --help`` never imports Textual.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -195,8 +196,12 @@ class LMAssistApp(App[None]):
     # -- lifetime --------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        gc.enable()  # ``lmassist`` turns it off until now, see lmassist.launch.open_chat
         if isinstance(self.store, DeferredStore):
-            self.call_after_refresh(self._open_store)
+            self._open_store()
 
     @work(thread=True, group="store", exit_on_error=False)
     def _open_store(self) -> None:
