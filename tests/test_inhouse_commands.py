@@ -8,7 +8,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
+
+from conftest import run_cli  # noqa: E402
 
 from lmassist.commands.inhouse import register_commands  # noqa: E402
 from lmassist.generation import LMAssistError  # noqa: E402
@@ -85,3 +87,27 @@ def test_eval_of_a_corrupt_checkpoint_is_a_load_error(cli, tmp_path):
     (tmp_path / "c.txt").write_text(TEXT)
     result = run(cli, "eval", "broken", str(tmp_path / "c.txt"))
     assert isinstance(result.exception, LMAssistError) and "config.json is corrupt" in str(result.exception)
+
+
+def test_auto_size_fits_the_budget():
+    from lmassist.inhouse.train import TrainConfig
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert TrainConfig(minutes=1.5).resolve_size(cpu) == "tiny"  # a short budget buys steps of a small model
+    assert TrainConfig(minutes=30).resolve_size(cpu) == "small"
+    assert TrainConfig(steps=500).resolve_size(cpu) == "small"
+    assert TrainConfig(minutes=1.5).resolve_size(gpu) == "small"
+    assert TrainConfig(size="medium", minutes=1).resolve_size(cpu) == "medium"
+
+
+def test_bench_inhouse_prints_the_race_and_training_memory(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT * 8)
+    proc = run_cli("bench", "inhouse", "--seconds", "1", "--tokens", "8", "--data", str(corpus), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "KV cache" in out and "reference recipe" in out
+    assert "ours: transformer tiny (--size auto)" in out and "ours: lstm tiny (--size auto)" in out
+    losses = [float(v) for v in re.findall(r"val (\d+\.\d+) nats/char", out)]
+    assert len(losses) == 3 and all(0 < v < 10 for v in losses)
+    assert re.search(r"peak resident memory of 'lmassist train --size small' .*: [\d,]+ MB", out)

@@ -38,7 +38,9 @@ Examples:
 \b
 Architectures: transformer (GPT-style, best quality for the time), lstm (the
 classic recipe), rnn (the simplest; a teaching baseline).
-Sizes: tiny (~0.1M parameters, seconds), small (~0.8M, the default), medium (~3M).
+Sizes: tiny (~0.35M parameters: learns the most in a few minutes on a CPU),
+small (~0.8M, what inhouse:shakespeare is), medium (~3M, for hours or a GPU).
+The default, auto, picks tiny for --minutes 5 or less on a CPU, else small.
 Ctrl+C saves a checkpoint and stops; --resume continues from it.
 """
 
@@ -216,8 +218,9 @@ def _register(cli: Any) -> None:
     @click.option("--tokenizer", type=click.Choice(["char", "bpe"]), default="char", show_default=True,
                   help="char: one token per character; bpe: byte-level BPE learned from your text.")
     @click.option("--name", default=None, help="Model name (inhouse:NAME). Default: the first file's name.")
-    @click.option("--size", type=click.Choice(["tiny", "small", "medium"]), default="small", show_default=True,
-                  help="Size preset.")
+    @click.option("--size", type=click.Choice(["auto", "tiny", "small", "medium"]), default="auto",
+                  show_default=True,
+                  help="Size preset. auto: tiny for a --minutes budget of 5 or less on a CPU, else small.")
     @click.option("--minutes", type=float, default=None, help="Wall-clock budget; the schedule fits it.")
     @click.option("--steps", type=int, default=None, help="Number of optimizer steps (default 1000).")
     @click.option("--resume", is_flag=True, help="Continue a stopped or finished run of NAME.")
@@ -295,9 +298,10 @@ def _register(cli: Any) -> None:
         def bench_inhouse(model: str, tokens: int, seconds: float, data: str | None) -> None:
             """KV-cached vs uncached generation speed, and our training recipe vs a reference recipe
             for the same wall-clock time, side by side in one run."""
+            from lmassist.commands.bench import _peak_rss_mb
             from lmassist.inhouse.bench import run_bench
 
-            run_bench(_checkpoint_path(model), tokens, seconds, data, click.echo)
+            run_bench(_checkpoint_path(model), tokens, seconds, data, click.echo, _peak_rss_mb)
 
 
 @hookimpl

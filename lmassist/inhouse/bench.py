@@ -4,8 +4,9 @@ Figures are ratios measured side by side in one run, because the machines are sh
 
 * generation: tokens/s with the KV cache against re-reading the whole context every token;
 * training: a well-known minimal GPT recipe (4 layers, 4 heads, 128 wide, context 64, batch 12,
-  lr 1e-3, no dropout) run by our trainer, against our presets, each for the same wall-clock time,
-  scored on the whole validation split.
+  lr 1e-3, no dropout) run by our trainer, against the preset ``--size auto`` picks for the budget
+  (and the LSTM's), each for the same wall-clock time, scored on the whole validation split;
+* memory: peak resident memory of ``lmassist train`` with the default preset, in a fresh process.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def generation_speeds(model: torch.nn.Module, prompt: list[int], tokens: int) ->
     return out
 
 
-def run_bench(model_dir: Path, tokens: int, seconds: float, data: str | None, echo: Callable[[str], None]) -> None:
+def run_bench(
+    model_dir: Path, tokens: int, seconds: float, data: str | None, echo: Callable[[str], None],
+    peak_rss_mb: Callable[[list[str]], float] | None = None,
+) -> None:
+    """Print the generation, training-race and training-memory figures (see the module docstring)."""
     ck = load_checkpoint(model_dir)
     prompt = ck.tokenizer.encode("ROMEO:\n") or [ck.tokenizer.start_id()]
     if context_limit(ck.model) is not None:
@@ -56,17 +61,27 @@ def run_bench(model_dir: Path, tokens: int, seconds: float, data: str | None, ec
     from lmassist.inhouse.train import TrainConfig, train
 
     corpus = Path(data) if data else DEFAULT_DATA
-    runs = {
-        "reference recipe (4x4x128, ctx 64, batch 12, lr 1e-3)": TrainConfig(**REFERENCE),
-        "ours: transformer small": TrainConfig(arch="transformer", size="small"),
-        "ours: lstm small": TrainConfig(arch="lstm", size="small"),
-    }
-    echo(f"training on {corpus.name}, {seconds:.0f} s of wall-clock each, validation loss over the whole split:")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    runs = {"reference recipe (4x4x128, ctx 64, batch 12, lr 1e-3)": TrainConfig(**REFERENCE)}
+    for arch in ("transformer", "lstm"):
+        cfg = TrainConfig(arch=arch, minutes=seconds / 60)
+        runs[f"ours: {arch} {cfg.resolve_size(device)} (--size auto)"] = cfg
+    echo(f"training on {corpus.name} ({device.type}), {seconds:.0f} s of wall-clock each, "
+         "validation loss over the whole split:")
+    losses = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, cfg in runs.items():
             cfg.minutes = seconds / 60
             cfg.eval_interval = 10**9  # one validation, at the end, like the reference
             cfg.save_train_state = False
             result = train([corpus], Path(tmp) / "run", cfg, progress=False, log=lambda _: None)
+            losses.append(result.final_val_loss)
             echo(f"  {label:<55} val {result.final_val_loss:.3f} nats/char  "
                  f"({result.step} steps, {result.tokens_per_s:,.0f} tok/s)")
+        echo(f"  ours − reference: {losses[1] - losses[0]:+.3f} nats/char (transformer), "
+             f"{losses[2] - losses[0]:+.3f} (lstm)")
+        if peak_rss_mb is not None:
+            steps = "50"  # the peak comes with the first steps: data, model, optimizer state, activations
+            peak = peak_rss_mb(["train", str(corpus), "--size", "small", "--steps", steps, "--quiet",
+                                "--no-train-state", "--out", str(Path(tmp) / "memory")])
+            echo(f"peak resident memory of 'lmassist train --size small' ({steps} steps, {device.type}): {peak:,.0f} MB")
