@@ -69,7 +69,7 @@ def no_score(smollm) -> Model:
 
 
 def test_sentiment_by_score_single_form(smollm) -> None:
-    clf = SentimentClassifier(smollm, forms=("review",), shots=4)
+    clf = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1)
     out = clf.classify_many(["a wonderful , moving and funny film .", "a boring , ugly mess ."])
     assert [o["label"] for o in out] == ["positive", "negative"]
     assert all(0.5 <= o["confidence"] <= 1 for o in out)
@@ -77,8 +77,8 @@ def test_sentiment_by_score_single_form(smollm) -> None:
 
 def test_calibration_changes_a_decision(smollm) -> None:
     """The content-free prior is subtracted: on a borderline text it flips the label."""
-    plain = SentimentClassifier(smollm, forms=("review",), shots=4, suffix="")
-    cal = SentimentClassifier(smollm, forms=("review",), shots=4, suffix="", calibrate=True)
+    plain = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, suffix="")
+    cal = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, suffix="", calibrate=True)
     prior = cal.prior()["review"]
     assert prior[0] != prior[1]
     assert prior[0] < prior[1]  # this prompt leans negative on content-free inputs
@@ -103,8 +103,8 @@ def test_batch_calibration_balances_a_batch(smollm) -> None:
     """Centring on the batch median splits even a batch the raw scores call all one way."""
     texts = [f"the film runs {n} minutes and was shot in {city} ." for n, city in
              zip(range(90, 170, 10), ["paris", "rome", "oslo", "lima", "cairo", "delhi", "quito", "seoul"], strict=True)]
-    plain = SentimentClassifier(smollm, forms=("review",), shots=4)
-    cal = SentimentClassifier(smollm, forms=("review",), shots=4, batch_calibrate=True)
+    plain = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1)
+    cal = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, batch_calibrate=True)
     raw = [o["label"] for o in plain.classify_many(texts)]
     labels = [o["label"] for o in cal.classify_many(texts)]
     assert set(labels) == {"positive", "negative"} and 3 <= labels.count("positive") <= 5
@@ -155,16 +155,16 @@ def test_qa_abstains_when_a_name_of_the_question_is_missing(smollm) -> None:
     assert missing_names("Who will bring the budget in 2019?", note) == ["2019"]
     assert missing_names("What will Bob take?", note) == []  # names present (and the first word ignored)
     qa = QuestionAnswerer(smollm)
-    assert qa.rule == "pmi"
+    assert qa.rule == "overlap"
     out = qa.answer("Who will bring the budget to Paris?", [("note", note)])
     assert out["answerable"] is False and out["answer"] == NO_ANSWER and out["missing_names"] == ["Paris"]
     ok = qa.answer("When is the meeting?", [("note", note)])
-    assert ok["answerable"] is True and ok["answer"] == "Monday" and ok["pmi"] >= qa.pmi_min
+    assert ok["answerable"] is True and ok["answer"] == "Monday" and ok["overlap"] >= qa.overlap_min
 
 
 def test_qa_abstains_when_the_context_does_not_raise_the_answer(smollm) -> None:
     """PMI: a span the model would guess without the context is not grounded in it."""
-    qa = QuestionAnswerer(smollm, pmi_min=1e9)
+    qa = QuestionAnswerer(smollm, rule="pmi", pmi_min=1e9)
     out = qa.answer("When is the meeting?", [("note", "The meeting is on Monday.")])
     assert out["answerable"] is False and out["pmi"] is not None and out["candidates"]
     with pytest.raises(LMAssistError, match="abstention rule"):

@@ -111,19 +111,25 @@ def says_no_answer(text: str) -> bool:
 # -- sentiment -------------------------------------------------------------------------------------
 
 SENTIMENT_VARIANTS: dict[str, dict[str, Any]] = {
-    "review-4shot-first-token": {"forms": ("review",), "shots": 4, "suffix": ""},
-    "review-4shot-first-token+cal": {"forms": ("review",), "shots": 4, "suffix": "", "calibrate": True},
-    "review-8shot-word": {"forms": ("review",), "shots": 8},
-    "movie-8shot-word": {"forms": ("movie",), "shots": 8},
-    "liked-8shot-word": {"forms": ("liked",), "shots": 8},
-    "ensemble-8shot-word": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n"},
-    "ensemble-8shot-word+cal": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n", "calibrate": True},
-    "review-4shot-first-token+batchcal": {"forms": ("review",), "shots": 4, "suffix": "", "batch_calibrate": True},
+    "default": {},  # the task's default: 24 shots, two shot orders averaged, whole label words
+    "default+cal": {"calibrate": True},
+    "default+batchcal": {"batch_calibrate": True},
+    "review-24shot-order1": {"forms": ("review",), "shots": 24, "orders": (1,)},
+    "review-4shot-first-token": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 1},
+    "review-4shot-first-token+cal": {"forms": ("review",), "shots": 4, "suffix": "", "calibrate": True, "orders": 1},
+    "review-8shot-word": {"forms": ("review",), "shots": 8, "orders": 1},
+    "movie-8shot-word": {"forms": ("movie",), "shots": 8, "orders": 1},
+    "liked-8shot-word": {"forms": ("liked",), "shots": 8, "orders": 1},
+    "ensemble-8shot-word": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n", "orders": 1},
+    "ensemble-8shot-word+cal": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n", "calibrate": True,
+                                "orders": 1},
+    "review-4shot-first-token+batchcal": {"forms": ("review",), "shots": 4, "suffix": "", "batch_calibrate": True,
+                                          "orders": 1},
     "review-4shot-2orders": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 2},
     "review-4shot-generate": {"method": "generate"},
 }
-DEFAULT_SENTIMENT = ("review-4shot-first-token,review-4shot-first-token+cal,review-4shot-first-token+batchcal,"
-                     "review-4shot-2orders,review-8shot-word,ensemble-8shot-word,ensemble-8shot-word+cal")
+DEFAULT_SENTIMENT = ("default,default+cal,default+batchcal,review-24shot-order1,review-4shot-first-token,"
+                     "review-4shot-first-token+cal,review-4shot-2orders")
 
 
 def run_sentiment(model: Any, rows: list[dict[str, Any]], variants: list[str]) -> list[dict[str, Any]]:
@@ -146,9 +152,11 @@ def run_sentiment(model: Any, rows: list[dict[str, Any]], variants: list[str]) -
 
 
 def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins: list[float],
-           pmis: list[float] | None = None) -> list[dict[str, Any]]:
-    """Span extraction (never abstaining, the margin rule, the default PMI + missing-names rule) and free generation."""
-    from lmassist.tasks.qa import PMI_MIN, QuestionAnswerer
+           pmis: list[float] | None = None, overlaps: list[float] | None = None,
+           length_bonus: float | None = None) -> list[dict[str, Any]]:
+    """Span extraction (never abstaining, and each abstention rule: margin, PMI, the default
+    missing-names + question-overlap rule) and free generation, from one extraction pass."""
+    from lmassist.tasks.qa import LENGTH_BONUS, OVERLAP_MIN, PMI_MIN, QuestionAnswerer
 
     report = []
     for name in variants:
@@ -156,7 +164,9 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
         if name == "spans":
             from lmassist.tasks.qa import MAX_MISSING, content_words
 
-            qa = QuestionAnswerer(model, method="spans")
+            # rule="pmi" also computes the PMI, so every rule is reported from the same answers.
+            qa = QuestionAnswerer(model, method="spans", rule="pmi",
+                                  length_bonus=LENGTH_BONUS if length_bonus is None else length_bonus)
             outs = [qa.answer(r["question"], [("context", r["context"])]) for r in rows]
             took = time.perf_counter() - start
             best = [o["candidates"][0] if o["candidates"] else None for o in outs]
@@ -176,8 +186,11 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
             report.append(_qa_row("spans, missing names only", rows, preds, names, took))
             for t in pmis if pmis is not None else [PMI_MIN]:
                 abstain = [n or o["pmi"] is None or o["pmi"] < t for n, o in zip(names, outs, strict=True)]
-                default = " (default)" if t == PMI_MIN else ""
-                report.append(_qa_row(f"spans, missing names or pmi<{t:g}{default}", rows, preds, abstain, took))
+                report.append(_qa_row(f"spans, missing names or pmi<{t:g}", rows, preds, abstain, took))
+            for t in overlaps if overlaps is not None else [OVERLAP_MIN]:
+                abstain = [n or o["overlap"] is None or o["overlap"] < t for n, o in zip(names, outs, strict=True)]
+                default = " (default)" if t == OVERLAP_MIN else ""
+                report.append(_qa_row(f"spans, missing names or overlap<{t:g}{default}", rows, preds, abstain, took))
             continue
         if name not in ("generate-chat", "generate-completion"):
             raise LMAssistError(f"unknown QA variant {name!r}; choose from spans, generate-chat, generate-completion")
@@ -334,17 +347,22 @@ def bench_sentiment(model: str | None, data: str | None, limit: int | None, vari
 @click.option("--margins", default="0,2,4,99", show_default=True,
               help="Abstention margins (nats) to report for spans, each with and without the missing-words rule.")
 @click.option("--pmis", default="1,2,3", show_default=True,
-              help="PMI thresholds (nats) to report for the default rule (missing names or low PMI).")
+              help="PMI thresholds (nats) to report for the pmi rule (missing names or low PMI).")
+@click.option("--overlaps", default="0.3,0.4,0.5", show_default=True,
+              help="Question-overlap thresholds to report for the default rule (missing names or low overlap).")
+@click.option("--length-bonus", type=float, default=None,
+              help="Nats per token added to each span's log-likelihood when ranking (default: the task's).")
 @click.option("--json", "as_json", is_flag=True)
 def bench_qa(model: str | None, data: str | None, limit: int | None, variants: str, margins: str, pmis: str,
-             as_json: bool) -> None:
+             overlaps: str, length_bonus: float | None, as_json: bool) -> None:
     """QA exact match / token F1 (answerable) and abstention rate (unanswerable): spans vs free generation."""
     from lmassist.commands.common import load_model
 
     rows = spread(load_jsonl(data or eval_file("qa-dev.jsonl")), limit, "answerable")
     llm = load_model(model)
     report = run_qa(llm, rows, [v.strip() for v in variants.split(",") if v.strip()],
-                    [float(m) for m in margins.split(",") if m.strip()], [float(m) for m in pmis.split(",") if m.strip()])
+                    [float(m) for m in margins.split(",") if m.strip()], [float(m) for m in pmis.split(",") if m.strip()],
+                    [float(m) for m in overlaps.split(",") if m.strip()], length_bonus)
     _print_table(f"qa on {len(rows)} rows, {llm.info.name}", report, as_json, {"model": llm.info.name, "rows": len(rows)})
 
 
@@ -373,11 +391,11 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
         raise LMAssistError(f"{data} rows need the fields {', '.join(need)}; missing {', '.join(missing)}")
     llm = load_model(model)
     if task == "sentiment":
-        report = run_sentiment(llm, rows, ["review-4shot-first-token"])
+        report = run_sentiment(llm, rows, ["default"])
     elif task == "qa":
-        from lmassist.tasks.qa import MARGIN
+        from lmassist.tasks.qa import MARGIN, OVERLAP_MIN
 
-        report = run_qa(llm, rows, ["spans"], [MARGIN])
+        report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=[0.3, OVERLAP_MIN, 0.5])
     elif task == "summarize":
         report = run_summaries(llm, rows, ["medium"], ("extractive", "abstractive"))
     else:

@@ -3,15 +3,18 @@
 For a 135M model the prompt form decides everything. A zero-shot chat prompt says "positive" to
 everything (accuracy 0.50 on the dev set); a few-shot completion prompt whose label log-likelihoods
 are compared does far better. So with a backend that has ``score`` we classify by the likelihood of
-the label words after a few-shot prompt (``--ensemble`` averages three prompt forms); without
-``score`` we generate after the same few-shot prompt and parse the word. Calibration (subtracting
-the label prior measured on content-free inputs) is an option, measured by ``lmassist bench
-sentiment`` rather than assumed to help.
+the whole label words after a few-shot prompt, averaged over two orders of the same 24 hand-written
+shots (the model leans toward the label of the last shot; two orders ending on opposite labels
+cancel that lean, which no calibration we measured did as well). ``--ensemble`` averages three
+prompt forms instead. Without ``score`` we generate after a few-shot prompt and parse the word.
+Calibration (subtracting the label prior measured on content-free inputs) is an option, measured
+by ``lmassist bench sentiment`` rather than assumed to help.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +33,50 @@ SHOTS: tuple[tuple[str, str], ...] = (
     ("the plot is a mess and the jokes fall flat .", "negative"),
     ("the performances are terrific , and the script is sharp and funny .", "positive"),
     ("a dull , lifeless exercise that wastes a fine cast .", "negative"),
+    # Sixteen more, also hand-written; the pool alternates positive / negative throughout.
+    ("the story is familiar , but the direction is so assured that it hardly matters .", "positive"),
+    ("a tedious , overlong drama that mistakes gloom for depth .", "negative"),
+    ("funny , smart and full of heart , this is the rare comedy that works for everyone .", "positive"),
+    ("the premise is clever , but the execution is clumsy and the laughs are few .", "negative"),
+    ("despite a slow start , the film builds to a genuinely thrilling finale .", "positive"),
+    ("loud , frantic and utterly forgettable .", "negative"),
+    ("it's messy and overlong , yet there is real charm in its characters .", "positive"),
+    ("even the talented cast cannot rescue this limp , predictable thriller .", "negative"),
+    ("an ambitious , beautifully shot epic with performances to match .", "positive"),
+    ("it wants to be profound , but it only manages to be pretentious .", "negative"),
+    ("a delightful surprise : clever , tender and never condescending .", "positive"),
+    ("a handful of good scenes are buried under a pile of cliches .", "negative"),
+    ("a quiet , thoughtful drama that earns every one of its tears .", "positive"),
+    ("the dialogue is stiff , the pacing sluggish and the twist obvious from the start .", "negative"),
+    ("the young lead gives a remarkable , fearless performance .", "positive"),
+    ("sadly , the film never lives up to its promising first act .", "negative"),
 )
 NEUTRAL_SHOTS: tuple[tuple[str, str], ...] = (
     ("the film opens in theaters on friday and runs two hours .", "neutral"),
     ("the meeting is scheduled for tuesday at ten .", "neutral"),
 )
 CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+def shot_order(labels: tuple[str, ...], shots: int, order: int = 0) -> list[tuple[str, str]]:
+    """The first ``shots`` shots of the pool for ``labels``, in arrangement ``order`` (see
+    :meth:`PromptForm.prefix`); with neutral, its shots replace the last two."""
+    pool = [s for s in SHOTS if s[1] in labels]
+    chosen = pool[:shots]
+    if order >= 2 and "neutral" not in labels:
+        rng = random.Random(order - 1)
+        pos = [s for s in chosen if s[1] == "positive"]
+        neg = [s for s in chosen if s[1] == "negative"]
+        rng.shuffle(pos)
+        rng.shuffle(neg)
+        first, second = (pos, neg) if order % 2 == 0 else (neg, pos)
+        chosen = [x for pair in zip(first, second, strict=False) for x in pair]
+    if "neutral" in labels:
+        chosen = [*chosen[: max(0, shots - 2)], *NEUTRAL_SHOTS]
+    if order % 2 and order < 2:
+        chosen = [x for i in range(0, len(chosen) - 1, 2) for x in (chosen[i + 1], chosen[i])] + (
+            [chosen[-1]] if len(chosen) % 2 else [])
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -48,16 +89,12 @@ class PromptForm:
     words: dict[str, str]
 
     def prefix(self, labels: tuple[str, ...], shots: int, order: int = 0) -> str:
-        """The few-shot prefix; ``order`` 1 swaps each pair of shots, so the other label comes last
-        (averaging both orders cancels the recency bias toward the last shot's label)."""
-        pool = [s for s in SHOTS if s[1] in labels]
-        chosen = pool[:shots]
-        if "neutral" in labels:
-            chosen = [*chosen[: max(0, shots - 2)], *NEUTRAL_SHOTS]
-        if order % 2:
-            chosen = [x for i in range(0, len(chosen) - 1, 2) for x in (chosen[i + 1], chosen[i])] + (
-                [chosen[-1]] if len(chosen) % 2 else [])
-        return "".join(self.shot.format(t=t, w=self.words[lab]) for t, lab in chosen)
+        """The few-shot prefix. ``order`` 0 keeps the pool's order; 1 swaps each pair of shots, so the
+        other label comes last (averaging both cancels the recency bias toward the last shot's
+        label); ``order`` k >= 2 shuffles each label's shots with seed k-1 and interleaves them, the
+        positive one first when k is even. Several orders averaged is an ensemble over shot orders,
+        which a 135M model is very sensitive to."""
+        return "".join(self.shot.format(t=t, w=self.words[lab]) for t, lab in shot_order(labels, shots, order))
 
     def prompt(self, prefix: str, text: str) -> str:
         return prefix + self.query.format(t=" ".join(text.split()))
@@ -81,11 +118,17 @@ FORMS: dict[str, PromptForm] = {
 ENSEMBLE = ("review", "movie", "liked")
 # Measured on the 300 dev rows (`lmassist bench sentiment`): one "Review/Sentiment" form with four
 # shots, label by first token, scored 0.813; the three-form, eight-shot ensemble 0.803 at 3x the
-# cost; calibration lowered both (0.703, 0.800). So the single form is the default. Also measured
-# (300 rows): eight shots, whole label word 0.817; both shot orders averaged 0.820 (2x the cost);
-# the noisy-channel direction, P(review | label), 0.720; centring each batch's log-odds on its
-# median (assumes balanced labels) 0.833. None reaches 0.85 with the 135M model.
+# cost; calibration lowered both (0.703, 0.800). Also measured (300 rows): eight shots, whole label
+# word 0.817; both shot orders averaged 0.820 (2x the cost); the noisy-channel direction, P(review |
+# label), 0.720; centring each batch's log-odds on its median (assumes balanced labels) 0.833.
+# The default since: all 24 hand-written shots under two orders that end on opposite labels,
+# averaged (DEFAULT_ORDERS; 2x the cost of one prompt): 0.843. Single 24-shot orders score
+# 0.75-0.83 at a threshold of 0 (each leans toward a label), so averaging orders is what fixes the
+# threshold; a third order, a chat-form view, other label words (great/terrible, good/bad, summed)
+# and a bias estimated on eight held-out hand-written reviews did not help.
 DEFAULT_FORMS = ("review",)
+DEFAULT_SHOTS = 24
+DEFAULT_ORDERS = (1, 2)
 BATCH_MIN = 8  # batch calibration needs this many texts to estimate the median
 
 
@@ -96,12 +139,12 @@ class SentimentClassifier:
         self,
         model: Model,
         forms: tuple[str, ...] = DEFAULT_FORMS,
-        shots: int = 4,
+        shots: int = DEFAULT_SHOTS,
         calibrate: bool = False,
         neutral: bool = False,
         method: str = "auto",
         suffix: str = "",
-        orders: int = 1,
+        orders: int | tuple[int, ...] = DEFAULT_ORDERS,
         batch_calibrate: bool = False,
     ) -> None:
         unknown = [f for f in forms if f not in FORMS]
@@ -120,8 +163,9 @@ class SentimentClassifier:
         self.calibrate = calibrate and method == "score"
         self.batch_calibrate = batch_calibrate and self.method == "score"
         # One "view" per prompt form and shot order, each with its own few-shot prefix.
+        self.orders = tuple(range(max(1, orders))) if isinstance(orders, int) else tuple(orders)
         self._views = [(f if o == 0 else PromptForm(f"{f.name}#{o + 1}", f.shot, f.query, f.words), f.prefix(self.labels, shots, o))
-                       for f in self.forms for o in range(max(1, orders))]
+                       for f in self.forms for o in self.orders]
         self._prefix = {f.name: p for f, p in self._views}
         self._prior: dict[str, list[float]] | None = None
 
@@ -201,8 +245,8 @@ class SentimentClassifier:
         """No ``score``: let each form's prompt generate a word, parse it, and vote."""
         votes: dict[str, int] = dict.fromkeys(self.labels, 0)
         opts = GenerationOptions(max_new_tokens=4, temperature=0.0, repetition_penalty=1.0, stop=("\n",))
-        for form in self.forms:
-            reply = self.model.complete(form.prompt(self._prefix[form.name], text), opts).result().strip().lower()
+        for form, prefix in self._views[:: len(self.orders)]:  # one shot order per form: generation is slow
+            reply = self.model.complete(form.prompt(prefix, text), opts).result().strip().lower()
             for lab in self.labels:
                 if reply.startswith(form.words[lab].lower()):
                     votes[lab] += 1
@@ -271,12 +315,12 @@ class SentimentTask(Task):
         Param("per_line", "flag", help="Classify each non-empty line on its own.", flags=("--per-line",)),
         Param("neutral", "flag", help="Allow a third label, neutral.", flags=("--neutral",)),
         Param("calibrate", "flag", help="Subtract the label prior measured on content-free inputs "
-              "(measured: lowers dev accuracy 0.81 -> 0.70 with the default model).", flags=("--calibrate",)),
+              "(measured: lowers dev accuracy 0.84 -> 0.80 with the default model).", flags=("--calibrate",)),
         Param("ensemble", "flag", flags=("--ensemble",),
-              help="Average three prompt forms with eight shots each (3x slower; measured 0.80 vs 0.81)."),
+              help="Average three prompt forms with eight shots each instead (measured 0.80 vs 0.84)."),
         Param("batch_calibrate", "flag", flags=("--batch-calibrate",),
               help="With many texts (--per-line), centre the label scores on their median over the batch, "
-              "assuming the labels are about balanced (measured: 0.81 -> 0.83 on the balanced dev set)."),
+              "assuming the labels are about balanced (measured: 0.84 -> 0.85 on the balanced dev set)."),
         Param("method", "option", choices=("auto", "score", "generate"), default="auto",
               help="score: label likelihood (needs a backend with scoring); generate: generate and parse."),
     )
@@ -316,7 +360,8 @@ class SentimentTask(Task):
                 items += [(inp.source, i, line.strip()) for i, line in enumerate(inp.text.splitlines(), 1) if line.strip()]
             else:
                 items.append((inp.source, None, inp.text.strip()))
-        shape: dict[str, Any] = {"forms": ENSEMBLE, "shots": 8, "suffix": "\n"} if values.get("ensemble") else {}
+        shape: dict[str, Any] = ({"forms": ENSEMBLE, "shots": 8, "suffix": "\n", "orders": 1}
+                                 if values.get("ensemble") else {})
         clf = SentimentClassifier(
             model, calibrate=bool(values.get("calibrate")), neutral=bool(values.get("neutral")),
             method=values.get("method") or "auto", batch_calibrate=bool(values.get("batch_calibrate")), **shape,
