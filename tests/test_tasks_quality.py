@@ -93,7 +93,7 @@ def test_qa_abstains_when_the_answer_sentence_does_not_match_the_question(smollm
     """Every name of the question is in the context, but no sentence says what it asks."""
     note = "Alice will bring the budget to the meeting. Bob will take notes. The meeting is on Monday."
     qa = QuestionAnswerer(smollm)
-    out = qa.answer("When will Bob bake the cake?", [("note", note)])
+    out = qa.answer("When will the cake be baked?", [("note", note)])
     assert out["missing_names"] == [] and out["overlap"] < qa.overlap_min
     assert out["answerable"] is False and out["answer"] == NO_ANSWER
     ok = qa.answer("Who will bring the budget?", [("note", note)])

@@ -395,7 +395,7 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
     elif task == "qa":
         from lmassist.tasks.qa import MARGIN, OVERLAP_MIN
 
-        report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=[0.3, OVERLAP_MIN, 0.5])
+        report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=[OVERLAP_MIN, 0.4, 0.5])
     elif task == "summarize":
         report = run_summaries(llm, rows, ["medium"], ("extractive", "abstractive"))
     else:
