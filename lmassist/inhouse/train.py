@@ -55,7 +55,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "medium": dict(n_layer=6, n_head=6, n_embd=192, context_length=256, batch_size=16, lr=1e-3),
     },
     "lstm": {
-        "tiny": dict(n_layer=1, n_embd=64, n_hidden=128, context_length=64, batch_size=16, lr=3e-3),
+        "tiny": dict(n_layer=1, n_embd=64, n_hidden=256, context_length=64, batch_size=16, lr=6e-3),
         "small": dict(n_layer=2, n_embd=128, n_hidden=256, context_length=128, batch_size=16, lr=3e-3),
         "medium": dict(n_layer=3, n_embd=256, n_hidden=512, context_length=128, batch_size=32, lr=2e-3),
     },
