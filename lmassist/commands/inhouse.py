@@ -36,8 +36,9 @@ Examples:
   lmassist train poems.txt --name poems --resume          # continue where it stopped
 
 \b
-Architectures: transformer (GPT-style, best quality for the time), lstm (the
-classic recipe), rnn (the simplest; a teaching baseline).
+Architectures: transformer (GPT-style; grows best with time and data), lstm (the
+classic recipe; on a CPU it learns the most in the first minutes), rnn (the
+simplest; a teaching baseline).
 Sizes: tiny (~0.35M parameters: learns the most in a few minutes on a CPU),
 small (~0.8M, what inhouse:shakespeare is), medium (~3M, for hours or a GPU).
 The default, auto, picks tiny for --minutes 5 or less on a CPU, else small.
