@@ -81,8 +81,14 @@ def test_history_sidebar_search(snap_compare: Any, app: LMAssistApp) -> None:
     async def run(pilot: Any) -> None:
         await _with_conversation(pilot)
         await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
+        # The sidebar mounts on first use: type only once its search box has the focus, or the keys
+        # would go to the message box on a slow machine.
+        while getattr(pilot.app.focused, "id", None) != "history-search":
+            await pilot.pause(0.05)
+        pilot.app.focused.cursor_blink = False  # a blinking cursor would make the snapshot depend on timing
         await pilot.press(*"summarize")
+        while pilot.app.focused.value != "summarize":
+            await pilot.pause(0.05)
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run)
