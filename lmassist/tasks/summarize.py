@@ -52,6 +52,9 @@ _JUNK = re.compile(r"scroll down for|click here|read more:|follow @|published:|u
                    r"^by \.|daily mail reporter|all rights reserved|^share this", re.I)
 _DATELINE = re.compile(r"^(?:[A-Z][\w .,'-]{0,40})?\((?:CNN|AP|Reuters)\)\s*(?:--?\s*)?")
 _TERM = re.compile(r"[a-z0-9]+")
+# Markdown furniture: headings are titles, not sentences; list markers and quote marks are not words.
+_HEADING = re.compile(r"^ {0,3}#{1,6}\s.*$", re.M)
+_LINE_MARK = re.compile(r"^\s*(?:[-*+>]|\d{1,3}[.)])\s+", re.M)
 _STOP = frozenset("""a an the and or but of in on at to for from by with as is are was were be been it its this
 that he she his her they their them we you i has have had not said says will would can could who which""".split())
 
@@ -72,6 +75,7 @@ def _terms(sentence: str) -> list[str]:
 def clean_sentences(text: str) -> list[str]:
     """Sentences of ``text`` worth extracting: datelines stripped, page furniture, scraps and repeats dropped."""
     out: dict[str, None] = {}
+    text = _LINE_MARK.sub("", _HEADING.sub("\n", text))
     for s in split_sentences(" ".join(text.split())):
         s = _DATELINE.sub("", s).strip()
         if len(s.split()) >= 4 and not _JUNK.search(s):
