@@ -153,10 +153,10 @@ def run_sentiment(model: Any, rows: list[dict[str, Any]], variants: list[str]) -
 
 def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins: list[float],
            pmis: list[float] | None = None, overlaps: list[float] | None = None,
-           length_bonus: float | None = None) -> list[dict[str, Any]]:
-    """Span extraction (never abstaining, and each abstention rule: margin, PMI, the default
-    missing-names + question-overlap rule) and free generation, from one extraction pass."""
-    from lmassist.tasks.qa import LENGTH_BONUS, OVERLAP_MIN, PMI_MIN, QuestionAnswerer
+           length_bonus: float | None = None, elsewheres: list[int] | None = None) -> list[dict[str, Any]]:
+    """Span extraction (never abstaining, and each abstention rule: margin, PMI, question overlap,
+    the default missing-names + words-elsewhere rule) and free generation, from one extraction pass."""
+    from lmassist.tasks.qa import ELSEWHERE_MIN, LENGTH_BONUS, OVERLAP_MIN, PMI_MIN, QuestionAnswerer
 
     report = []
     for name in variants:
@@ -189,8 +189,13 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
                 report.append(_qa_row(f"spans, missing names or pmi<{t:g}", rows, preds, abstain, took))
             for t in overlaps if overlaps is not None else [OVERLAP_MIN]:
                 abstain = [n or o["overlap"] is None or o["overlap"] < t for n, o in zip(names, outs, strict=True)]
-                default = " (default)" if t == OVERLAP_MIN else ""
-                report.append(_qa_row(f"spans, missing names or overlap<{t:g}{default}", rows, preds, abstain, took))
+                report.append(_qa_row(f"spans, missing names or overlap<{t:g}", rows, preds, abstain, took))
+            for k in elsewheres if elsewheres is not None else [ELSEWHERE_MIN]:
+                abstain = [n or o["words_elsewhere"] is None or not o["overlap"] or len(o["words_elsewhere"]) >= k
+                           for n, o in zip(names, outs, strict=True)]
+                default = " (default)" if k == ELSEWHERE_MIN else ""
+                report.append(_qa_row(f"spans, missing names or >={k} words elsewhere{default}", rows, preds,
+                                      abstain, took))
             continue
         if name not in ("generate-chat", "generate-completion"):
             raise LMAssistError(f"unknown QA variant {name!r}; choose from spans, generate-chat, generate-completion")
@@ -349,12 +354,14 @@ def bench_sentiment(model: str | None, data: str | None, limit: int | None, vari
 @click.option("--pmis", default="1,2,3", show_default=True,
               help="PMI thresholds (nats) to report for the pmi rule (missing names or low PMI).")
 @click.option("--overlaps", default="0.3,0.4,0.5", show_default=True,
-              help="Question-overlap thresholds to report for the default rule (missing names or low overlap).")
+              help="Question-overlap thresholds to report for the overlap rule (missing names or low overlap).")
+@click.option("--elsewheres", default="1,2,3", show_default=True,
+              help="Counts of question words used outside the answer's sentence to report for the default rule.")
 @click.option("--length-bonus", type=float, default=None,
               help="Nats per token added to each span's log-likelihood when ranking (default: the task's).")
 @click.option("--json", "as_json", is_flag=True)
 def bench_qa(model: str | None, data: str | None, limit: int | None, variants: str, margins: str, pmis: str,
-             overlaps: str, length_bonus: float | None, as_json: bool) -> None:
+             overlaps: str, elsewheres: str, length_bonus: float | None, as_json: bool) -> None:
     """QA exact match / token F1 (answerable) and abstention rate (unanswerable): spans vs free generation."""
     from lmassist.commands.common import load_model
 
@@ -362,7 +369,8 @@ def bench_qa(model: str | None, data: str | None, limit: int | None, variants: s
     llm = load_model(model)
     report = run_qa(llm, rows, [v.strip() for v in variants.split(",") if v.strip()],
                     [float(m) for m in margins.split(",") if m.strip()], [float(m) for m in pmis.split(",") if m.strip()],
-                    [float(m) for m in overlaps.split(",") if m.strip()], length_bonus)
+                    [float(m) for m in overlaps.split(",") if m.strip()], length_bonus,
+                    [int(k) for k in elsewheres.split(",") if k.strip()])
     _print_table(f"qa on {len(rows)} rows, {llm.info.name}", report, as_json, {"model": llm.info.name, "rows": len(rows)})
 
 
@@ -395,7 +403,7 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
     elif task == "qa":
         from lmassist.tasks.qa import MARGIN, OVERLAP_MIN
 
-        report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=[OVERLAP_MIN, 0.4, 0.5])
+        report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=[OVERLAP_MIN, 0.4, 0.5], elsewheres=[1, 2, 3])
     elif task == "summarize":
         report = run_summaries(llm, rows, ["medium"], ("extractive", "abstractive"))
     else:
