@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lmassist.generation import Model
+from lmassist.generation import LMAssistError, Model
 from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer, missing_names, question_overlap
 from lmassist.tasks.sentiment import SHOTS, SentimentClassifier, shot_order
 
@@ -108,3 +108,31 @@ def test_qa_length_bonus_prefers_the_complete_span(smollm) -> None:
     bonus = QuestionAnswerer(smollm, length_bonus=0.5).answer("When did the Normans rule Sicily?", [("t", text)])
     assert len(bonus["answer"].split()) >= len(plain["answer"].split())
     assert "11th" in bonus["answer"] and bonus["answerable"] is True
+
+
+def test_channel_scores_the_review_after_each_label(smollm) -> None:
+    """Noisy channel: the same review tokens are scored after each label line, and a clearly
+    positive (negative) review is likelier after "Sentiment: positive" ("negative")."""
+    spy = Spy(smollm)
+    clf = SentimentClassifier(spy, forms=("channel",))  # type: ignore[arg-type]
+    texts = ["a wonderful , moving and funny film .", "a boring , ugly mess ."]
+    out = clf.classify_many(texts)
+    assert [o["label"] for o in out] == ["positive", "negative"]
+    assert len(spy.calls) == 2 * 2 * 2  # two texts, two shot orders, one prompt per label
+    for prompt, conts in spy.calls:
+        assert prompt.endswith(("Sentiment: positive\nReview:", "Sentiment: negative\nReview:"))
+        assert len(conts) == 1 and conts[0].strip() in texts  # the review is what is scored
+    prefixes = {prompt.rsplit("Sentiment: ", 1)[0] for prompt, _ in spy.calls}
+    assert len(prefixes) == 2  # one shot prefix per order, shared by both labels (prefix cache)
+    assert all(p.startswith("Sentiment: ") and "\nReview: " in p for p in prefixes)  # shots label-first too
+
+
+def test_sentiment_task_direction_option(smollm) -> None:
+    from lmassist.tasks.sentiment import DIRECTIONS, SentimentTask
+
+    task = SentimentTask()
+    for direction, forms in DIRECTIONS.items():
+        data = task.run(smollm, {"text": "a wonderful , moving and funny film .", "direction": direction}).data
+        assert data["forms"] == list(forms) and data["results"][0]["label"] == "positive"
+    with pytest.raises(LMAssistError, match="unknown direction"):
+        task.run(smollm, {"text": "fine .", "direction": "sideways"})

@@ -114,6 +114,9 @@ SENTIMENT_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},  # the task's default: 24 shots, two shot orders averaged, whole label words
     "default+cal": {"calibrate": True},
     "default+batchcal": {"batch_calibrate": True},
+    "direct": {"forms": ("review",)},  # 24 shots, two orders, P(label | review)
+    "channel": {"forms": ("channel",)},  # 24 shots, two orders, P(review | label)
+    "both": {"forms": ("review", "channel")},  # the two above averaged
     "review-24shot-order1": {"forms": ("review",), "shots": 24, "orders": (1,)},
     "review-4shot-first-token": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 1},
     "review-4shot-first-token+cal": {"forms": ("review",), "shots": 4, "suffix": "", "calibrate": True, "orders": 1},
@@ -128,7 +131,7 @@ SENTIMENT_VARIANTS: dict[str, dict[str, Any]] = {
     "review-4shot-2orders": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 2},
     "review-4shot-generate": {"method": "generate"},
 }
-DEFAULT_SENTIMENT = ("default,default+cal,default+batchcal,review-24shot-order1,review-4shot-first-token,"
+DEFAULT_SENTIMENT = ("default,default+cal,default+batchcal,direct,channel,both,review-4shot-first-token,"
                      "review-4shot-first-token+cal,review-4shot-2orders")
 
 

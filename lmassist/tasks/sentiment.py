@@ -8,7 +8,8 @@ shots (the model leans toward the label of the last shot; two orders ending on o
 cancel that lean, which no calibration we measured did as well). ``--ensemble`` averages three
 prompt forms instead. Without ``score`` we generate after a few-shot prompt and parse the word.
 Calibration (subtracting the label prior measured on content-free inputs) is an option, measured
-by ``lmassist bench sentiment`` rather than assumed to help.
+by ``lmassist bench sentiment`` rather than assumed to help. ``--direction channel`` scores the text
+after each label instead (noisy channel, P(text | label)); with this model it measured worse.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ class PromptForm:
     shot: str
     query: str
     words: dict[str, str]
+    # Noisy channel (Min et al. 2022): the label comes first and the *text* is scored after it,
+    # P(text | label), instead of P(label | text). ``query`` then holds the label ({w}), not the text.
+    channel: bool = False
 
     def prefix(self, labels: tuple[str, ...], shots: int, order: int = 0) -> str:
         """The few-shot prefix. ``order`` 0 keeps the pool's order; 1 swaps each pair of shots, so the
@@ -98,6 +102,9 @@ class PromptForm:
 
     def prompt(self, prefix: str, text: str) -> str:
         return prefix + self.query.format(t=" ".join(text.split()))
+
+    def renamed(self, name: str) -> PromptForm:
+        return PromptForm(name, self.shot, self.query, self.words, self.channel)
 
 
 FORMS: dict[str, PromptForm] = {
@@ -115,6 +122,16 @@ FORMS: dict[str, PromptForm] = {
         {"positive": "Yes", "negative": "No", "neutral": "Maybe"},
     ),
 }
+# The channel form scores the review after "Sentiment: <label>\nReview:" under each label. Both labels
+# score the very same tokens, so a review's length or rare words cancel out of the comparison, and
+# a small LM is much better at "what does a positive review look like" than at the label word
+# after a hedged review. Cost: the review is evaluated once per label (the shot prefix, identical
+# for both labels up to the last shot, stays in the prefix cache).
+FORMS["channel"] = PromptForm(
+    "channel", "Sentiment: {w}\nReview: {t}\n\n", "Sentiment: {w}\nReview:",
+    {"positive": "positive", "negative": "negative", "neutral": "neutral"}, channel=True,
+)
+DIRECTIONS: dict[str, tuple[str, ...]] = {"direct": ("review",), "channel": ("channel",), "both": ("review", "channel")}
 ENSEMBLE = ("review", "movie", "liked")
 # Measured on the 300 dev rows (`lmassist bench sentiment`): one "Review/Sentiment" form with four
 # shots, label by first token, scored 0.813; the three-form, eight-shot ensemble 0.803 at 3x the
@@ -126,9 +143,17 @@ ENSEMBLE = ("review", "movie", "liked")
 # 0.75-0.83 at a threshold of 0 (each leans toward a label), so averaging orders is what fixes the
 # threshold; a third order, a chat-form view, other label words (great/terrible, good/bad, summed)
 # and a bias estimated on eight held-out hand-written reviews did not help.
-DEFAULT_FORMS = ("review",)
+# The noisy channel, re-measured with the same 24 shots label-first and both orders (300 rows,
+# 2026-11-25): channel alone 0.743 (AUC 0.81; a newline after the review changes nothing), the
+# channel + direct average 0.830 (AUC 0.90), the same with each view's log-odds z-scored over the
+# batch 0.823, against direct 0.843 (AUC 0.91). Split-half (even/odd rows) picks direct both ways
+# (held-out 0.853 and 0.833). So direct stays the default; the channel (2x the cost of direct) is
+# ``--direction channel|both`` for other models, where the literature finds it more robust.
+DEFAULT_DIRECTION = "direct"
+DEFAULT_FORMS = DIRECTIONS[DEFAULT_DIRECTION]
 DEFAULT_SHOTS = 24
 DEFAULT_ORDERS = (1, 2)
+CHANNEL_END = ""  # appended to the scored text in the channel form
 BATCH_MIN = 8  # batch calibration needs this many texts to estimate the median
 
 
@@ -164,7 +189,7 @@ class SentimentClassifier:
         self.batch_calibrate = batch_calibrate and self.method == "score"
         # One "view" per prompt form and shot order, each with its own few-shot prefix.
         self.orders = tuple(range(max(1, orders))) if isinstance(orders, int) else tuple(orders)
-        self._views = [(f if o == 0 else PromptForm(f"{f.name}#{o + 1}", f.shot, f.query, f.words), f.prefix(self.labels, shots, o))
+        self._views = [(f if o == 0 else f.renamed(f"{f.name}#{o + 1}"), f.prefix(self.labels, shots, o))
                        for f in self.forms for o in self.orders]
         self._prefix = {f.name: p for f, p in self._views}
         self._prior: dict[str, list[float]] | None = None
@@ -180,6 +205,11 @@ class SentimentClassifier:
         return " ".join(words)
 
     def _form_scores(self, form: PromptForm, text: str) -> list[float]:
+        if form.channel:
+            # log P(text | label) per label: same continuation, a different label line before it.
+            cont = " " + " ".join(text.split()) + CHANNEL_END
+            prefix = self._prefix[form.name]
+            return [self.model.score(prefix + form.query.format(w=form.words[lab]), [cont])[0] for lab in self.labels]
         conts = [" " + form.words[lab] + self.suffix for lab in self.labels]
         return self.model.score(form.prompt(self._prefix[form.name], text), conts)
 
@@ -245,7 +275,9 @@ class SentimentClassifier:
         """No ``score``: let each form's prompt generate a word, parse it, and vote."""
         votes: dict[str, int] = dict.fromkeys(self.labels, 0)
         opts = GenerationOptions(max_new_tokens=4, temperature=0.0, repetition_penalty=1.0, stop=("\n",))
-        for form, prefix in self._views[:: len(self.orders)]:  # one shot order per form: generation is slow
+        # One shot order per direct form (generation is slow); a channel form has no label to generate.
+        views = [(f, p) for f, p in self._views[:: len(self.orders)] if not f.channel]
+        for form, prefix in views or [(FORMS["review"], FORMS["review"].prefix(self.labels, self.shots))]:
             reply = self.model.complete(form.prompt(prefix, text), opts).result().strip().lower()
             for lab in self.labels:
                 if reply.startswith(form.words[lab].lower()):
@@ -280,6 +312,8 @@ RESULT_SCHEMA: dict[str, Any] = {
         "calibrated": {"type": "boolean"},
         "batch_calibrated": {"type": "boolean", "description": "label scores centred on their batch medians"},
         "labels": {"type": "array", "items": {"type": "string"}},
+        "forms": {"type": "array", "items": {"type": "string"},
+                  "description": "prompt forms scored (channel: P(text | label)); empty when generating"},
         "results": {
             "type": "array",
             "items": {
@@ -321,6 +355,8 @@ class SentimentTask(Task):
         Param("batch_calibrate", "flag", flags=("--batch-calibrate",),
               help="With many texts (--per-line), centre the label scores on their median over the batch, "
               "assuming the labels are about balanced (measured: 0.84 -> 0.85 on the balanced dev set)."),
+        Param("direction", "option", choices=tuple(DIRECTIONS), default=DEFAULT_DIRECTION,
+              help="With scoring: direct, P(label | text); channel, P(text | label); both, averaged."),
         Param("method", "option", choices=("auto", "score", "generate"), default="auto",
               help="score: label likelihood (needs a backend with scoring); generate: generate and parse."),
     )
@@ -360,8 +396,11 @@ class SentimentTask(Task):
                 items += [(inp.source, i, line.strip()) for i, line in enumerate(inp.text.splitlines(), 1) if line.strip()]
             else:
                 items.append((inp.source, None, inp.text.strip()))
+        direction = values.get("direction") or DEFAULT_DIRECTION
+        if direction not in DIRECTIONS:
+            raise LMAssistError(f"unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
         shape: dict[str, Any] = ({"forms": ENSEMBLE, "shots": 8, "suffix": "\n", "orders": 1}
-                                 if values.get("ensemble") else {})
+                                 if values.get("ensemble") else {"forms": DIRECTIONS[direction]})
         clf = SentimentClassifier(
             model, calibrate=bool(values.get("calibrate")), neutral=bool(values.get("neutral")),
             method=values.get("method") or "auto", batch_calibrate=bool(values.get("batch_calibrate")), **shape,
@@ -373,6 +412,7 @@ class SentimentTask(Task):
             "task": "sentiment", "model": model.info.name, "method": clf.method,
             "calibrated": clf.calibrate, "labels": list(clf.labels), "results": results,
             "batch_calibrated": clf.batch_calibrate and len(results) >= BATCH_MIN,
+            "forms": [f.name for f in clf.forms],
         }
         return TaskResult(text=_as_text(results), data=data, markdown=_as_markdown(results))
 
