@@ -86,14 +86,14 @@ def bench_ask(model: str | None, tokens: int, rounds: int, as_json: bool) -> Non
         "ratio": _median(results["ours_tps"]) / _median(results["raw_tps"]),
         "raw_ttft_ms": _median(results["raw_ttft"]) * 1000,
         "ours_ttft_ms": _median(results["ours_ttft"]) * 1000,
-        "ask_peak_rss_mb": _peak_rss_mb(["ask", "--no-log", "-o", "max_new_tokens", "32", "Say hi"]),
-        "help_peak_rss_mb": _peak_rss_mb(["--help"]),
+        "ask_peak_rss_mb": peak_rss_mb(["ask", "--no-log", "-o", "max_new_tokens", "32", "Say hi"]),
+        "help_peak_rss_mb": peak_rss_mb(["--help"]),
     }
     figures["ttft_diff_ms"] = figures["ours_ttft_ms"] - figures["raw_ttft_ms"]
     _report(figures, as_json, targets={"ratio": ">= 0.97", "ttft_diff_ms": "<= 20", "ask_peak_rss_mb": "< 400", "help_peak_rss_mb": "< 60"})
 
 
-def _peak_rss_mb(args: list[str]) -> float:
+def peak_rss_mb(args: list[str]) -> float:
     """Peak resident memory of ``lmassist ARGS`` in a fresh process, from the kernel's accounting."""
     code = (
         "import resource, subprocess, sys; "

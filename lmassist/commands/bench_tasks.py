@@ -300,12 +300,6 @@ def run_translation(model: Any, rows: list[dict[str, Any]], target: str) -> list
     return report
 
 
-def peak_rss_mb(args: list[str]) -> float:
-    from lmassist.commands.bench import _peak_rss_mb
-
-    return _peak_rss_mb(args)
-
-
 # -- commands --------------------------------------------------------------------------------------
 
 
@@ -446,6 +440,8 @@ def bench_summarize(model: str | None, data: str | None, only: str, limit: int, 
 def _memory_figures(model: str | None) -> dict[str, Any]:
     """Peak RSS of reading and chunking a 10 KB and a 10 MB file (``summarize --plan``), in fresh processes."""
     import tempfile
+
+    from lmassist.commands.bench import peak_rss_mb
 
     para = ("The committee reviewed the budget, the schedule and the staffing plan in detail. " * 6).strip()
     out: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from lmassist.generation import LMAssistError
+from lmassist.textinput import decode_text
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ".org"}
 MEMMAP_TOKENS = 20_000_000  # above this many tokens, keep ids on disk and map them
@@ -47,17 +48,15 @@ def find_text_files(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def read_text_file(path: Path) -> str:
-    """A file's text, refusing binary and non-UTF-8 data with a message that names the file."""
+    """A file's text, refusing binary and non-UTF-8 data with a message that names the file.
+
+    Unlike the tasks' reader there is no size limit: a training corpus may be large.
+    """
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise LMAssistError(f"cannot read {path}: {e.strerror or e}") from None
-    if b"\x00" in raw[:8192]:
-        raise LMAssistError(f"{path} looks like a binary file, not text")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise LMAssistError(f"{path} is not UTF-8 text (bad byte at offset {e.start})") from None
+    return decode_text(raw, str(path))
 
 
 _SPACES = re.compile(r"[^\S\n]+\n")  # trailing whitespace on a line
