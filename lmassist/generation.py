@@ -5,7 +5,7 @@ A backend turns a loaded model into a :class:`Model`. It implements a handful of
 on, in one place, so that it is the same whichever backend runs: stop strings, cancellation from
 another thread, the token budget, and the final :class:`GenerationStats`.
 
-This module imports nothing of lmassist's and nothing heavy: tasks and faces import it freely.
+This module imports nothing of lmassist's but its errors, and nothing heavy: tasks and faces import it freely.
 """
 
 from __future__ import annotations
@@ -18,24 +18,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lmassist.errors import (  # noqa: F401 - the contract's errors, importable from here too
+    ContextLengthError,
+    LMAssistError,
+    ModelLoadError,
+    UnsupportedError,
+)
+
 Role = Literal["system", "user", "assistant"]
 StopReason = Literal["eos", "length", "stop", "cancelled", "error"]
-
-
-class LMAssistError(Exception):
-    """An error meant for the user: its message is shown as one line, without a traceback."""
-
-
-class ModelLoadError(LMAssistError):
-    """A model could not be found or loaded (missing file, corrupt weights, unknown name)."""
-
-
-class ContextLengthError(LMAssistError):
-    """The prompt does not fit in the model's context window, even after trimming."""
-
-
-class UnsupportedError(LMAssistError):
-    """The backend cannot do what was asked (for example ``score`` over a remote API)."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import gc
 import sys
 from typing import Any
 
+from lmassist.errors import LMAssistError
+
 
 def open_chat() -> None:
     """Open the TUI when it is installed and we have a terminal; otherwise the line chat.
@@ -48,11 +50,6 @@ def main(argv: list[str] | None = None) -> Any:
         open_chat()
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as e:
-        # Imported here, not before the app: the contract's dataclasses are not needed for its first frame.
-        from lmassist.generation import LMAssistError
-
-        if not isinstance(e, LMAssistError):
-            raise
+    except LMAssistError as e:
         print(f"Error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -18,6 +18,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from lmassist.errors import LMAssistError
 from lmassist.tui.screens.chat import ChatScreen
 from lmassist.tui.session import ModelHost
 
@@ -54,8 +55,6 @@ class DeferredStore:
         if store is None:
             with self._lock:
                 if self._closed:
-                    from lmassist.generation import LMAssistError
-
                     raise LMAssistError("the history is closed")
                 if self._store is None:
                     self._store = self._factory()
@@ -152,8 +151,6 @@ class LMAssistApp(App[None]):
         if chat.session.conversation is None:
             self.notify("nothing to export yet: send a message first", severity="warning")
             return
-        from lmassist.generation import LMAssistError
-
         try:
             chat.export(chat.session.conversation.id, fmt)
         except LMAssistError as e:

@@ -9,7 +9,8 @@ message, is a new row whose ``options`` say which row it ``replaces``. Resuming 
 replays those markers, so the view comes back exactly as it was left, and nothing is lost.
 
 The chat screen imports this module before the app's first frame, which needs none of the generation
-contract: its names are imported in the methods that use them.
+contract: its names are imported in the methods that use them (the errors come from the small
+:mod:`lmassist.errors`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from lmassist.errors import LMAssistError
 
 if TYPE_CHECKING:
     from lmassist.generation import GenerationOptions, Message, Model
@@ -96,7 +99,7 @@ class ChatSession:
 
     def set_option(self, key: str, value: str) -> None:
         """``/set KEY VALUE``: one option, parsed and checked like ``-o KEY VALUE`` on the command line."""
-        from lmassist.generation import GenerationOptions, LMAssistError
+        from lmassist.generation import GenerationOptions
 
         parsed = GenerationOptions.from_pairs([(key, value)], base=self.options())
         name = next((f for f in OPTION_FIELDS if getattr(parsed, f) != getattr(self.options(), f)), None)

@@ -10,9 +10,9 @@ Threading rules, which keep the UI responsive while a reply streams:
   streams, and its final text, status and stats when it ends or is cancelled.
 
 What the first frame pays for: this module is imported before it, so it imports only the layout's
-widgets. The generation contract (``LMAssistError``, ``CancelToken``: its seven dataclasses cost
-about 7 ms to build) is imported in the methods that need it, which all run after the first frame;
-messages, dialogs and the history sidebar are imported when first shown.
+widgets and the user-facing errors (:mod:`lmassist.errors`). The generation contract (``CancelToken``:
+its seven dataclasses cost about 7 ms to build) is imported in the methods that need it, which all
+run after the first frame; messages, dialogs and the history sidebar are imported when first shown.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from lmassist.errors import LMAssistError
 from lmassist.tui import slash
 from lmassist.tui.session import ChatSession, ModelHost, Turn
 from lmassist.tui.widgets.chat_input import ChatInput
@@ -296,8 +297,6 @@ class ChatScreen(Screen[None]):
 
     @staticmethod
     def _describe(e: BaseException) -> str:
-        from lmassist.generation import LMAssistError
-
         return str(e) if isinstance(e, LMAssistError) else f"{type(e).__name__}: {e}"
 
     @on(ModelReady)
@@ -336,8 +335,6 @@ class ChatScreen(Screen[None]):
 
     async def send(self, text: str) -> None:
         """What Enter does: a slash command, or a chat message and its streamed reply."""
-        from lmassist.generation import LMAssistError
-
         if self.busy:
             self.notify("a reply is still being written; press Esc to stop it", severity="warning")
             return
@@ -457,8 +454,6 @@ class ChatScreen(Screen[None]):
 
     async def run_slash(self, name: str, argline: str, text: str) -> None:
         """Built-in commands act at once; a task runs in a worker with progress."""
-        from lmassist.generation import LMAssistError
-
         builtin = getattr(self, f"slash_{name}", None)
         if builtin is not None and any(c.name == name for c in slash.BUILTINS):
             try:
@@ -542,8 +537,6 @@ class ChatScreen(Screen[None]):
         await self.show_info(f"System prompt {'set' if argline else 'cleared'} for this chat.")
 
     async def slash_set(self, argline: str) -> None:
-        from lmassist.generation import LMAssistError
-
         words = slash.split_args(argline)
         if len(words) != 2:
             raise LMAssistError("usage: /set KEY VALUE (keys: max_new_tokens, temperature, top_p, top_k, "
@@ -564,8 +557,6 @@ class ChatScreen(Screen[None]):
         self.action_copy_reply()
 
     async def slash_rename(self, argline: str) -> None:
-        from lmassist.generation import LMAssistError
-
         if self.session.conversation is None:
             raise LMAssistError("nothing to rename yet: send a message first")
         self.store.rename(self.session.conversation.id, argline)
@@ -575,8 +566,6 @@ class ChatScreen(Screen[None]):
         await self.show_info(f"Renamed to **{self.session.conversation.display_title}**.")
 
     async def slash_export(self, argline: str) -> None:
-        from lmassist.generation import LMAssistError
-
         words = slash.split_args(argline)
         fmt = (words[0] if words else "md").lower()
         if self.session.conversation is None:
@@ -678,7 +667,6 @@ class ChatScreen(Screen[None]):
         self.app.push_screen(FilePicker(), chosen)
 
     def action_settings(self) -> None:
-        from lmassist.generation import LMAssistError
         from lmassist.tui.screens.settings import SettingsScreen
 
         def saved(result: dict[str, Any] | None) -> None:
@@ -727,8 +715,6 @@ class ChatScreen(Screen[None]):
 
     async def resume(self, cid: str) -> None:
         """Show a past conversation and continue it, on the model it last used."""
-        from lmassist.generation import LMAssistError
-
         if self.busy:
             self.notify("press Esc to stop the reply first", severity="warning")
             return
@@ -761,8 +747,6 @@ class ChatScreen(Screen[None]):
 
     def export(self, cid: str, fmt: str, path: str | None = None) -> Path:
         """Write a conversation to a file (default: in the current folder) and say where."""
-        from lmassist.generation import LMAssistError
-
         if fmt not in ("md", "json"):
             raise LMAssistError(f"unknown export format {fmt!r}; use md or json")
         text = self.store.export(cid, fmt)
@@ -782,8 +766,6 @@ class ChatScreen(Screen[None]):
 
     async def on_history_sidebar_action(self, event: Any) -> None:
         """Resume, rename, delete or export a conversation picked in the sidebar."""
-        from lmassist.generation import LMAssistError
-
         cid = event.cid
         try:
             if event.action == "resume":
@@ -798,7 +780,6 @@ class ChatScreen(Screen[None]):
             self.notify(str(e), severity="error")
 
     def _ask_rename(self, cid: str) -> None:
-        from lmassist.generation import LMAssistError
         from lmassist.tui.screens.dialogs import TextPrompt
 
         conv = self.store.get(cid)
