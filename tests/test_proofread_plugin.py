@@ -19,6 +19,7 @@ from conftest import run_cli
 from lmassist.generation import CancelToken, LMAssistError, Model, ModelInfo, StreamRequest
 from lmassist.plugins import PluginManager
 from lmassist.registry import Registry
+from lmassist.tasks.builtin import command_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = ROOT / "plugins" / "lmassist-proofread"
@@ -97,7 +98,7 @@ def test_the_task_registers_through_the_hook(registry):
     task = registry.task("proofread")
     assert task.summary and "--tone" in task.slash_usage and "FILE" in task.slash_usage
     assert registry.manager.info["lmassist-proofread"].hooks == ["register_tasks"]
-    cmd = task.command()
+    cmd = command_for(task)
     assert {"tone", "diff", "output", "as_json", "model"} <= {p.name for p in cmd.params}
 
 

@@ -81,6 +81,7 @@ def test_sentiment_per_line_json_from_a_latin1_file(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["task"] == "sentiment" and data["method"] == "score" and data["labels"] == ["positive", "negative"]
+    assert data["calibration"] == "held-out"
     assert [x["line"] for x in data["results"]] == [1, 3]
     assert [x["label"] for x in data["results"]] == ["positive", "negative"]
     for row in data["results"]:

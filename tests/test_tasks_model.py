@@ -77,9 +77,9 @@ def test_sentiment_by_score_single_form(smollm) -> None:
 
 def test_calibration_changes_a_decision(smollm) -> None:
     """The content-free prior is subtracted: on a borderline text it flips the label."""
-    plain = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, suffix="")
-    cal = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, suffix="", calibrate=True)
-    prior = cal.prior()["review"]
+    plain = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, suffix="", calibration="none")
+    cal = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, suffix="", calibration="content-free")
+    prior = cal.offsets()["review"]
     assert prior[0] != prior[1]
     assert prior[0] < prior[1]  # this prompt leans negative on content-free inputs
     text = "it is a comedy ."  # a neutral statement the raw scores call negative, less than the prior
@@ -95,7 +95,7 @@ def test_shot_orders_put_the_other_label_last(smollm) -> None:
     assert first != swapped and sorted(first.split("\n\n")) == sorted(swapped.split("\n\n"))  # same shots
     assert first.rstrip().endswith("negative") and swapped.rstrip().endswith("positive")
     clf = SentimentClassifier(smollm, forms=("review",), shots=4, orders=2)
-    assert len(clf.prior()) == 2  # one prior per view: both orders are scored
+    assert len(clf.offsets()) == 2  # one calibration per view: both orders are scored
     assert clf.classify("a wonderful , moving and funny film .")["label"] == "positive"
 
 
@@ -103,8 +103,8 @@ def test_batch_calibration_balances_a_batch(smollm) -> None:
     """Centring on the batch median splits even a batch the raw scores call all one way."""
     texts = [f"the film runs {n} minutes and was shot in {city} ." for n, city in
              zip(range(90, 170, 10), ["paris", "rome", "oslo", "lima", "cairo", "delhi", "quito", "seoul"], strict=True)]
-    plain = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1)
-    cal = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, batch_calibrate=True)
+    plain = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, calibration="none")
+    cal = SentimentClassifier(smollm, forms=("review",), shots=4, orders=1, calibration="batch")
     raw = [o["label"] for o in plain.classify_many(texts)]
     labels = [o["label"] for o in cal.classify_many(texts)]
     assert set(labels) == {"positive", "negative"} and 3 <= labels.count("positive") <= 5

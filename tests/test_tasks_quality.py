@@ -5,6 +5,7 @@ themselves are printed by ``lmassist bench sentiment|qa`` and ``lmassist eval-ta
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 
 from lmassist.generation import LMAssistError, Model
 from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer, missing_names, question_overlap
-from lmassist.tasks.sentiment import SHOTS, SentimentClassifier, shot_order
+from lmassist.tasks.sentiment import SentimentClassifier, shot_order
+from lmassist.tasks.sentiment_shots import HELD_OUT, SHOTS
 
 DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eval"
 
@@ -62,14 +64,59 @@ def test_shot_orders_are_the_same_shots_with_opposite_last_labels() -> None:
 
 def test_default_sentiment_is_an_ensemble_of_shot_orders_scoring_whole_label_words(smollm) -> None:
     clf = SentimentClassifier(smollm)
-    assert clf.shots == 24 and len(clf.orders) == 2 and not clf.calibrate and not clf.batch_calibrate
+    assert clf.shots == 24 and len(clf.orders) == 2 and clf.calibration == "held-out"
     spy = Spy(smollm)
     clf.model = spy  # type: ignore[assignment]
-    out = clf.classify_many(["a wonderful , moving and funny film .", "a boring , ugly mess ."])
+    texts = ["a wonderful , moving and funny film .", "a boring , ugly mess ."]
+    out = clf.classify_many(texts)
     assert [o["label"] for o in out] == ["positive", "negative"]
     assert all(conts == [" positive", " negative"] for _, conts in spy.calls)  # whole label words
-    prefixes = {prompt.rsplit("Review: ", 1)[0] for prompt, _ in spy.calls}
-    assert len(prefixes) == 2 and len(spy.calls) == 4  # each text under both shot orders
+    mine = [prompt for prompt, _ in spy.calls if prompt.endswith(tuple(f"Review: {t}\nSentiment:" for t in texts))]
+    assert len({p.rsplit("Review: ", 1)[0] for p in mine}) == 2 and len(mine) == 4  # each text under both orders
+    assert len(spy.calls) == 4 + 2 * len(HELD_OUT)  # and the held-out reviews once per order
+
+
+def test_held_out_reviews_are_balanced_and_used_nowhere_else() -> None:
+    assert len(HELD_OUT) == 40 and sorted(lab for _, lab in HELD_OUT) == ["negative"] * 20 + ["positive"] * 20
+    assert not {t for t, _ in HELD_OUT} & {t for t, _ in SHOTS}
+    dev = DEV / "sentiment-dev.jsonl"
+    if not dev.is_file():
+        pytest.skip("no shared dev file here")
+    rows = {json.loads(line)["text"].strip() for line in dev.read_text(encoding="utf-8").splitlines() if line.strip()}
+    assert not rows & {text for text, _ in HELD_OUT}
+
+
+def test_held_out_calibration_moves_the_threshold_and_is_cached(smollm, tmp_path: Path) -> None:
+    """One shot order leans negative; the held-out reviews measure the lean, and a text the raw
+    scores call negative by less than it becomes positive. The threshold is computed once per model
+    and prompt: a second classifier reads it from the cache file, and a damaged file is recomputed."""
+    cache = tmp_path / "calibration.json"
+    one_order = {"forms": ("review",), "orders": (1,)}
+    text = "it is what it is ."
+    raw = SentimentClassifier(smollm, calibration="none", **one_order).classify(text)
+    steps: list[tuple[int, int | None]] = []
+    cal = SentimentClassifier(smollm, cache=cache, **one_order)
+    result = cal.classify_many([text], progress=lambda done, total: steps.append((done, total)))[0]
+    (threshold, _), = cal.offsets().values()
+    odds = math.log(raw["scores"]["positive"] / raw["scores"]["negative"])
+    assert threshold < odds < 0 and raw["label"] == "negative" and result["label"] == "positive"
+    assert steps[-1] == (len(HELD_OUT) + 1, len(HELD_OUT) + 1)  # the calibration shows in the progress
+    assert list(json.loads(cache.read_text()).values()) == [pytest.approx(threshold)]
+
+    spy = Spy(smollm)
+    again = SentimentClassifier(spy, cache=cache, **one_order)  # type: ignore[arg-type]
+    assert again.classify(text)["label"] == "positive" and len(spy.calls) == 1  # the text only
+
+    cache.write_text("{not json")
+    spy.calls.clear()
+    fresh = SentimentClassifier(spy, cache=cache, **one_order)  # type: ignore[arg-type]
+    assert fresh.offsets() == cal.offsets() and len(spy.calls) == len(HELD_OUT)
+
+
+def test_held_out_calibration_needs_two_labels_and_scores(smollm) -> None:
+    assert SentimentClassifier(smollm, neutral=True).calibration == "none"  # no neutral held-out reviews
+    with pytest.raises(LMAssistError, match="unknown calibration 'always'; choose from held-out"):
+        SentimentClassifier(smollm, calibration="always")
 
 
 def test_default_sentiment_on_hedged_reviews(smollm) -> None:
@@ -114,7 +161,7 @@ def test_channel_scores_the_review_after_each_label(smollm) -> None:
     """Noisy channel: the same review tokens are scored after each label line, and a clearly
     positive (negative) review is likelier after "Sentiment: positive" ("negative")."""
     spy = Spy(smollm)
-    clf = SentimentClassifier(spy, forms=("channel",))  # type: ignore[arg-type]
+    clf = SentimentClassifier(spy, forms=("channel",), calibration="none")  # type: ignore[arg-type]
     texts = ["a wonderful , moving and funny film .", "a boring , ugly mess ."]
     out = clf.classify_many(texts)
     assert [o["label"] for o in out] == ["positive", "negative"]
@@ -132,7 +179,8 @@ def test_sentiment_task_direction_option(smollm) -> None:
 
     task = SentimentTask()
     for direction, forms in DIRECTIONS.items():
-        data = task.run(smollm, {"text": "a wonderful , moving and funny film .", "direction": direction}).data
+        values = {"text": "a wonderful , moving and funny film .", "direction": direction, "calibration": "none"}
+        data = task.run(smollm, values).data
         assert data["forms"] == list(forms) and data["results"][0]["label"] == "positive"
     with pytest.raises(LMAssistError, match="unknown direction"):
         task.run(smollm, {"text": "fine .", "direction": "sideways"})

@@ -111,27 +111,32 @@ def says_no_answer(text: str) -> bool:
 # -- sentiment -------------------------------------------------------------------------------------
 
 SENTIMENT_VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},  # the task's default: 24 shots, two shot orders averaged, whole label words
-    "default+cal": {"calibrate": True},
-    "default+batchcal": {"batch_calibrate": True},
+    # The task's default: 24 shots, two shot orders averaged, whole label words, held-out calibration.
+    # Every other variant is uncalibrated unless it says so.
+    "default": {"calibration": "held-out"},
+    "default-nocal": {"calibration": "none"},
+    "default+cal": {"calibration": "content-free"},
+    "default+batchcal": {"calibration": "batch"},
     "direct": {"forms": ("review",)},  # 24 shots, two orders, P(label | review)
     "channel": {"forms": ("channel",)},  # 24 shots, two orders, P(review | label)
     "both": {"forms": ("review", "channel")},  # the two above averaged
     "review-24shot-order1": {"forms": ("review",), "shots": 24, "orders": (1,)},
+    "review-24shot-order1+heldout": {"forms": ("review",), "shots": 24, "orders": (1,), "calibration": "held-out"},
     "review-4shot-first-token": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 1},
-    "review-4shot-first-token+cal": {"forms": ("review",), "shots": 4, "suffix": "", "calibrate": True, "orders": 1},
+    "review-4shot-first-token+cal": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 1,
+                                     "calibration": "content-free"},
     "review-8shot-word": {"forms": ("review",), "shots": 8, "orders": 1},
     "movie-8shot-word": {"forms": ("movie",), "shots": 8, "orders": 1},
     "liked-8shot-word": {"forms": ("liked",), "shots": 8, "orders": 1},
     "ensemble-8shot-word": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n", "orders": 1},
-    "ensemble-8shot-word+cal": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n", "calibrate": True,
-                                "orders": 1},
-    "review-4shot-first-token+batchcal": {"forms": ("review",), "shots": 4, "suffix": "", "batch_calibrate": True,
+    "ensemble-8shot-word+cal": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n", "orders": 1,
+                                "calibration": "content-free"},
+    "review-4shot-first-token+batchcal": {"forms": ("review",), "shots": 4, "suffix": "", "calibration": "batch",
                                           "orders": 1},
     "review-4shot-2orders": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 2},
     "review-4shot-generate": {"method": "generate"},
 }
-DEFAULT_SENTIMENT = ("default,default+cal,default+batchcal,direct,channel,both,review-4shot-first-token,"
+DEFAULT_SENTIMENT = ("default,default-nocal,default+cal,default+batchcal,direct,channel,both,review-4shot-first-token,"
                      "review-4shot-first-token+cal,review-4shot-2orders")
 
 
@@ -145,7 +150,7 @@ def run_sentiment(model: Any, rows: list[dict[str, Any]], variants: list[str]) -
         if name not in SENTIMENT_VARIANTS:
             raise LMAssistError(f"unknown variant {name!r}; choose from {', '.join(SENTIMENT_VARIANTS)}")
         start = time.perf_counter()
-        clf = SentimentClassifier(model, **SENTIMENT_VARIANTS[name])
+        clf = SentimentClassifier(model, **{"calibration": "none", **SENTIMENT_VARIANTS[name]})
         pred = [r["label"] for r in clf.classify_many([r["text"] for r in rows])]
         report.append({"variant": name, **classification_metrics(gold, pred), "seconds": time.perf_counter() - start})
     return report

@@ -1,8 +1,9 @@
-"""The task contract: what a task declares, and how it becomes a CLI command and a slash command.
+"""The task contract: what a task declares, and how it runs as a slash command.
 
 A task is declared once — its name, one-line summary, arguments and JSON schema — and served by
-three faces from that one declaration: a click command (``lmassist summarize ...``), scripts
-(stdin/stdout and ``--json``) and the TUI, which calls the duck-typed interface below:
+three faces from that one declaration: a click command (``lmassist summarize ...``, built by
+:mod:`lmassist.commands.task_command`), scripts (stdin/stdout and ``--json``) and the TUI, which
+calls the duck-typed interface below:
 
 ``task.name``, ``task.summary``, ``task.slash_usage`` and
 ``task.run_slash(model, argline, progress=None, cancel=None) -> str`` (Markdown).
@@ -142,7 +143,7 @@ class Task:
             args = shlex.split(argline)
         except ValueError as e:
             raise LMAssistError(f"cannot parse the arguments of /{self.name}: {e}") from None
-        command = click.Command(self.name, params=self._params(), add_help_option=False)
+        command = click.Command(self.name, params=self.click_params(), add_help_option=False)
         try:
             ctx = command.make_context(self.name, args)
         except click.ClickException as e:
@@ -167,9 +168,8 @@ class Task:
         result = self.run(model, values, progress=progress, cancel=cancel)
         return result.markdown if result.markdown is not None else result.text
 
-    # -- the CLI ----------------------------------------------------------------------------------
-
-    def _params(self) -> list[click.Parameter]:
+    def click_params(self) -> list[click.Parameter]:
+        """The declared parameters as click parameters (the CLI command and the slash parser share them)."""
         params = [p.to_click() for p in self.params]
         if self.reads_files:
             params.append(click.Option(
@@ -177,97 +177,6 @@ class Task:
                 help="Text encoding of the input files (default: UTF-8), e.g. latin-1, cp1252.",
             ))
         return params
-
-    def command(self) -> click.Command:
-        """A click command built from the task's declared parameters plus the shared ones."""
-        from lmassist.commands.common import load_options, model_option
-
-        def callback(**kwargs: Any) -> None:
-            run_cli_command(self, kwargs)
-
-        help_text = self.description or self.summary
-        if self.examples:
-            help_text += "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in self.examples)
-        if self.json_schema is not None:
-            help_text += "\n\nWith --json the output is one JSON object; 'lmassist tasks --schema " + self.name + "' prints its schema."
-        cmd = click.Command(self.name, callback=callback, params=self._params(), help=help_text, short_help=self.summary)
-        extra = [model_option, load_options]
-        if self.writes_output:
-            extra.append(click.option(
-                "-o", "--output", type=click.Path(dir_okay=False, writable=True), metavar="OUT",
-                help="Write the result to OUT (atomically) instead of stdout.",
-            ))
-        if self.json_schema is not None:
-            extra.append(click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see the schema)."))
-        for decorate in extra:
-            cmd = decorate(cmd)
-        return cmd
-
-
-def run_cli_command(task: Task, kwargs: dict[str, Any]) -> None:
-    """The body every task command shares: check input, load the model, run with progress, write."""
-    import json
-
-    from lmassist.commands.common import load_model
-
-    model_name = kwargs.pop("model", None)
-    load = {k: kwargs.pop(k, None) for k in ("device", "dtype", "trust_remote_code")}
-    output = kwargs.pop("output", None)
-    as_json = kwargs.pop("as_json", False)
-    task.check(kwargs)
-    if output and Path(output).is_dir():
-        raise LMAssistError(f"{output} is a folder; give a file name for -o")
-    model = load_model(model_name, **load) if getattr(task, "needs_model", True) else None
-    cancel = CancelToken()
-    from lmassist.commands.ask import cancel_on_sigint
-
-    with cancel_on_sigint(cancel), progress_reporter(task.name) as progress:
-        result = task.run(model, kwargs, progress=progress, cancel=cancel)
-    if cancel.cancelled:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    text = json.dumps(result.data, ensure_ascii=False, indent=2) if as_json else result.text
-    if not text.endswith("\n"):
-        text += "\n"
-    if output:
-        from lmassist.config import atomic_write_text
-
-        atomic_write_text(Path(output), text)
-        click.echo(f"Wrote {output}", err=True)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-
-class progress_reporter:
-    """A chunk progress bar on stderr when it is a terminal; a no-op callback otherwise (scripts, tests)."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.bar: Any = None
-        self.task_id: Any = None
-
-    def __enter__(self) -> Progress:
-        if not sys.stderr.isatty():
-            return lambda done, total: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-            TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-        )
-        self.task_id = self.bar.add_task(self.description, total=None)
-        self.bar.start()
-
-        def update(done: int, total: int | None) -> None:
-            self.bar.update(self.task_id, completed=done, total=total)
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def read_inputs(paths: tuple[str, ...] | list[str], encoding: str | None = None) -> list[TaskInput]:

@@ -49,9 +49,9 @@ def command_for(task: Any) -> click.Command:
     build = getattr(task, "command", None)
     if callable(build):
         return build()
-    from lmassist.tasks.base import Task
+    from lmassist.commands.task_command import task_command
 
-    return Task.command(task)
+    return task_command(task)
 
 
 @click.command("tasks")

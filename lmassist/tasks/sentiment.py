@@ -5,58 +5,31 @@ everything (accuracy 0.50 on the dev set); a few-shot completion prompt whose la
 are compared does far better. So with a backend that has ``score`` we classify by the likelihood of
 the whole label words after a few-shot prompt, averaged over two orders of the same 24 hand-written
 shots (the model leans toward the label of the last shot; two orders ending on opposite labels
-cancel that lean, which no calibration we measured did as well). ``--ensemble`` averages three
-prompt forms instead. Without ``score`` we generate after a few-shot prompt and parse the word.
-Calibration (subtracting the label prior measured on content-free inputs) is an option, measured
-by ``lmassist bench sentiment`` rather than assumed to help. ``--direction channel`` scores the text
-after each label instead (noisy channel, P(text | label)); with this model it measured worse.
+cancel most of that lean). What is left of the lean is measured, not guessed: each prompt scores 40
+more hand-written reviews with known labels, and its threshold moves to the midpoint between the two
+labels' mean log-odds ("held-out" calibration, cached per model). The other calibrations
+(content-free inputs, batch medians) are options, measured by ``lmassist bench sentiment`` rather
+than assumed to help. ``--ensemble`` averages three prompt forms instead; ``--direction channel``
+scores the text after each label (noisy channel, P(text | label)); with this model both measured
+worse. Without ``score`` we generate after a few-shot prompt and parse the word.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from lmassist.config import paths
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Model
 from lmassist.tasks.base import Param, Progress, Task, TaskInput, TaskResult, read_inputs
-
-# Shots written for this project in the style of one-sentence movie reviews (none from the dev set).
-# Mixed verdicts ("..., but ...") come first: on 100 dev rows they lifted one form from 0.77 to 0.80
-# over clear-cut shots alone, since the real reviews hedge.
-SHOTS: tuple[tuple[str, str], ...] = (
-    ("while the acting is uneven , the film's warmth and humor win you over .", "positive"),
-    ("it looks great , but the story never comes alive and the ending is a letdown .", "negative"),
-    ("not a perfect movie , but a smart and surprisingly touching one .", "positive"),
-    ("the cast tries hard , yet the script gives them nothing to do .", "negative"),
-    ("a gorgeous , witty and deeply moving film that stays with you .", "positive"),
-    ("the plot is a mess and the jokes fall flat .", "negative"),
-    ("the performances are terrific , and the script is sharp and funny .", "positive"),
-    ("a dull , lifeless exercise that wastes a fine cast .", "negative"),
-    # Sixteen more, also hand-written; the pool alternates positive / negative throughout.
-    ("the story is familiar , but the direction is so assured that it hardly matters .", "positive"),
-    ("a tedious , overlong drama that mistakes gloom for depth .", "negative"),
-    ("funny , smart and full of heart , this is the rare comedy that works for everyone .", "positive"),
-    ("the premise is clever , but the execution is clumsy and the laughs are few .", "negative"),
-    ("despite a slow start , the film builds to a genuinely thrilling finale .", "positive"),
-    ("loud , frantic and utterly forgettable .", "negative"),
-    ("it's messy and overlong , yet there is real charm in its characters .", "positive"),
-    ("even the talented cast cannot rescue this limp , predictable thriller .", "negative"),
-    ("an ambitious , beautifully shot epic with performances to match .", "positive"),
-    ("it wants to be profound , but it only manages to be pretentious .", "negative"),
-    ("a delightful surprise : clever , tender and never condescending .", "positive"),
-    ("a handful of good scenes are buried under a pile of cliches .", "negative"),
-    ("a quiet , thoughtful drama that earns every one of its tears .", "positive"),
-    ("the dialogue is stiff , the pacing sluggish and the twist obvious from the start .", "negative"),
-    ("the young lead gives a remarkable , fearless performance .", "positive"),
-    ("sadly , the film never lives up to its promising first act .", "negative"),
-)
-NEUTRAL_SHOTS: tuple[tuple[str, str], ...] = (
-    ("the film opens in theaters on friday and runs two hours .", "neutral"),
-    ("the meeting is scheduled for tuesday at ten .", "neutral"),
-)
-CONTENT_FREE = ("N/A", "", "[MASK]")
+from lmassist.tasks.sentiment_shots import CONTENT_FREE, HELD_OUT, NEUTRAL_SHOTS, SHOTS
 
 
 def shot_order(labels: tuple[str, ...], shots: int, order: int = 0) -> list[tuple[str, str]]:
@@ -149,12 +122,26 @@ ENSEMBLE = ("review", "movie", "liked")
 # batch 0.823, against direct 0.843 (AUC 0.91). Split-half (even/odd rows) picks direct both ways
 # (held-out 0.853 and 0.833). So direct stays the default; the channel (2x the cost of direct) is
 # ``--direction channel|both`` for other models, where the literature finds it more robust.
+# Also measured 2026-11-25 (300 rows, none calibration): 64 shots (the pool plus 40 more written
+# then) 0.817 at the same AUC 0.91; those 40 alone as shots 0.76, and averaged with the 24 no
+# better; four shot orders 0.847; adding a lexicon score (VADER 0.62, TextBlob 0.64 alone) at most
+# +0.01. The ranking (AUC) is this model's ceiling; the threshold is what calibration can fix.
 DEFAULT_DIRECTION = "direct"
 DEFAULT_FORMS = DIRECTIONS[DEFAULT_DIRECTION]
 DEFAULT_SHOTS = 24
 DEFAULT_ORDERS = (1, 2)
 CHANNEL_END = ""  # appended to the scored text in the channel form
 BATCH_MIN = 8  # batch calibration needs this many texts to estimate the median
+# How a view's label scores are corrected before the views are averaged.
+# held-out: the threshold midway between the mean log-odds of the 40 labelled HELD_OUT reviews of
+#   each label (two labels only; computed once per model and prompt, then cached);
+# content-free: subtract the scores of content-free inputs ("N/A", "", "[MASK]"; Zhao et al. 2021);
+# batch: centre each label's score on its median over the texts of one run (assumes balanced labels);
+# none: raw scores.
+# Measured on the 300 dev rows with the default model: none 0.843, held-out 0.853 (split halves
+# 0.840 / 0.867 against 0.833 / 0.853 for none), content-free 0.797, batch 0.850.
+CALIBRATIONS = ("held-out", "content-free", "batch", "none")
+DEFAULT_CALIBRATION = "held-out"
 
 
 class SentimentClassifier:
@@ -165,16 +152,18 @@ class SentimentClassifier:
         model: Model,
         forms: tuple[str, ...] = DEFAULT_FORMS,
         shots: int = DEFAULT_SHOTS,
-        calibrate: bool = False,
+        calibration: str = DEFAULT_CALIBRATION,
         neutral: bool = False,
         method: str = "auto",
         suffix: str = "",
         orders: int | tuple[int, ...] = DEFAULT_ORDERS,
-        batch_calibrate: bool = False,
+        cache: Path | None = None,
     ) -> None:
         unknown = [f for f in forms if f not in FORMS]
         if unknown:
             raise LMAssistError(f"unknown prompt form {unknown[0]!r}; choose from {', '.join(FORMS)}")
+        if calibration not in CALIBRATIONS:
+            raise LMAssistError(f"unknown calibration {calibration!r}; choose from {', '.join(CALIBRATIONS)}")
         self.model = model
         self.labels: tuple[str, ...] = ("positive", "negative", "neutral") if neutral else ("positive", "negative")
         self.forms = [FORMS[f] for f in forms]
@@ -185,14 +174,17 @@ class SentimentClassifier:
         if method == "score" and not model.supports_score:
             raise LMAssistError(f"{model.info.name} cannot score continuations; use --method generate")
         self.method = method
-        self.calibrate = calibrate and method == "score"
-        self.batch_calibrate = batch_calibrate and self.method == "score"
+        # Generation has no scores to correct; the held-out reviews have no neutral ones.
+        if method != "score" or (calibration == "held-out" and neutral):
+            calibration = "none"
+        self.calibration = calibration
+        self.cache = cache  # a JSON file for held-out offsets (None: keep them in memory only)
         # One "view" per prompt form and shot order, each with its own few-shot prefix.
         self.orders = tuple(range(max(1, orders))) if isinstance(orders, int) else tuple(orders)
         self._views = [(f if o == 0 else f.renamed(f"{f.name}#{o + 1}"), f.prefix(self.labels, shots, o))
                        for f in self.forms for o in self.orders]
         self._prefix = {f.name: p for f, p in self._views}
-        self._prior: dict[str, list[float]] | None = None
+        self._offsets: dict[str, list[float]] | None = None
 
     def _fit(self, text: str) -> str:
         """Keep the text short enough to fit after the longest few-shot prefix (head of the text)."""
@@ -213,14 +205,54 @@ class SentimentClassifier:
         conts = [" " + form.words[lab] + self.suffix for lab in self.labels]
         return self.model.score(form.prompt(self._prefix[form.name], text), conts)
 
-    def prior(self) -> dict[str, list[float]]:
-        """Mean label log-likelihoods on content-free inputs, per prompt form (for calibration)."""
-        if self._prior is None:
-            self._prior = {}
-            for form, _ in self._views:
-                rows = [self._form_scores(form, c) for c in CONTENT_FREE]
-                self._prior[form.name] = [sum(col) / len(rows) for col in zip(*rows, strict=True)]
-        return self._prior
+    def offsets(self, tick: Callable[[], None] | None = None) -> dict[str, list[float]]:
+        """What each view subtracts from its label scores under the chosen calibration (zeros for
+        ``none`` and ``batch``), computed on first use; ``tick`` is called after each scoring."""
+        if self._offsets is None:
+            offsets = {}
+            for form, prefix in self._views:
+                if self.calibration == "content-free":
+                    rows = [self._tick(tick, self._form_scores(form, c)) for c in CONTENT_FREE]
+                    offsets[form.name] = [sum(col) / len(rows) for col in zip(*rows, strict=True)]
+                elif self.calibration == "held-out":
+                    offsets[form.name] = [self._held_out_threshold(form, prefix, tick), 0.0]
+                else:
+                    offsets[form.name] = [0.0] * len(self.labels)
+            self._offsets = offsets
+        return self._offsets
+
+    def _calibration_steps(self) -> int:
+        """How many scorings ``offsets`` still has to make (for an honest progress total)."""
+        if self._offsets is not None:
+            return 0
+        if self.calibration == "content-free":
+            return len(CONTENT_FREE) * len(self._views)
+        if self.calibration == "held-out":
+            cached = _read_cache(self.cache) if self.cache else {}
+            return len(HELD_OUT) * sum(_cache_key(self.model, f, p, self.suffix) not in cached for f, p in self._views)
+        return 0
+
+    @staticmethod
+    def _tick(tick: Callable[[], None] | None, value: Any) -> Any:
+        if tick:
+            tick()
+        return value
+
+    def _held_out_threshold(self, form: PromptForm, prefix: str, tick: Callable[[], None] | None) -> float:
+        """The view's positive-vs-negative threshold: midway between the mean log-odds of the
+        held-out reviews of each label, i.e. the prompt's lean measured on reviews with known labels."""
+        key = _cache_key(self.model, form, prefix, self.suffix)
+        cached = _read_cache(self.cache).get(key) if self.cache else None
+        if isinstance(cached, float):
+            return cached
+        odds: dict[str, list[float]] = {"positive": [], "negative": []}
+        for text, label in HELD_OUT:
+            pos, neg = self._tick(tick, self._form_scores(form, text))
+            odds[label].append(pos - neg)
+        threshold = sum(sum(v) / len(v) for v in odds.values()) / 2
+        if self.cache:
+            _write_cache(self.cache, key, threshold)
+        return threshold
 
     def classify(self, text: str) -> dict[str, Any]:
         return self.classify_many([text])[0]
@@ -239,25 +271,28 @@ class SentimentClassifier:
                 if progress:
                     progress(i + 1, len(texts))
             return out
-        prior = self.prior() if self.calibrate else None
+        steps, done = self._calibration_steps() + len(texts) * len(self._views), 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress:
+                progress(done, steps)
+
+        offsets = self.offsets(tick)
         totals = [[0.0] * len(self.labels) for _ in texts]
-        steps, done = len(texts) * len(self._views), 0
         for form, _ in self._views:
             for i, text in enumerate(texts):
                 if cancel is not None and cancel.cancelled:
                     return []
-                scores = self._form_scores(form, text)
-                if prior is not None:
-                    scores = [s - p for s, p in zip(scores, prior[form.name], strict=True)]
+                scores = [s - o for s, o in zip(self._form_scores(form, text), offsets[form.name], strict=True)]
                 probs = _softmax(scores)
                 totals[i] = [t + math.log(max(p, 1e-12)) for t, p in zip(totals[i], probs, strict=True)]
-                done += 1
-                if progress:
-                    progress(done, steps)
+                tick()
         totals = [[t / len(self._views) for t in total] for total in totals]
-        if self.batch_calibrate and len(totals) >= BATCH_MIN:
-            # Batch calibration: centre each label's mean log-probability on its median over the
-            # batch, i.e. assume the labels are about balanced in it (only with many texts).
+        if self.calibration == "batch" and len(totals) >= BATCH_MIN:
+            # Centre each label's mean log-probability on its median over the batch, i.e. assume
+            # the labels are about balanced in it (only with many texts).
             medians = [sorted(col)[len(col) // 2] for col in zip(*totals, strict=True)]
             totals = [[t - m for t, m in zip(total, medians, strict=True)] for total in totals]
         results = []
@@ -302,15 +337,47 @@ def _softmax(xs: list[float]) -> list[float]:
     return [e / z for e in es]
 
 
+def _cache_key(model: Model, form: PromptForm, prefix: str, suffix: str) -> str:
+    """Held-out offsets depend on the model file, the prompt and the reviews, nothing else."""
+    ident: list[Any] = [model.info.name]
+    path = model.info.details.get("path") or model.info.details.get("source")
+    if path and os.path.isfile(path):
+        st = os.stat(path)
+        ident += [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+    blob = json.dumps([ident, prefix, form.query, form.words, form.channel, suffix, HELD_OUT])
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # absent or damaged: computed again, never an error
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, key: str, value: float) -> None:
+    data = _read_cache(path)
+    data[key] = value
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only cache only costs the calibration again next time
+
+
 RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["task", "model", "method", "calibrated", "labels", "results"],
+    "required": ["task", "model", "method", "calibration", "labels", "results"],
     "properties": {
         "task": {"const": "sentiment"},
         "model": {"type": "string", "description": "the model's full name, backend:model"},
         "method": {"enum": ["score", "generate"], "description": "label likelihood, or generate-and-parse"},
-        "calibrated": {"type": "boolean"},
-        "batch_calibrated": {"type": "boolean", "description": "label scores centred on their batch medians"},
+        "calibration": {"enum": list(CALIBRATIONS),
+                        "description": "how label scores were corrected (none when generating, and "
+                        "for batch with fewer than 8 texts)"},
         "labels": {"type": "array", "items": {"type": "string"}},
         "forms": {"type": "array", "items": {"type": "string"},
                   "description": "prompt forms scored (channel: P(text | label)); empty when generating"},
@@ -348,13 +415,13 @@ class SentimentTask(Task):
         Param("text", "option", help="Classify this text instead of reading files.", flags=("-t", "--text"), metavar="T"),
         Param("per_line", "flag", help="Classify each non-empty line on its own.", flags=("--per-line",)),
         Param("neutral", "flag", help="Allow a third label, neutral.", flags=("--neutral",)),
-        Param("calibrate", "flag", help="Subtract the label prior measured on content-free inputs "
-              "(measured: lowers dev accuracy 0.84 -> 0.80 with the default model).", flags=("--calibrate",)),
+        Param("calibration", "option", choices=CALIBRATIONS, default=DEFAULT_CALIBRATION,
+              help="How label scores are corrected. held-out: threshold from 40 labelled reviews "
+              "written for the purpose (measured 0.853 vs 0.843 for none on the dev set; cached per "
+              "model); content-free: subtract the scores of empty inputs (0.797); batch: centre on "
+              "the batch median, assuming balanced labels (0.850); none."),
         Param("ensemble", "flag", flags=("--ensemble",),
               help="Average three prompt forms with eight shots each instead (measured 0.80 vs 0.84)."),
-        Param("batch_calibrate", "flag", flags=("--batch-calibrate",),
-              help="With many texts (--per-line), centre the label scores on their median over the batch, "
-              "assuming the labels are about balanced (measured: 0.84 -> 0.85 on the balanced dev set)."),
         Param("direction", "option", choices=tuple(DIRECTIONS), default=DEFAULT_DIRECTION,
               help="With scoring: direct, P(label | text); channel, P(text | label); both, averaged."),
         Param("method", "option", choices=("auto", "score", "generate"), default="auto",
@@ -402,16 +469,16 @@ class SentimentTask(Task):
         shape: dict[str, Any] = ({"forms": ENSEMBLE, "shots": 8, "suffix": "\n", "orders": 1}
                                  if values.get("ensemble") else {"forms": DIRECTIONS[direction]})
         clf = SentimentClassifier(
-            model, calibrate=bool(values.get("calibrate")), neutral=bool(values.get("neutral")),
-            method=values.get("method") or "auto", batch_calibrate=bool(values.get("batch_calibrate")), **shape,
+            model, calibration=values.get("calibration") or DEFAULT_CALIBRATION, neutral=bool(values.get("neutral")),
+            method=values.get("method") or "auto", cache=paths().cache / "sentiment-calibration.json", **shape,
         )
         labelled = clf.classify_many([text for _, _, text in items], progress, cancel)
         results = [{"source": src, "line": line, "text": text, **lab}
                    for (src, line, text), lab in zip(items, labelled, strict=False)]
         data = {
             "task": "sentiment", "model": model.info.name, "method": clf.method,
-            "calibrated": clf.calibrate, "labels": list(clf.labels), "results": results,
-            "batch_calibrated": clf.batch_calibrate and len(results) >= BATCH_MIN,
+            "calibration": "none" if clf.calibration == "batch" and len(results) < BATCH_MIN else clf.calibration,
+            "labels": list(clf.labels), "results": results,
             "forms": [f.name for f in clf.forms],
         }
         return TaskResult(text=_as_text(results), data=data, markdown=_as_markdown(results))
