@@ -204,23 +204,28 @@ class LlamaCppModel(Model):
             return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
 
         prompt_ids = tokenize(prompt)
-        results = []
-        for continuation in continuations:
-            ids = tokenize(prompt + continuation)
+        seqs = [tokenize(prompt + continuation) for continuation in continuations]
+        results: list[float] = []
+        next_token: Any = None  # log-probabilities after the whole prompt, shared by one-token continuations
+        for ids in seqs:
             start = common_prefix_length(prompt_ids, ids)
             if start == len(ids):  # an empty continuation has probability one
                 results.append(0.0)
                 continue
-            start = max(start, 1)
             if len(ids) > self.context_length:
                 raise ContextLengthError(
                     f"prompt and continuation are {len(ids)} tokens; the context holds {self.context_length}"
                 )
-            logits = self._logits(ids[:-1], first=start - 1)
+            if start == len(prompt_ids) == len(ids) - 1:
+                # One token past the prompt (label words, mostly): one row of logits serves them all.
+                if next_token is None:
+                    next_token = _log_softmax(self._logits(prompt_ids, first=len(prompt_ids) - 1))[0]
+                results.append(float(next_token[ids[-1]]))
+                continue
+            start = max(start, 1)
+            logits = _log_softmax(self._logits(ids[:-1], first=start - 1))
             targets = np.asarray(ids[start:])
-            m = logits.max(axis=1, keepdims=True)
-            logz = (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))[:, 0]
-            results.append(float((logits[np.arange(len(targets)), targets] - logz).sum()))
+            results.append(float(logits[np.arange(len(targets)), targets].sum()))
         return results
 
     def _logits(self, ids: list[int], first: int) -> Any:
@@ -237,8 +242,11 @@ class LlamaCppModel(Model):
         llm.n_tokens = keep
         rows = []
         n_vocab = llm.n_vocab()
-        # Uncached prompt tokens before ``first`` are evaluated without asking for their logits.
-        for start, stop, want in ((keep, first, False), (first, len(ids), True)):
+        # Uncached prompt tokens before ``first`` are evaluated without asking for their logits. When
+        # only the last row is wanted, one pass suffices: llama.cpp returns a batch's last row anyway.
+        last_only = first == len(ids) - 1
+        segments = ((keep, len(ids), False),) if last_only else ((keep, first, False), (first, len(ids), True))
+        for start, stop, want in segments:
             for i in range(start, stop, llm.n_batch):
                 batch = ids[i : min(stop, i + llm.n_batch)]
                 llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=want)
@@ -248,6 +256,8 @@ class LlamaCppModel(Model):
                     block = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch) * n_vocab,))
                     rows.append(block.reshape(len(batch), n_vocab).copy())
                 llm.n_tokens += len(batch)
+        if last_only:
+            rows.append(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)).reshape(1, n_vocab).copy())
         llm._requires_eval = True  # the sampler must not trust these logits as a live decode
         return np.concatenate(rows)
 
@@ -353,3 +363,11 @@ def _puller(known: Any) -> Any:
 @hookimpl
 def register_backends(register: Any) -> None:
     register(LlamaCppBackend())
+
+
+def _log_softmax(logits: Any) -> Any:
+    """Row-wise log-probabilities from a (rows, vocab) array of logits, computed stably."""
+    import numpy as np
+
+    m = logits.max(axis=1, keepdims=True)
+    return logits - (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))
