@@ -186,9 +186,8 @@ class SentimentClassifier:
         self._prefix = {f.name: p for f, p in self._views}
         self._offsets: dict[str, list[float]] | None = None
 
-    def _fit(self, text: str) -> str:
-        """Keep the text short enough to fit after the longest few-shot prefix (head of the text)."""
-        room = self.model.context_length - max(self.model.count_tokens(p) for p in self._prefix.values()) - 32
+    def _fit(self, text: str, room: int) -> str:
+        """Keep the text within ``room`` tokens (its head), so it fits after the longest prefix."""
         if self.model.count_tokens(text) <= room:
             return text
         words = text.split()
@@ -261,7 +260,8 @@ class SentimentClassifier:
                       cancel: CancelToken | None = None) -> list[dict[str, Any]]:
         """Label many texts, prompt form by prompt form, so each few-shot prefix is evaluated once
         and stays in the backend's prefix cache while every text is scored after it."""
-        texts = [self._fit(t) for t in texts]
+        room = self.model.context_length - max(self.model.count_tokens(p) for p in self._prefix.values()) - 32
+        texts = [self._fit(t, room) for t in texts]
         if self.method == "generate":
             out = []
             for i, t in enumerate(texts):
