@@ -119,3 +119,61 @@ def test_a_prompt_longer_than_the_context_is_refused_with_numbers(small_context)
         small_context.complete("word " * 1000, GREEDY).result()
     with pytest.raises(ContextLengthError, match=r"\d+ tokens"):
         small_context.chat([Message("user", "word " * 1000)], GREEDY).result()
+
+
+def test_long_prompt_prefixes_are_saved_and_restored_across_loads(default_gguf, monkeypatch):
+    """Scoring saves a long prompt's evaluated prefix; a later load of the model resumes from the
+    file instead of evaluating it again, with the same scores; a damaged file is evaluated again
+    and replaced."""
+    from lmassist.backends.llamacpp_prefixes import BLOCK, PrefixStates
+    from lmassist.config import paths
+    from lmassist.plugins import PluginManager
+    from lmassist.registry import Registry
+
+    def load():
+        return Registry(PluginManager(load_entry_points=False)).load("llamacpp:smollm2-135m-instruct", threads=1)
+
+    prompt = "".join(f"Review: film number {i} was {'good' if i % 2 else 'bad'} .\nSentiment: ok\n\n" for i in range(40))
+    conts = [" positive", " negative", " a longer ending"]
+    first = load()
+    assert first.count_tokens(prompt) > BLOCK
+    expected = first.score(prompt, conts)
+    first.close()
+    files = list((paths().cache / "llamacpp-prefixes").glob("*.kv"))
+    assert len(files) == 1 and files[0].stat().st_size > 1_000_000
+
+    restored: list[int] = []
+    real_restore = PrefixStates.restore
+
+    def spy(self, ctx, tokens, valid):
+        got = real_restore(self, ctx, tokens, valid)
+        restored.append(got)
+        return got
+
+    monkeypatch.setattr(PrefixStates, "restore", spy)
+    second = load()
+    assert second.score(prompt, conts) == pytest.approx(expected, abs=1e-3)
+    second.close()
+    assert restored and restored[0] % BLOCK == 0 and restored[0] > 0  # resumed from the file
+
+    files[0].write_bytes(b"not a llama.cpp state")
+    restored.clear()
+    third = load()
+    assert third.score(prompt, conts) == pytest.approx(expected, abs=1e-3)
+    third.close()
+    assert restored[0] == 0 and files[0].stat().st_size > 1_000_000  # evaluated again, file replaced
+
+
+def test_prefix_files_keep_only_the_most_recently_used(tmp_path):
+    import os
+
+    from lmassist.backends.llamacpp_prefixes import KEEP, prune
+
+    for i in range(KEEP + 3):
+        f = tmp_path / f"{i:02d}.kv"
+        f.write_bytes(b"x")
+        os.utime(f, (1_000_000 + i, 1_000_000 + i))
+    (tmp_path / "notes.txt").write_text("not a state file")
+    prune(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.kv")) == [f"{i:02d}.kv" for i in range(3, KEEP + 3)]
+    assert (tmp_path / "notes.txt").exists()

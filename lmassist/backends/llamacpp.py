@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from lmassist import hookimpl
+from lmassist.backends.llamacpp_prefixes import BLOCK as PREFIX_BLOCK
+from lmassist.backends.llamacpp_prefixes import PrefixStates
+from lmassist.config import paths
 from lmassist.generation import (
     Backend,
     ContextLengthError,
@@ -87,9 +90,12 @@ def _quiet_stderr() -> Iterator[None]:
 
 class LlamaCppModel(Model):
     def __init__(
-        self, spec: ModelSpec, llm: Any, threads: int, defaults: GenerationOptions, chat: bool = True
+        self, spec: ModelSpec, llm: Any, threads: int, defaults: GenerationOptions, chat: bool = True,
+        prefixes: PrefixStates | None = None,
     ) -> None:
         import llama_cpp
+
+        self._prefixes = prefixes
 
         self._llama_cpp = llama_cpp
         self._llm = llm
@@ -238,6 +244,15 @@ class LlamaCppModel(Model):
 
         llm = self._llm
         keep = min(common_prefix_length(list(llm._input_ids), ids), first)
+        # A long uncached span may be on disk from an earlier run (see llamacpp_prefixes); if not,
+        # the state is saved when evaluation passes that block boundary.
+        boundary = first - first % PREFIX_BLOCK
+        save = False
+        if self._prefixes is not None and boundary > keep:
+            keep = self._prefixes.restore(llm._ctx, ids[:boundary], keep)
+            if keep == boundary:
+                llm.input_ids[:boundary] = ids[:boundary]
+            save = keep < boundary
         llm._ctx.kv_cache_seq_rm(-1, keep, -1)
         llm.n_tokens = keep
         rows = []
@@ -245,16 +260,22 @@ class LlamaCppModel(Model):
         # Uncached prompt tokens before ``first`` are evaluated without asking for their logits. When
         # only the last row is wanted, one pass suffices: llama.cpp returns a batch's last row anyway.
         last_only = first == len(ids) - 1
-        segments = ((keep, len(ids), False),) if last_only else ((keep, first, False), (first, len(ids), True))
+        plain_stop = len(ids) if last_only else first
+        segments = [(keep, boundary, False), (boundary, plain_stop, False)] if save else [(keep, plain_stop, False)]
+        if not last_only:
+            segments.append((first, len(ids), True))
         for start, stop, want in segments:
+            if save and start == boundary:
+                self._prefixes.save(llm._ctx, ids[:boundary])  # type: ignore[union-attr]
+                save = False
             for i in range(start, stop, llm.n_batch):
                 batch = ids[i : min(stop, i + llm.n_batch)]
                 llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=want)
                 llm._ctx.decode(llm._batch)
                 llm.input_ids[llm.n_tokens : llm.n_tokens + len(batch)] = batch
                 if want:
-                    block = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch) * n_vocab,))
-                    rows.append(block.reshape(len(batch), n_vocab).copy())
+                    out = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch) * n_vocab,))
+                    rows.append(out.reshape(len(batch), n_vocab).copy())
                 llm.n_tokens += len(batch)
         if last_only:
             rows.append(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)).reshape(1, n_vocab).copy())
@@ -350,7 +371,8 @@ class LlamaCppBackend(Backend):
             return self.load(spec, **{**settings, "n_ctx": trained})
         known = KNOWN_GGUFS.get(spec.name)
         defaults = GenerationOptions().replace(**dict(known.recommended)) if known else GenerationOptions()
-        return LlamaCppModel(spec, llm, threads, defaults, chat=known.chat if known else True)
+        prefixes = PrefixStates(paths().cache / "llamacpp-prefixes", str(path))
+        return LlamaCppModel(spec, llm, threads, defaults, chat=known.chat if known else True, prefixes=prefixes)
 
 
 def _puller(known: Any) -> Any:
