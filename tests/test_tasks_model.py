@@ -126,7 +126,9 @@ def test_sentiment_slash_command(smollm) -> None:
     task = SentimentTask()
     md = task.run_slash(smollm, '--text "a wonderful , moving film ." --method score')
     assert "positive" in md and md.startswith("| label")
-    assert task.slash_usage.startswith("/sentiment [FILE|-]")
+    assert task.slash_usage.startswith("/sentiment TEXT | [FILE|-]")
+    typed = task.run_slash(smollm, "it's a wonderful , moving film .")  # words typed in the chat
+    assert "**positive**" in typed and "it's a wonderful" in typed
     with pytest.raises(LMAssistError, match="give a file"):
         task.run_slash(smollm, "")
     with pytest.raises(LMAssistError, match="(?i)no such option"):

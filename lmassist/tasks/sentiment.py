@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -443,6 +444,19 @@ class SentimentTask(Task):
 
     def needs_files(self, values: dict[str, Any]) -> bool:
         return values.get("text") is None and not values.get("files")
+
+    @property
+    def slash_usage(self) -> str:
+        return "/sentiment TEXT | " + super().slash_usage.removeprefix("/sentiment ")
+
+    def parse_slash(self, argline: str) -> dict[str, Any]:
+        """In the chat, ``/sentiment what a film`` classifies the words typed; an existing path, or
+        an argument line that starts with an option, parses as files and options as on the CLI."""
+        words = argline.strip()
+        first = words.split(maxsplit=1)[0] if words else ""
+        if words and not first.startswith("-") and not Path(first).expanduser().exists():
+            return super().parse_slash("--text " + shlex.quote(words))
+        return super().parse_slash(argline)
 
     def inputs(self, values: dict[str, Any]) -> list[TaskInput]:
         if values.get("text") is not None:
