@@ -83,7 +83,10 @@ class Registry:
             for spec in self.models(backend_name):
                 if spec.name == model:
                     return spec
-            return self.backend(backend_name).spec_for(model)
+            try:
+                return self.backend(backend_name).spec_for(model)
+            except LMAssistError as e:
+                raise type(e)(f"{e}{self._listing_failed(backend_name)}") from None
         if sep and len(backend_name) > 1:  # "C:\..." is a path, "foo:bar" an unknown backend
             self.backend(backend_name)
         matches = self._prefer([s for s in self.models() if s.name == name])
@@ -95,7 +98,13 @@ class Registry:
         names = [s.full_name for s in self.models()]
         close = difflib.get_close_matches(name, names + [n.split(":", 1)[1] for n in names], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see 'lmassist models list'"
-        raise LMAssistError(f"unknown model {name!r}{hint}")
+        raise LMAssistError(f"unknown model {name!r}{hint}{self._listing_failed()}")
+
+    def _listing_failed(self, backend: str | None = None) -> str:
+        """Why a model may be missing: a backend whose model listing raised (else nothing)."""
+        plugins = None if backend is None else {self._backend_plugin.get(backend, backend)}
+        failed = [e for e in self.manager.errors if e.where == "models" and (plugins is None or e.plugin in plugins)]
+        return f" (and {failed[-1]})" if failed else ""
 
     def _prefer(self, matches: list[ModelSpec]) -> list[ModelSpec]:
         """Narrow a bare name found in several backends: usable backends, then the default's backend.

@@ -156,3 +156,29 @@ def test_a_bare_name_in_two_backends_prefers_the_default_models_backend(manager)
     with pytest.raises(LMAssistError, match="ambiguous"):
         reg.resolve("parrot")
     assert reg.resolve("smollm2-135m-instruct").full_name == "llamacpp:smollm2-135m-instruct"
+
+
+class BrokenListingBackend(EchoBackend):
+    name = "broken"
+
+    def models(self):
+        raise NameError("name 'local_ggufs' is not defined")
+
+
+class BrokenListingPlugin:
+    @hookimpl
+    def register_backends(self, register):
+        register(BrokenListingBackend())
+
+
+def test_an_unknown_model_names_the_backend_whose_listing_broke(manager):
+    """A backend that raises while listing its models loses them; 'unknown model' alone would hide why."""
+    from lmassist.generation import LMAssistError
+
+    manager.register(BrokenListingPlugin(), name="broken-plugin")
+    reg = Registry(manager)
+    with pytest.raises(LMAssistError, match=r"unknown model broken:x \(and plugin broken-plugin raised in models: .*local_ggufs"):
+        reg.resolve("broken:x")
+    with pytest.raises(LMAssistError, match=r"unknown model 'x'.*\(and plugin broken-plugin raised in models"):
+        reg.resolve("x")
+    assert reg.resolve("echo:parrot").full_name == "echo:parrot"  # the others keep working

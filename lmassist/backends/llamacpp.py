@@ -16,11 +16,9 @@ import random
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmassist import hookimpl
-from lmassist.backends.llamacpp_prefixes import BLOCK as PREFIX_BLOCK
-from lmassist.backends.llamacpp_prefixes import PrefixStates
 from lmassist.config import paths
 from lmassist.generation import (
     Backend,
@@ -38,6 +36,9 @@ from lmassist.generation import (
     transcript_prompt,
 )
 from lmassist.modelfiles import KNOWN_GGUFS, check_gguf, local_ggufs, pull_known
+
+if TYPE_CHECKING:
+    from lmassist.backends.llamacpp_prefixes import PrefixStates
 
 DEFAULT_N_CTX = 4096  # SmolLM2 was trained on 8192; half keeps `ask` well under 400 MB
 # llama.cpp's CPU kernels round differently for a batch of one token than for a batch of many, so a
@@ -246,7 +247,7 @@ class LlamaCppModel(Model):
         keep = min(common_prefix_length(list(llm._input_ids), ids), first)
         # A long uncached span may be on disk from an earlier run (see llamacpp_prefixes); if not,
         # the state is saved when evaluation passes that block boundary.
-        boundary = first - first % PREFIX_BLOCK
+        boundary = first - first % self._prefixes.block if self._prefixes is not None else 0
         save = False
         if self._prefixes is not None and boundary > keep:
             keep = self._prefixes.restore(llm._ctx, ids[:boundary], keep)
@@ -371,6 +372,8 @@ class LlamaCppBackend(Backend):
             return self.load(spec, **{**settings, "n_ctx": trained})
         known = KNOWN_GGUFS.get(spec.name)
         defaults = GenerationOptions().replace(**dict(known.recommended)) if known else GenerationOptions()
+        from lmassist.backends.llamacpp_prefixes import PrefixStates
+
         prefixes = PrefixStates(paths().cache / "llamacpp-prefixes", str(path))
         return LlamaCppModel(spec, llm, threads, defaults, chat=known.chat if known else True, prefixes=prefixes)
 

@@ -27,6 +27,8 @@ KEEP = 8  # files kept; the least recently used go first
 class PrefixStates:
     """Save and restore sequence 0 of a llama.cpp context for a given token prefix."""
 
+    block = BLOCK
+
     def __init__(self, folder: Path, model_path: str) -> None:
         import llama_cpp
 

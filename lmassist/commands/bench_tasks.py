@@ -114,10 +114,9 @@ SENTIMENT_VARIANTS: dict[str, dict[str, Any]] = {
     # The task's default: 24 shots, two shot orders averaged, whole label words, held-out calibration.
     # Every other variant is uncalibrated unless it says so.
     "default": {"calibration": "held-out"},
-    "default-nocal": {"calibration": "none"},
     "default+cal": {"calibration": "content-free"},
     "default+batchcal": {"calibration": "batch"},
-    "direct": {"forms": ("review",)},  # 24 shots, two orders, P(label | review)
+    "direct": {"forms": ("review",)},  # 24 shots, two orders, P(label | review): the default uncalibrated
     "channel": {"forms": ("channel",)},  # 24 shots, two orders, P(review | label)
     "both": {"forms": ("review", "channel")},  # the two above averaged
     "review-24shot-order1": {"forms": ("review",), "shots": 24, "orders": (1,)},
@@ -136,7 +135,7 @@ SENTIMENT_VARIANTS: dict[str, dict[str, Any]] = {
     "review-4shot-2orders": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 2},
     "review-4shot-generate": {"method": "generate"},
 }
-DEFAULT_SENTIMENT = ("default,default-nocal,default+cal,default+batchcal,direct,channel,both,review-4shot-first-token,"
+DEFAULT_SENTIMENT = ("default,default+cal,default+batchcal,direct,channel,both,review-4shot-first-token,"
                      "review-4shot-first-token+cal,review-4shot-2orders")
 
 

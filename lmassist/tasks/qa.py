@@ -66,6 +66,7 @@ LENGTH_BONUS = 0.0
 # rows 0.569 / 0.446 at 0.57 / 0.54, so ~0.5 abstention is rough.
 ELSEWHERE_MIN = 2
 RULES = ("elsewhere", "overlap", "pmi", "margin")
+DEFAULT_RULE = "elsewhere"
 
 STOPWORDS = frozenset(
     """a an the and or but of in on at to for from by with as is are was were be been being it its this that
@@ -252,7 +253,7 @@ class QuestionAnswerer:
 
     def __init__(self, model: Model, method: str = "auto", top_k: int = 3, margin: float = MARGIN,
                  max_missing: float = MAX_MISSING, sentences: int = 3, max_candidates: int = 60,
-                 rule: str = "elsewhere", pmi_min: float = PMI_MIN, overlap_min: float = OVERLAP_MIN,
+                 rule: str = DEFAULT_RULE, pmi_min: float = PMI_MIN, overlap_min: float = OVERLAP_MIN,
                  length_bonus: float = LENGTH_BONUS, elsewhere_min: int = ELSEWHERE_MIN) -> None:
         if rule not in RULES:
             raise LMAssistError(f"unknown abstention rule {rule!r}; choose from {', '.join(RULES)}")
@@ -428,7 +429,7 @@ class QATask(Task):
         Param("method", "option", choices=("auto", "spans", "generate"), default="auto",
               help="spans: rank answer spans from the context by likelihood; generate: free generation."),
         Param("top_k", "option", flags=("--top-k",), type=int, default=3, metavar="N", help="Context passages to use."),
-        Param("rule", "option", choices=RULES, default="elsewhere",
+        Param("rule", "option", choices=RULES, default=DEFAULT_RULE,
               help="When to say the context lacks the answer: elsewhere (a question name missing from the context, "
               "two or more question words that the context uses outside the answer's sentence, or none in it), overlap (a "
               "missing name, or the answer's sentence sharing under 30% of the question's words), pmi (a missing "
@@ -453,7 +454,7 @@ class QATask(Task):
         if values.get("context"):
             docs = [(i.source, i.text) for i in read_inputs(values["context"], values.get("encoding"))]
         qa = QuestionAnswerer(model, method=values.get("method") or "auto", top_k=values.get("top_k") or 3,
-                              rule=values.get("rule") or "elsewhere")
+                              rule=values.get("rule") or DEFAULT_RULE)
         if progress:
             progress(0, 1)
         out = qa.answer(question, docs, cancel)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmassist.config import paths
+from lmassist.config import atomic_write_text, paths
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Model
 from lmassist.tasks.base import Param, Progress, Task, TaskInput, TaskResult, read_inputs
 from lmassist.tasks.sentiment_shots import CONTENT_FREE, HELD_OUT, NEUTRAL_SHOTS, SHOTS
@@ -358,13 +358,8 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 
 def _write_cache(path: Path, key: str, value: float) -> None:
-    data = _read_cache(path)
-    data[key] = value
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps({**_read_cache(path), key: value}))
     except OSError:
         pass  # a read-only cache only costs the calibration again next time
 
