@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -88,7 +89,10 @@ def test_list_when_empty(cli: click.Group, home: Path) -> None:
 
 
 def test_show_transcript_and_json(cli: click.Group, chats: dict[str, str]) -> None:
-    result = run(cli, "show", chats["trip"][:-1])
+    # A unique prefix works. Ids made in the same millisecond differ only at the end, so the prefix
+    # is one character past what the two chats' ids share (the whole id when that is all of it).
+    shared = len(os.path.commonprefix([chats["trip"], chats["bread"]]))
+    result = run(cli, "show", chats["trip"][: shared + 1])
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Trip planning" in out and "Plan three days in Lisbon" in out
