@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import assert_one_line_error, run_cli
 
-ASK = ["ask", "-o", "temperature", "0", "-o", "max_new_tokens", "24"]
+ASK = ["ask", "-O", "temperature", "0", "-O", "max_new_tokens", "24"]
 
 
 def test_help_imports_no_heavy_library():
@@ -98,8 +98,14 @@ def test_prompt_longer_than_context(default_gguf):
 
 
 def test_bad_option_values():
-    assert_one_line_error(run_cli("ask", "-o", "temperature", "hot", "hi"), "temperature")
-    assert_one_line_error(run_cli("ask", "-o", "colour", "red", "hi"), "unknown option 'colour'")
+    assert_one_line_error(run_cli("ask", "-O", "temperature", "hot", "hi"), "temperature")
+    assert_one_line_error(run_cli("ask", "-O", "colour", "red", "hi"), "unknown option 'colour'")
+
+
+def test_lowercase_o_is_output_everywhere_and_points_to_option():
+    """`-o` means --output in every command; in `ask`/`chat` it names the flag that sets options."""
+    proc = run_cli("ask", "-o", "temperature", "0", "hi")
+    assert proc.returncode == 2 and "-O temperature 0" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_models_list_add_remove_default(default_gguf, tmp_path):
@@ -124,7 +130,7 @@ def test_backends_lists_availability():
 
 def test_ctrl_c_keeps_the_partial_reply(default_gguf, lmassist_home):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lmassist", "ask", "-o", "max_new_tokens", "2000", "-o", "temperature", "0",
+        [sys.executable, "-m", "lmassist", "ask", "-O", "max_new_tokens", "2000", "-O", "temperature", "0",
          "Write a very long story about a lighthouse keeper."],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=os.environ.copy(),
     )

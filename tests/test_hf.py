@@ -286,8 +286,8 @@ def _one_line_error(proc: subprocess.CompletedProcess, *needles: str, ignore: st
 
 @pytest.mark.slow
 def test_cli_ask_with_a_local_folder(tiny_gpt2: Path) -> None:
-    proc = run_cli("ask", "--no-log", "-m", f"hf:{tiny_gpt2}", "-o", "max_new_tokens", "5",
-                   "-o", "temperature", "0", "--stats", "Hello")
+    proc = run_cli("ask", "--no-log", "-m", f"hf:{tiny_gpt2}", "-O", "max_new_tokens", "5",
+                   "-O", "temperature", "0", "--stats", "Hello")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "device: cpu" in proc.stderr

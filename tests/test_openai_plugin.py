@@ -191,7 +191,7 @@ def test_a_task_runs_through_the_remote_model(registry, model, tmp_path):
 
 
 def test_cli_ask_through_an_installed_plugin(server_url, tmp_path):
-    proc = run_cli("ask", "-m", "openai:smollm2", "-o", "temperature", "0", "-o", "max_new_tokens", "12",
+    proc = run_cli("ask", "-m", "openai:smollm2", "-O", "temperature", "0", "-O", "max_new_tokens", "12",
                    "--json", "--no-log", "Say hello.", env=plugin_env(tmp_path, server_url))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

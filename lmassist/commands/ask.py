@@ -89,7 +89,7 @@ def ask(
     Examples:
       lmassist ask "Write a haiku about tea"
       git diff | lmassist ask "review this"
-      lmassist ask -m hf:gpt2 -o temperature 0 -o max_new_tokens 40 "Once upon a time"
+      lmassist ask -m hf:gpt2 -O temperature 0 -O max_new_tokens 40 "Once upon a time"
       lmassist ask -c "and in French?"          (continue the last conversation)
     """
     text = " ".join(prompt).strip()

@@ -86,7 +86,7 @@ def bench_ask(model: str | None, tokens: int, rounds: int, as_json: bool) -> Non
         "ratio": _median(results["ours_tps"]) / _median(results["raw_tps"]),
         "raw_ttft_ms": _median(results["raw_ttft"]) * 1000,
         "ours_ttft_ms": _median(results["ours_ttft"]) * 1000,
-        "ask_peak_rss_mb": peak_rss_mb(["ask", "--no-log", "-o", "max_new_tokens", "32", "Say hi"]),
+        "ask_peak_rss_mb": peak_rss_mb(["ask", "--no-log", "-O", "max_new_tokens", "32", "Say hi"]),
         "help_peak_rss_mb": peak_rss_mb(["--help"]),
     }
     figures["ttft_diff_ms"] = figures["ours_ttft_ms"] - figures["raw_ttft_ms"]

@@ -1,4 +1,4 @@
-"""Pieces every command shares: the model option, ``-o KEY VALUE``, reading stdin and files."""
+"""Pieces every command shares: the model option, ``-O KEY VALUE``, reading stdin and files."""
 
 from __future__ import annotations
 
@@ -15,11 +15,26 @@ model_option = click.option(
     help="Model as BACKEND:NAME (see 'lmassist models list'); default: the configured default model.",
 )
 
-options_option = click.option(
-    "-o", "--option", "options", type=(str, str), multiple=True, metavar="KEY VALUE",
-    help="Generation option, repeatable: max_new_tokens, temperature, top_p, top_k, "
-    "repetition_penalty, stop, seed.",
-)
+def _old_option_flag(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value:
+        key, val = value[0]
+        raise click.UsageError(
+            f"-o means --output FILE everywhere in lmassist; generation options are -O/--option KEY VALUE "
+            f"(here: -O {key} {val})", ctx
+        )
+
+
+def options_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``-O/--option KEY VALUE``; ``-o`` stays ``--output`` in every command, so it only points here."""
+    f = click.option(
+        "-o", "old_options", type=(str, str), multiple=True, hidden=True, expose_value=False,
+        callback=_old_option_flag,
+    )(f)
+    return click.option(
+        "-O", "--option", "options", type=(str, str), multiple=True, metavar="KEY VALUE",
+        help="Generation option, repeatable: max_new_tokens, temperature, top_p, top_k, "
+        "repetition_penalty, stop, seed.",
+    )(f)
 
 
 def load_options(f: Callable[..., Any]) -> Callable[..., Any]:
