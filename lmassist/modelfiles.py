@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lmassist.config import atomic_write_text, paths
+from lmassist.config import atomic_write_text, paths, valid_name, warn
 from lmassist.generation import LMAssistError, ModelLoadError, ProgressCallback
 
 GGUF_MAGIC = b"GGUF"
@@ -112,17 +112,58 @@ def _added_file() -> Path:
 
 
 def added_models() -> dict[str, Path]:
-    """Models a user registered with ``lmassist models add``: name -> path."""
+    """Models a user registered with ``lmassist models add``: name -> path.
+
+    A damaged ``models.json`` costs only the models it lists: a warning line says it is ignored,
+    and every other model (the default one included) still works.
+    """
     f = _added_file()
-    if not f.exists():
+    if not f.is_file():
         return {}
     try:
-        return {k: Path(v) for k, v in json.loads(f.read_text(encoding="utf-8")).items()}
-    except (OSError, ValueError, AttributeError) as e:
-        raise LMAssistError(f"cannot read {f}: {e}") from None
+        loaded = json.loads(f.read_bytes().decode("utf-8"))
+        if not isinstance(loaded, dict):
+            raise ValueError("it does not hold a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        why = (e.strerror if isinstance(e, OSError) else str(e).splitlines()[0]) or type(e).__name__
+        warn(f"{f} is damaged ({why}); the models it lists are ignored until it is fixed or removed")
+        return {}
+    out: dict[str, Path] = {}
+    for name, value in loaded.items():
+        try:
+            out[valid_name(name)] = Path(value)
+        except (LMAssistError, TypeError):
+            warn(f"{f}: entry {name!r} is not a valid model name and path; ignored")
+    return out
+
+
+def _damaged_added() -> bool:
+    f = _added_file()
+    if not f.is_file():
+        return False
+    try:
+        return not isinstance(json.loads(f.read_bytes().decode("utf-8")), dict)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return True
+
+
+def gone_message(name: str) -> str | None:
+    """For a model added by path whose file has gone: what happened and what to do (else None)."""
+    path = added_models().get(name)
+    if path is None or path.exists():
+        return None
+    return (f"the file of model llamacpp:{name} is gone ({path}); add it again with "
+            f"'lmassist models add FILE --name {name}', or forget it with 'lmassist models remove {name}'")
 
 
 def _save_added(models: dict[str, Path]) -> None:
+    if _damaged_added():  # keep what the user had: the damaged file goes aside, not away
+        import time
+
+        f = _added_file()
+        aside = f.with_name(f"{f.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(f, aside)
+        warn(f"the damaged {f.name} was kept as {aside}")
     atomic_write_text(_added_file(), json.dumps({k: str(v) for k, v in sorted(models.items())}, indent=2) + "\n")
 
 
@@ -142,25 +183,51 @@ def local_ggufs() -> dict[str, Path]:
 
 
 def add_gguf(path: Path, name: str | None = None, copy: bool = False) -> tuple[str, Path]:
-    """Register (or copy in) a GGUF file under a model name."""
+    """Register (or copy in) a GGUF file under a model name (checked by :func:`valid_name`, so a
+    name can never point the copy outside the models folder)."""
+    if name is not None:
+        valid_name(name)
     path = path.expanduser().resolve()
     check_gguf(path)
-    name = (name or path.stem).lower()
-    if ":" in name or not name:
-        raise LMAssistError(f"invalid model name {name!r}: use letters, digits, '-', '_' and '.'")
+    if name is not None:
+        name = valid_name(name).lower()
+    else:
+        try:
+            name = valid_name(path.stem).lower()
+        except LMAssistError:
+            raise LMAssistError(f"{path.name} does not make a valid model name; give one with --name "
+                                "(letters, digits, '-', '_' and '.')") from None
     if name in KNOWN_GGUFS:
         raise LMAssistError(f"{name!r} is a built-in model name; pick another with --name")
     if copy:
-        dest = paths().models / f"{name}.gguf"
+        folder = paths().models
+        dest = folder / f"{name}.gguf"
+        if dest.parent != folder:  # valid_name rules this out; keep the promise even if it changes
+            raise LMAssistError(f"invalid model name {name!r}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, dest)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         path = dest
     models = added_models()
     models[name] = path
     _save_added(models)
     return name, path
+
+
+def removable(name: str) -> tuple[str, Path] | None:
+    """What ``remove_gguf(name)`` would do: ``("forget", path)`` for an added model (its file
+    stays), ``("delete", path)`` for a file in the models folder, or None."""
+    if name in added_models():
+        return "forget", added_models()[name]
+    path = local_ggufs().get(name)
+    if path is not None and path.parent == paths().models:
+        return "delete", path
+    return None
 
 
 def remove_gguf(name: str) -> Path | None:

@@ -48,8 +48,14 @@ def list_models(backend: str | None, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("name", "installed", "size", "context", "description"):
-        table.add_column(col)
+    # Names are what people copy: never cut them, whatever the width (piped output included);
+    # the description gives way first.
+    width = max((len(s.full_name) + len(" (default)") for s in specs), default=4)
+    table.add_column("name", no_wrap=True, min_width=width)
+    table.add_column("installed")
+    table.add_column("size", no_wrap=True)
+    table.add_column("context", no_wrap=True)
+    table.add_column("description", overflow="fold")
     usable = {name: b.unavailable_reason() is None for name, b in reg.backends.items()}
     for s in specs:
         mark = " (default)" if s.full_name == default else ""
@@ -58,7 +64,12 @@ def list_models(backend: str | None, as_json: bool) -> None:
             escape(s.full_name + mark), installed, human_size(s.size_bytes),
             str(s.context_length or "-"), escape(s.description),
         )
-    console().print(table)
+    out = console()
+    # Wide enough that no name is ever cut (a narrow terminal wraps the line instead).
+    need = width + 9 + 8 + 9 + 12 + 2 * 4
+    if out.width < need:
+        out.width = need
+    out.print(table)
     if any(not s.installed for s in specs):
         console().print("\nInstall a model with: lmassist models pull NAME")
 
@@ -73,6 +84,12 @@ def pull(name: str) -> None:
         if spec.installed:
             click.echo(f"{spec.full_name} is already installed ({spec.source})")
             return
+        if spec.backend == "llamacpp":
+            from lmassist.modelfiles import gone_message
+
+            gone = gone_message(spec.name)
+            if gone:
+                raise LMAssistError(gone)
         raise LMAssistError(f"{spec.full_name} cannot be pulled; add a local file with 'lmassist models add'")
     if spec.installed and not spec.details.get("always_pull"):
         click.echo(f"{spec.full_name} is already installed ({spec.source})")
@@ -104,15 +121,28 @@ def add(path: Path, name: str | None, copy: bool) -> None:
 
 @models.command()
 @click.argument("name")
-def remove(name: str) -> None:
-    """Forget an added model, or delete a pulled one."""
-    from lmassist.modelfiles import remove_gguf
+@click.option("-y", "--yes", is_flag=True, help="Delete a pulled model's file without asking.")
+def remove(name: str, yes: bool) -> None:
+    """Forget an added model (its file stays), or delete a pulled one (asks first)."""
+    import sys
+
+    from lmassist.modelfiles import removable, remove_gguf
 
     short = name.split(":", 1)[1] if name.startswith("llamacpp:") else name
+    what = removable(short)
+    if what is None:
+        raise LMAssistError(f"no added or pulled model named {name!r}")
+    action, path = what
+    if action == "delete" and not yes:
+        size = human_size(path.stat().st_size) if path.exists() else "?"
+        if not sys.stdin.isatty():
+            raise LMAssistError(f"removing llamacpp:{short} deletes {path} ({size}); add --yes to confirm")
+        if not click.confirm(f"Delete {path} ({size})?", default=False):
+            raise LMAssistError("nothing removed")
     gone = remove_gguf(short)
     if gone is None:
         raise LMAssistError(f"no added or pulled model named {name!r}")
-    click.echo(f"removed llamacpp:{short} ({gone})")
+    click.echo(f"{'forgot' if action == 'forget' else 'removed'} llamacpp:{short} ({gone})")
 
 
 @models.command()

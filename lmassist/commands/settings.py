@@ -1,4 +1,8 @@
-"""``lmassist settings``: read and change the user's settings file without opening it."""
+"""``lmassist settings``: read and change the user's settings file without opening it.
+
+Known keys are checked when they are set (type and range, with the allowed values in the error), so
+a typo fails here, in a second, rather than as a crash the next time a model loads.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 import click
 
 from lmassist import hookimpl
-from lmassist.config import Settings
+from lmassist.config import SETTINGS, Settings, parse_setting
 
 
 def _parse(value: str) -> Any:
@@ -19,23 +23,77 @@ def _parse(value: str) -> Any:
         return value
 
 
-@click.group()
-def settings() -> None:
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def settings(ctx: click.Context) -> None:
     """Show and change settings (stored as JSON in the config folder).
+
+    With no subcommand, shows every known setting, its value, its default and where the value
+    comes from.
 
     \b
     Keys are dotted: BACKEND.KEY settings go to that backend when it loads a model.
-      lmassist settings list
+      lmassist settings
       lmassist settings set default_model llamacpp:smollm2-135m-instruct
       lmassist settings set llamacpp.n_ctx 8192
+      lmassist settings set llamacpp.threads auto
       lmassist settings set hf.device cuda
       lmassist settings unset hf.device
     """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(show)
+
+
+@settings.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(as_json: bool = False) -> None:
+    """Every known setting: its value, default, allowed values and where it comes from."""
+    s = Settings()
+    rows = []
+    for key, spec in SETTINGS.items():
+        value = s.default_model if key == "default_model" else s.get(key)
+        source = s.source(key)
+        if value is None:
+            value = spec.default
+            if key in s.values:
+                source = "default (stored value invalid)"
+        rows.append({"key": key, "value": value, "default": spec.default, "source": source,
+                     "allowed": spec.allowed(), "meaning": spec.meaning})
+    for key in sorted(k for k in s.values if k not in SETTINGS):
+        rows.append({"key": key, "value": s.values[key], "default": None, "source": "file",
+                     "allowed": "free-form (not a built-in setting)", "meaning": ""})
+    if as_json:
+        click.echo(json.dumps({"file": str(s.path), "settings": rows}, indent=2))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lmassist.commands.common import console
+
+    table = Table(box=None, header_style="bold")
+    table.add_column("key", no_wrap=True)
+    table.add_column("value", no_wrap=True)
+    table.add_column("default", no_wrap=True)
+    table.add_column("from")
+    table.add_column("allowed", overflow="fold", min_width=20)
+    for r in rows:
+        table.add_row(escape(r["key"]), escape(_shown(r["value"])), escape(_shown(r["default"])),
+                      escape(r["source"]), escape(r["allowed"]))
+    out = console()
+    need = sum(max(len(_shown(r[k])) for r in rows) for k in ("key", "value", "default")) + 20 + 8 + 4 * 2
+    if out.width < need:
+        out.width = need
+    out.print(f"# {escape(str(s.path))}")
+    out.print(table)
 
 
 @settings.command("list")
 def list_settings() -> None:
-    """Every setting and where the file is."""
+    """What the settings file holds, and where it is ('lmassist settings' shows the defaults too)."""
     s = Settings()
     click.echo(f"# {s.path}")
     click.echo(json.dumps(s.values, indent=2, sort_keys=True))
@@ -44,7 +102,7 @@ def list_settings() -> None:
 @settings.command()
 @click.argument("key")
 def get(key: str) -> None:
-    """Print one setting."""
+    """Print one stored setting (null when it is not set)."""
     value = Settings().get(key)
     click.echo(json.dumps(value) if not isinstance(value, str) else value)
 
@@ -53,9 +111,15 @@ def get(key: str) -> None:
 @click.argument("key")
 @click.argument("value")
 def set_(key: str, value: str) -> None:
-    """Set KEY to VALUE (JSON values such as 8192 or true are typed)."""
-    Settings().set(key, _parse(value))
-    click.echo(f"{key} = {value}")
+    """Set KEY to VALUE, checked against the setting's type and range ('lmassist settings' lists them)."""
+    if key == "default_model":
+        from lmassist.commands.common import get_registry
+
+        stored = get_registry().resolve(value).full_name
+    else:
+        stored = parse_setting(key, value if key in SETTINGS else _parse(value))
+    Settings().set(key, stored)
+    click.echo(f"{key} = {_shown(stored)}")
 
 
 @settings.command()

@@ -16,10 +16,8 @@ to lmassist. A task gets its model through :mod:`lmassist.generation` only, neve
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import click
@@ -202,11 +200,14 @@ def read_one(path: str, encoding: str | None = None) -> str:
             codecs.lookup(encoding)
         except LookupError:
             raise LMAssistError(f"unknown encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+        from lmassist.textinput import read_file_bytes, read_stdin_bytes
+
         if path == "-":
-            data = sys.stdin.buffer.read() if sys.stdin and not sys.stdin.isatty() else b""
+            data = read_stdin_bytes()
+            if data is None:
+                raise LMAssistError("'-' means stdin, but nothing was piped in")
         else:
-            read_text_file(path) if not Path(path).is_file() else None  # the same errors for missing/folder
-            data = Path(path).read_bytes()
+            data = read_file_bytes(path)
         if b"\x00" in data[:8192]:
             raise LMAssistError(f"{path} looks like a binary file, not text")
         try:
