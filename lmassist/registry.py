@@ -16,6 +16,17 @@ from lmassist.plugins import PluginManager, get_manager
 
 
 class Registry:
+    """The backends, models and tasks the plugins registered, and name resolution over them.
+
+    A name belongs to whoever registered it first, and built-ins register first (see
+    :mod:`lmassist.plugins`): a plugin's ``llamacpp`` backend, its ``summarize`` task or its spec
+    named ``llamacpp:smollm2-135m-instruct`` is ignored and reported, never used.
+
+    Backends that set ``remote = True`` (their ``models()`` asks a server) are only asked when the
+    user names them: ``openai:MODEL``, ``models(backend="openai")`` or ``models(remote=True)``.
+    Listing every model, or resolving a bare name or a typo, stays on this machine.
+    """
+
     def __init__(self, manager: PluginManager | None = None, settings: Settings | None = None) -> None:
         self.manager = manager or get_manager()
         self._settings = settings
@@ -25,20 +36,49 @@ class Registry:
             if not isinstance(backend, Backend) or not backend.name:
                 self.manager._fail(plugin, "register_backends", TypeError(f"not a named Backend: {backend!r}"))
                 continue
-            self.backends.setdefault(backend.name, backend)
-            self._backend_plugin.setdefault(backend.name, plugin)
+            if backend.name in self.backends:
+                self.manager.clash(plugin, "register_backends", "backend", backend.name,
+                                   self._backend_plugin[backend.name])
+                continue
+            self.backends[backend.name] = backend
+            self._backend_plugin[backend.name] = plugin
         self._registered: dict[str, ModelSpec] = {}
+        self._model_plugin: dict[str, str] = {}
         for plugin, spec in self.manager.collect("register_models"):
             if not isinstance(spec, ModelSpec):
                 self.manager._fail(plugin, "register_models", TypeError(f"not a ModelSpec: {spec!r}"))
                 continue
-            self._registered.setdefault(spec.full_name, spec)
+            owner = self._model_plugin.get(spec.full_name)
+            if owner is None and not self.manager.is_builtin(plugin):
+                # A third-party spec for a built-in backend may add a model, never redefine one.
+                backend_owner = self._backend_plugin.get(spec.backend)
+                if backend_owner is not None and self.manager.is_builtin(backend_owner):
+                    if any(s.full_name == spec.full_name for s in self._listed(spec.backend)):
+                        owner = backend_owner
+            if owner is not None:
+                self.manager.clash(plugin, "register_models", "model", spec.full_name, owner)
+                continue
+            self._registered[spec.full_name] = spec
+            self._model_plugin[spec.full_name] = plugin
         self.tasks: dict[str, Any] = {}
+        self._task_plugin: dict[str, str] = {}
         for plugin, task in self.manager.collect("register_tasks"):
             if not getattr(task, "name", None):
                 self.manager._fail(plugin, "register_tasks", TypeError(f"not a named task: {task!r}"))
                 continue
-            self.tasks.setdefault(task.name, task)
+            if task.name in self.tasks:
+                self.manager.clash(plugin, "register_tasks", "task", task.name, self._task_plugin[task.name])
+                continue
+            self.tasks[task.name] = task
+            self._task_plugin[task.name] = plugin
+
+    def is_remote(self, backend: str) -> bool:
+        """Whether the backend's models live on a server, so that listing them is a request."""
+        return bool(getattr(self.backends.get(backend), "remote", False))
+
+    def remote_backends(self) -> list[str]:
+        """Remote backends that are set up here: what a plain listing leaves out, to say so."""
+        return [n for n, b in self.backends.items() if self.is_remote(n) and b.unavailable_reason() is None]
 
     @property
     def settings(self) -> Settings:
@@ -60,17 +100,37 @@ class Registry:
             known = ", ".join(sorted(self.tasks)) or "none"
             raise LMAssistError(f"unknown task {name!r}; known tasks: {known}") from None
 
-    def models(self, backend: str | None = None) -> list[ModelSpec]:
-        """Every model that can be named: registered ones, then what each available backend finds."""
-        found = {k: v for k, v in self._registered.items() if backend in (None, v.backend)}
+    def _listed(self, backend: str) -> list[ModelSpec]:
+        """What one backend lists (its own models only); a listing that raises is reported, not fatal."""
+        b = self.backends.get(backend)
+        if b is None:
+            return []
+        try:
+            return [spec for spec in b.models() if spec.backend == b.name]
+        except Exception as e:  # noqa: BLE001 - a broken backend must not hide the others
+            self.manager._fail(self._backend_plugin.get(b.name, b.name), "models", e)
+            return []
+
+    def models(self, backend: str | None = None, remote: bool = False) -> list[ModelSpec]:
+        """Every model that can be named: what each backend finds, then plugins' registered specs.
+
+        A remote backend is asked only when it is named (``backend``) or ``remote`` is set: a plain
+        listing must not reach the network.
+        """
+        found: dict[str, ModelSpec] = {}
+        for name, spec in self._registered.items():
+            if backend in (None, spec.backend) and self.manager.is_builtin(self._model_plugin[name]):
+                found[name] = spec
         for b in self.backends.values():
             if backend not in (None, b.name):
                 continue
-            try:
-                for spec in b.models():
-                    found.setdefault(spec.full_name, spec)
-            except Exception as e:  # noqa: BLE001 - a broken backend must not hide the others
-                self.manager._fail(self._backend_plugin.get(b.name, b.name), "models", e)
+            if self.is_remote(b.name) and not (remote or backend == b.name):
+                continue
+            for spec in self._listed(b.name):
+                found.setdefault(spec.full_name, spec)
+        for name, spec in self._registered.items():
+            if backend in (None, spec.backend):
+                found.setdefault(name, spec)
         return sorted(found.values(), key=lambda s: (s.backend, s.name))
 
     def resolve(self, name: str | None = None) -> ModelSpec:
@@ -80,6 +140,13 @@ class Registry:
             raise LMAssistError("no model name given")
         backend_name, sep, model = name.partition(":")
         if sep and backend_name in self.backends:
+            if self.is_remote(backend_name):
+                # The user named the server: the backend checks the name when it loads, so asking
+                # the server for its list here would only be a second request.
+                for spec in self._registered.values():
+                    if spec.backend == backend_name and spec.name == model:
+                        return spec
+                return self.backend(backend_name).spec_for(model)
             for spec in self.models(backend_name):
                 if spec.name == model:
                     return spec
@@ -89,15 +156,19 @@ class Registry:
                 raise type(e)(f"{e}{self._listing_failed(backend_name)}") from None
         if sep and len(backend_name) > 1:  # "C:\..." is a path, "foo:bar" an unknown backend
             self.backend(backend_name)
-        matches = self._prefer([s for s in self.models() if s.name == name])
+        local = self.models()  # bare names never reach a remote server: a typo must not make a request
+        matches = self._prefer([s for s in local if s.name == name])
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             choices = ", ".join(s.full_name for s in matches)
             raise LMAssistError(f"model {name!r} is ambiguous; say which: {choices}")
-        names = [s.full_name for s in self.models()]
+        names = [s.full_name for s in local]
         close = difflib.get_close_matches(name, names + [n.split(":", 1)[1] for n in names], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see 'lmassist models list'"
+        remote = self.remote_backends()
+        if remote:
+            hint += f" (a model on a server needs its backend's prefix, as in {remote[0]}:{name})"
         raise LMAssistError(f"unknown model {name!r}{hint}{self._listing_failed()}")
 
     def _listing_failed(self, backend: str | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -182,3 +183,205 @@ def test_an_unknown_model_names_the_backend_whose_listing_broke(manager):
     with pytest.raises(LMAssistError, match=r"unknown model 'x'.*\(and plugin broken-plugin raised in models"):
         reg.resolve("x")
     assert reg.resolve("echo:parrot").full_name == "echo:parrot"  # the others keep working
+
+
+# -- name clashes: built-ins win, and the clash is reported ------------------------------------------
+
+
+class ShadowBackend(EchoBackend):
+    """A backend that takes the built-in llama.cpp backend's name, as the hostile-input trial's did."""
+
+    name = "llamacpp"
+
+    def models(self):
+        return [ModelSpec(backend="llamacpp", name="smollm2-135m-instruct", installed=True)]
+
+
+class ShadowTask:
+    name = "summarize"
+    summary = "not the real summarize"
+
+    def run_slash(self, model, argline, progress=None, cancel=None) -> str:
+        return "SHADOW TASK"
+
+
+class ShadowPlugin:
+    @hookimpl
+    def register_backends(self, register):
+        register(ShadowBackend())
+
+    @hookimpl
+    def register_tasks(self, register):
+        register(ShadowTask())
+
+    @hookimpl
+    def register_models(self, register):
+        register(ModelSpec(backend="llamacpp", name="smollm2-135m-instruct", source="/tmp/evil.gguf", installed=True))
+
+
+class TryFirstShadowPlugin:
+    """``tryfirst`` moves a hook to the front of pluggy's call order; it must not win a name with it."""
+
+    @hookimpl(tryfirst=True)
+    def register_backends(self, register):
+        register(ShadowBackend())
+
+
+@pytest.fixture
+def shadowed(manager: PluginManager) -> PluginManager:
+    manager.register(ShadowPlugin(), name="shadow-plugin")
+    return manager
+
+
+def test_a_plugin_cannot_replace_a_builtin_backend_task_or_model(shadowed):
+    from lmassist.backends.llamacpp import LlamaCppBackend
+    from lmassist.tasks.summarize import SummarizeTask
+
+    reg = Registry(shadowed)
+    assert type(reg.backends["llamacpp"]) is LlamaCppBackend
+    assert type(reg.task("summarize")) is SummarizeTask
+    spec = reg.resolve("llamacpp:smollm2-135m-instruct")
+    assert spec.source != "/tmp/evil.gguf" and spec.source.endswith(".gguf")
+    assert [s.source for s in reg.models("llamacpp") if s.name == "smollm2-135m-instruct"] == [spec.source]
+    assert reg.resolve("parrot").full_name == "echo:parrot"  # what does not clash still works
+
+    messages = sorted(str(e) for e in shadowed.clashes())
+    assert messages == [
+        "plugin shadow-plugin tried to replace the built-in backend 'llamacpp'; ignored, the built-in is kept",
+        "plugin shadow-plugin tried to replace the built-in model 'llamacpp:smollm2-135m-instruct'; "
+        "ignored, the built-in is kept",
+        "plugin shadow-plugin tried to replace the built-in task 'summarize'; ignored, the built-in is kept",
+    ]
+    assert "tried to replace the built-in" in shadowed.info["shadow-plugin"].error  # `lmassist plugins` shows it
+
+
+def test_tryfirst_does_not_let_a_plugin_take_a_builtin_name(manager):
+    from lmassist.backends.llamacpp import LlamaCppBackend
+
+    manager.register(TryFirstShadowPlugin(), name="eager-plugin")
+    assert type(Registry(manager).backends["llamacpp"]) is LlamaCppBackend
+    assert [e.plugin for e in manager.clashes()] == ["eager-plugin"]
+
+
+def test_pluggy_calls_last_registered_first_which_is_why_we_order_ourselves(manager):
+    """The cause of the shadowing: pluggy's call order is LIFO, so a plugin came before the built-ins."""
+    manager.register(ShadowPlugin(), name="shadow-plugin")
+    pluggy_order = [i.plugin_name for i in reversed(manager.pm.hook.register_backends.get_hookimpls())]
+    assert pluggy_order[0] == "shadow-plugin"  # the order the old code used
+    ours = [i.plugin_name for i in manager.ordered("register_backends")]
+    assert ours[:3] == ["lmassist.backends.llamacpp", "lmassist.backends.hf", "lmassist.backends.inhouse"]
+    assert ours[-2:] == ["echo-plugin", "shadow-plugin"]  # plugins after, in registration order
+
+
+def test_between_plugins_the_first_registered_keeps_a_name(manager):
+    class LateEchoBackend(EchoBackend):
+        pass
+
+    class LateEcho:
+        @hookimpl
+        def register_backends(self, register):
+            register(LateEchoBackend())
+
+    manager.register(LateEcho(), name="late-plugin")
+    reg = Registry(manager)
+    assert type(reg.backends["echo"]) is EchoBackend
+    assert [str(e) for e in manager.clashes()] == [
+        "plugin late-plugin registered the backend 'echo', which plugin echo-plugin already has; ignored"
+    ]
+
+
+def test_a_clash_is_reported_once_however_many_registries_are_built(shadowed):
+    for _ in range(3):
+        Registry(shadowed)
+    assert len(shadowed.clashes()) == 3  # backend, task, model: each once
+    assert len(shadowed.errors) == 3
+
+
+class CommandShadowPlugin:
+    @hookimpl
+    def register_commands(self, cli):
+        import click
+
+        @click.command("ask")
+        def fake_ask():
+            click.echo("SHADOW COMMAND")
+
+        cli.add_command(fake_ask)
+        del cli.commands["models"]
+        cli.add_command(click.Command("hello", callback=lambda: click.echo("hello")))  # a new name is fine
+        bench = cli.commands.get("bench")
+        bench.add_command(click.Command("ask", callback=lambda: click.echo("SHADOW BENCH")))
+
+
+def test_a_plugin_cannot_replace_or_remove_a_builtin_command(manager):
+    from click.testing import CliRunner
+
+    from lmassist import plugins
+    from lmassist.cli import LMAssistGroup
+
+    manager.register(CommandShadowPlugin(), name="command-plugin")
+    plugins.reset_manager(manager)  # the built-in task plugin reads the process-wide manager
+    group = LMAssistGroup("lmassist")
+    group.add_command(LMAssistGroup("bench"))
+    manager.call("register_commands", cli=group)
+    from lmassist.commands.ask import ask
+
+    assert group.commands["ask"] is ask
+    assert "models" in group.commands and "hello" in group.commands
+    assert group.commands["bench"].commands["ask"].callback.__module__.startswith("lmassist.")
+    assert "SHADOW" not in CliRunner().invoke(group, ["ask", "--help"]).output
+    assert sorted(str(e) for e in manager.clashes()) == [
+        "plugin command-plugin tried to replace the built-in command 'ask'; ignored, the built-in is kept",
+        "plugin command-plugin tried to replace the built-in command 'bench ask'; ignored, the built-in is kept",
+        "plugin command-plugin tried to replace the built-in command 'models'; ignored, the built-in is kept",
+    ]
+
+
+class TaskNamedLikeACommand(ShadowTask):
+    name = "models"
+
+
+class TaskCommandPlugin:
+    @hookimpl
+    def register_tasks(self, register):
+        register(TaskNamedLikeACommand())
+
+
+def test_a_task_cannot_take_a_builtin_commands_name(manager):
+    from lmassist import plugins
+    from lmassist.cli import LMAssistGroup
+    from lmassist.commands.models import models
+
+    manager.register(TaskCommandPlugin(), name="task-plugin")
+    plugins.reset_manager(manager)
+    group = LMAssistGroup("lmassist")
+    manager.call("register_commands", cli=group)
+    assert group.commands["models"] is models
+    assert [str(e) for e in manager.clashes()] == [
+        "plugin task-plugin tried to replace the built-in command 'models'; ignored, the built-in is kept"
+    ]
+
+
+def test_a_hook_that_raises_in_register_tasks_is_reported_once_per_command(tmp_path):
+    """Each command builds the task list twice (the CLI's task commands, then the registry): one warning."""
+    import json
+
+    from conftest import run_cli
+
+    site = tmp_path / "site"
+    site.mkdir()
+    _write_dist(site, "tasks-broken", """
+        from lmassist import hookimpl
+
+        @hookimpl
+        def register_tasks(register):
+            raise RuntimeError('no tasks today')
+    """)
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    for args in (["backends", "--json"], ["models", "list", "--json"], ["tasks", "--json"], ["plugins", "--json"]):
+        proc = run_cli(*args, env=env)
+        assert proc.returncode == 0, proc.stderr
+        json.loads(proc.stdout)
+        warnings = [ln for ln in proc.stderr.splitlines() if "no tasks today" in ln]
+        assert warnings == ["Warning: plugin tasks-broken raised in register_tasks: RuntimeError: no tasks today"], (
+            args, proc.stderr)

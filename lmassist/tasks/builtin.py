@@ -31,16 +31,25 @@ def register_tasks(register: Any) -> None:
 
 
 def _tasks_with_origin() -> list[tuple[str, Any]]:
-    """(plugin name, task) for every registered task; the first registration of a name wins."""
+    """(plugin name, task) for every registered task; the first registration of a name wins.
+
+    Built-ins register first, so a plugin's ``summarize`` is ignored and reported as a clash (the
+    registry reports the same clash; the manager keeps one copy).
+    """
     from lmassist.plugins import get_manager
 
-    seen: set[str] = set()
+    manager = get_manager()
+    owners: dict[str, str] = {}
     found = []
-    for plugin, task in get_manager().collect("register_tasks"):
+    for plugin, task in manager.collect("register_tasks"):
         name = getattr(task, "name", None)
-        if name and name not in seen:
-            seen.add(name)
-            found.append((plugin, task))
+        if not name:
+            continue
+        if name in owners:
+            manager.clash(plugin, "register_tasks", "task", name, owners[name])
+            continue
+        owners[name] = plugin
+        found.append((plugin, task))
     return found
 
 
@@ -91,11 +100,17 @@ def register_commands(cli: click.Group) -> None:
     manager = get_manager()
     for plugin, task in _tasks_with_origin():
         if task.name in cli.commands:
+            # A task may not take a command's name (`lmassist models` stays lmassist's own).
+            owner = manager.command_owner.get((task.name,), "lmassist")
+            if owner != plugin and not (manager.is_builtin(plugin) and manager.is_builtin(owner)):
+                manager.clash(plugin, "register_commands", "command", task.name, owner)
             continue
         try:
             cli.add_command(command_for(task), task.name)
         except Exception as e:  # noqa: BLE001 - a broken plugin task must not break the CLI
             manager._fail(plugin, "register_commands", e)
+            continue
+        manager.command_owner[(task.name,)] = plugin  # the task's plugin owns its command
     if "tasks" not in cli.commands:
         cli.add_command(tasks_command)
     from lmassist.commands.bench_tasks import register_bench_commands, register_eval_command
