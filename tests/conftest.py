@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +24,36 @@ def _user_models_dir() -> Path:
 USER_MODELS = _user_models_dir()
 
 
+@pytest.fixture(scope="session")
+def llamacpp_checks(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """Check once, in a child process, that llama.cpp runs the default model on this machine.
+
+    Where it crashes (a native segfault, as on some AMX Xeons before the fallback), the session
+    stops here with one line saying so, instead of dying mid-suite with no summary. The check's
+    cache file is then given to every test, so each test's fresh home does not check again.
+    """
+    from lmassist.modelfiles import DEFAULT_GGUF
+
+    path = USER_MODELS / DEFAULT_GGUF.filename
+    if importlib.util.find_spec("llama_cpp") is None or not path.exists():
+        return None
+    from lmassist.backends.llamacpp_check import cache_file, checked_extra_buffers
+    from lmassist.errors import ModelLoadError
+
+    home = tmp_path_factory.mktemp("llamacpp-check")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LMASSIST_HOME", str(home))
+        for var in ("LMASSIST_CONFIG_DIR", "LMASSIST_DATA_DIR", "LMASSIST_CACHE_DIR"):
+            mp.delenv(var, raising=False)
+        try:
+            checked_extra_buffers(str(path), "auto")
+        except ModelLoadError as e:
+            pytest.exit(f"llama.cpp cannot run the default model on this machine: {e}", returncode=3)
+        return cache_file()
+
+
 @pytest.fixture(autouse=True)
-def lmassist_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def lmassist_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, llamacpp_checks: Path | None) -> Path:
     """Every test gets its own config, data and cache folders; models stay shared (read-only use)."""
     home = tmp_path / "lmassist-home"
     monkeypatch.setenv("LMASSIST_HOME", str(home))
@@ -37,6 +67,9 @@ def lmassist_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     settings = home / "config" / "settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text('{"llamacpp.threads": 1, "hf.threads": 1, "inhouse.threads": 1}\n')
+    if llamacpp_checks is not None and llamacpp_checks.exists():
+        (home / "cache").mkdir(parents=True, exist_ok=True)
+        shutil.copy(llamacpp_checks, home / "cache" / llamacpp_checks.name)
     plugins.reset_manager()
     yield home
     plugins.reset_manager()

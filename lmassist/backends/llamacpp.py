@@ -14,6 +14,7 @@ import importlib.util
 import os
 import random
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from lmassist.generation import (
     transcript_prompt,
 )
 from lmassist.modelfiles import KNOWN_GGUFS, check_gguf, local_ggufs, pull_known
+from lmassist.system import CpuSample, free_cores, physical_cores
 
 if TYPE_CHECKING:
     from lmassist.backends.llamacpp_prefixes import PrefixStates
@@ -45,31 +47,8 @@ DEFAULT_N_CTX = 4096  # SmolLM2 was trained on 8192; half keeps `ask` well under
 # prompt whose last token alone was re-evaluated from the cache can flip a near-tie greedy choice.
 # Re-evaluating at least this many tokens keeps greedy replies identical, cached or not.
 MIN_REEVAL = 16
-
-
-def physical_cores() -> int:
-    """Physical cores available to us: llama.cpp runs slower on hyper-threads than without them."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:
-        available = os.cpu_count() or 1
-    try:
-        cores = set()
-        block: dict[str, str] = {}
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if not line.strip():
-                    if "core id" in block:
-                        cores.add((block.get("physical id"), block["core id"]))
-                    block = {}
-                else:
-                    block[key.strip()] = value.strip()
-        if cores:
-            return max(1, min(available, len(cores)))
-    except OSError:
-        pass
-    return max(1, available)
+# Prompts are read in batches of this many tokens, so a cancel takes effect within one batch.
+PROMPT_BATCH = 128
 
 
 @contextlib.contextmanager
@@ -89,14 +68,50 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+class ThreadGovernor:
+    """How many threads llama.cpp computes with, chosen from what the machine is doing.
+
+    llama.cpp's OpenMP threads spin while they wait for each other, so a thread that shares its core
+    with a busy process stalls all the others: beside one busy process, two threads on two cores
+    ran at a fraction of one thread's speed. With ``threads = auto`` we use the cores that other
+    processes leave free, measured over the last moments (while the model loaded, while it sat idle
+    between replies, and every :data:`INTERVAL` seconds while it works), and change the count between
+    two decode steps when that changes. A fixed ``llamacpp.threads`` setting turns this off.
+    """
+
+    INTERVAL = 0.5  # seconds between re-checks while computing
+
+    def __init__(self, apply: Any, cores: int, fixed: int | None = None, since: CpuSample | None = None) -> None:
+        self._apply = apply
+        self.cores = cores
+        self.fixed = fixed
+        self.threads = fixed or cores
+        self._last = since or CpuSample.now()
+
+    def tick(self, force: bool = False) -> None:
+        """Re-check the machine if :data:`INTERVAL` has passed (or, with ``force``, if any time has)."""
+        if self.fixed:
+            return
+        now = time.monotonic()
+        if now - self._last.at < (0.05 if force else self.INTERVAL):
+            return
+        sample = CpuSample.now()
+        threads = free_cores(self.cores, sample.others_busy(self._last))
+        self._last = sample
+        if threads != self.threads:
+            self.threads = threads
+            self._apply(threads)
+
+
 class LlamaCppModel(Model):
     def __init__(
-        self, spec: ModelSpec, llm: Any, threads: int, defaults: GenerationOptions, chat: bool = True,
-        prefixes: PrefixStates | None = None,
+        self, spec: ModelSpec, llm: Any, governor: ThreadGovernor, defaults: GenerationOptions, chat: bool = True,
+        prefixes: PrefixStates | None = None, extra_buffers: bool = True,
     ) -> None:
         import llama_cpp
 
         self._prefixes = prefixes
+        self._governor = governor
 
         self._llama_cpp = llama_cpp
         self._llm = llm
@@ -120,7 +135,9 @@ class LlamaCppModel(Model):
             device="gpu" if llama_cpp.llama_supports_gpu_offload() and llm.model_params.n_gpu_layers else "cpu",
             details={
                 "path": spec.source,
-                "threads": threads,
+                "threads": governor.fixed or "auto",
+                "cores": governor.cores,
+                "extra_buffers": extra_buffers,
                 "trained_context": int(llm.metadata.get(f"{llm.metadata.get('general.architecture', '')}.context_length", 0) or 0),
                 "architecture": llm.metadata.get("general.architecture", ""),
             },
@@ -165,7 +182,10 @@ class LlamaCppModel(Model):
         tokens = self._prompt_tokens(request)
         request.prompt_tokens = len(tokens)
         llm.set_seed(opts.seed if opts.seed is not None else random.randint(0, 2**31 - 1))
+        self._governor.tick(force=True)  # the machine as it was while we sat idle
         self._limit_reuse(tokens)
+        if not self._evaluate_prompt(tokens, request):
+            return
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         is_eog = self._llama_cpp.llama_vocab_is_eog
         room = self.context_length - len(tokens)
@@ -185,12 +205,33 @@ class LlamaCppModel(Model):
             yield decoder.decode(llm.detokenize([token]))
             if request.cancel.cancelled:
                 break
+            self._governor.tick()
             if generated >= opts.max_new_tokens or generated >= room:
                 request.finish_reason = "length"
                 break
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
+
+    def _evaluate_prompt(self, tokens: list[int], request: StreamRequest) -> bool:
+        """Read the prompt up to its last MIN_REEVAL tokens in batches, checking for cancellation.
+
+        ``Llama.generate`` would read it in one call that nothing interrupts: a 2,500-token prompt
+        kept Ctrl+C waiting half a minute on a loaded machine. Returns False when cancelled.
+        """
+        llm = self._llm
+        done = common_prefix_length(list(llm._input_ids), tokens)
+        stop = len(tokens) - MIN_REEVAL
+        if done >= stop:
+            return True
+        llm._ctx.kv_cache_seq_rm(-1, done, -1)
+        llm.n_tokens = done
+        for i in range(done, stop, PROMPT_BATCH):
+            if request.cancel.cancelled:
+                return False
+            self._governor.tick()
+            llm.eval(tokens[i : min(stop, i + PROMPT_BATCH)])
+        return not request.cancel.cancelled
 
     def _limit_reuse(self, tokens: list[int]) -> None:
         """Trim the evaluated prefix so llama.cpp re-reads at least MIN_REEVAL prompt tokens."""
@@ -270,6 +311,7 @@ class LlamaCppModel(Model):
                 self._prefixes.save(llm._ctx, ids[:boundary])  # type: ignore[union-attr]
                 save = False
             for i in range(start, stop, llm.n_batch):
+                self._governor.tick()
                 batch = ids[i : min(stop, i + llm.n_batch)]
                 llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=want)
                 llm._ctx.decode(llm._batch)
@@ -305,7 +347,7 @@ class LlamaCppBackend(Backend):
             return "n/a"
         import llama_cpp
 
-        return "gpu offload" if llama_cpp.llama_supports_gpu_offload() else f"cpu ({physical_cores()} threads)"
+        return "gpu offload" if llama_cpp.llama_supports_gpu_offload() else f"cpu ({physical_cores()} cores)"
 
     def models(self) -> list[ModelSpec]:
         specs = {}
@@ -351,12 +393,19 @@ class LlamaCppBackend(Backend):
         check_gguf(path)
         import llama_cpp
 
-        threads = int(settings.get("threads") or physical_cores())
+        from lmassist.backends.llamacpp_check import checked_extra_buffers, load_llama
+
+        cores = physical_cores()
+        fixed = _thread_setting(settings.get("threads"))
         n_ctx = int(settings.get("n_ctx") or DEFAULT_N_CTX)
         gpu_layers = int(settings.get("n_gpu_layers", -1 if llama_cpp.llama_supports_gpu_offload() else 0))
+        extra_buffers = checked_extra_buffers(str(path), str(settings.get("extra_buffers") or "auto"))
+        loading = CpuSample.now()
+        threads = fixed or cores
         try:
             with _quiet_stderr():
-                llm = llama_cpp.Llama(
+                llm = load_llama(
+                    llama_cpp, extra_buffers,
                     model_path=str(path),
                     n_ctx=n_ctx,
                     n_threads=threads,
@@ -370,12 +419,34 @@ class LlamaCppBackend(Backend):
         if trained and n_ctx > trained:
             llm.close()
             return self.load(spec, **{**settings, "n_ctx": trained})
+
+        def apply(n: int) -> None:
+            llama_cpp.llama_set_n_threads(llm._ctx.ctx, n, n)
+
+        governor = ThreadGovernor(apply, cores, fixed, since=loading)  # the load is the first look
+        governor.tick(force=True)
         known = KNOWN_GGUFS.get(spec.name)
         defaults = GenerationOptions().replace(**dict(known.recommended)) if known else GenerationOptions()
         from lmassist.backends.llamacpp_prefixes import PrefixStates
 
         prefixes = PrefixStates(paths().cache / "llamacpp-prefixes", str(path))
-        return LlamaCppModel(spec, llm, threads, defaults, chat=known.chat if known else True, prefixes=prefixes)
+        return LlamaCppModel(
+            spec, llm, governor, defaults, chat=known.chat if known else True, prefixes=prefixes,
+            extra_buffers=extra_buffers,
+        )
+
+
+def _thread_setting(value: Any) -> int | None:
+    """``llamacpp.threads``: a fixed count, or None for ``auto`` (chosen from the machine's load)."""
+    if value in (None, "", "auto", 0, "0"):
+        return None
+    try:
+        threads = int(value)
+    except (TypeError, ValueError):
+        raise ModelLoadError(f"llamacpp.threads must be 'auto' or a whole number of threads, not {value!r}") from None
+    if threads < 1:
+        raise ModelLoadError(f"llamacpp.threads must be 'auto' or at least 1, not {threads}")
+    return threads
 
 
 def _puller(known: Any) -> Any:

@@ -1,0 +1,84 @@
+"""Facts about the machine we run on: cores, how busy the other processes keep them, peak memory.
+
+Native code (llama.cpp's OpenMP threads, torch's intra-op pool) runs best with one thread per core
+that nobody else wants; these helpers say how many that is, on Linux, macOS and Windows alike.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+
+def available_cpus() -> int:
+    """Logical CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def physical_cores() -> int:
+    """Physical cores available to us: llama.cpp and torch run slower on hyper-threads than without."""
+    import psutil
+
+    physical = psutil.cpu_count(logical=False) or 0
+    logical = psutil.cpu_count(logical=True) or 0
+    available = available_cpus()
+    if physical and logical:
+        # Scale by the affinity mask: a container given 2 of 16 logical CPUs on an 8-core SMT host
+        # gets 1 core's worth of siblings, or 2 cores; never more than it may run on.
+        share = max(1, round(physical * available / logical))
+        return max(1, min(available, share))
+    return available
+
+
+def rusage_to_mb(maxrss: int) -> float:
+    """``ru_maxrss`` in MiB: the kernel reports KiB on Linux and bytes on macOS."""
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
+@dataclass
+class CpuSample:
+    """Busy CPU seconds of the whole machine and of this process at one moment."""
+
+    at: float
+    machine_busy: float
+    ours: float
+
+    @classmethod
+    def now(cls) -> CpuSample:
+        import psutil
+
+        times = psutil.cpu_times()
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        busy = sum(times) - idle
+        mine = psutil.Process().cpu_times()
+        return cls(time.monotonic(), busy, mine.user + mine.system)
+
+    def others_busy(self, earlier: CpuSample) -> float:
+        """Cores' worth of CPU that processes other than ours used between two samples."""
+        wall = self.at - earlier.at
+        if wall <= 0:
+            return 0.0
+        others = (self.machine_busy - earlier.machine_busy) - (self.ours - earlier.ours)
+        return max(0.0, others / wall)
+
+
+def free_cores(cores: int, others_busy: float) -> int:
+    """How many threads to run on ``cores`` cores when other processes keep ``others_busy`` busy.
+
+    A spinning thread that shares its core with a busy process costs far more than it gains (the
+    OpenMP barrier waits on the slowest thread), so a core counts as taken once another process
+    uses more than about half of it.
+    """
+    return max(1, min(cores, int(cores - others_busy + 0.5)))
+
+
+def others_busy_now(seconds: float = 0.1) -> float:
+    """Sample how many cores other processes keep busy, over ``seconds``."""
+    first = CpuSample.now()
+    time.sleep(seconds)
+    return CpuSample.now().others_busy(first)
