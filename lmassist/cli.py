@@ -23,14 +23,65 @@ def debug_enabled() -> bool:
     return "--debug" in sys.argv[1:] or os.environ.get("LMASSIST_DEBUG", "") not in ("", "0")
 
 
+# ``lmassist --help`` groups the commands by what people come to do, in the order of a first tour.
+# Commands not named here still appear: a task (from any plugin) under "Tasks", another built-in
+# command under "Other commands", a third-party plugin's command under "From plugins".
+HELP_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Chat", ("ask", "chat")),
+    ("Tasks", ("summarize", "translate", "sentiment", "qa", "tasks")),
+    ("Models and plugins", ("models", "backends", "install", "uninstall", "plugins")),
+    ("Your own models", ("train", "complete", "eval", "optimize")),
+    ("History and settings", ("history", "settings")),
+    ("Diagnostics", ("doctor", "bench", "eval-task")),
+)
+
+
+def help_section(name: str, cmd: click.Command) -> str:
+    """The ``--help`` heading a command is listed under."""
+    for title, names in HELP_SECTIONS:
+        if name in names:
+            return title
+    if getattr(cmd, "lmassist_task", None) is not None:
+        return "Tasks"
+    module = getattr(cmd.callback, "__module__", "") or ""
+    return "Other commands" if module == "lmassist" or module.startswith("lmassist.") else "From plugins"
+
+
 class LMAssistGroup(click.Group):
-    """Lists commands in the order they were added (the tour order), not alphabetically."""
+    """Lists commands sorted by name; with ``sections`` (the root group) grouped under headings,
+    in the order a newcomer meets them, so ``--help`` reads as a tour rather than plugin load order."""
+
+    def __init__(self, *args: Any, sections: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sections = sections
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        return sorted(self.commands)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if not self.sections:
+            return super().format_commands(ctx, formatter)
+        commands = [(name, cmd) for name in self.list_commands(ctx)
+                    if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if not commands:
+            return None
+        order = {title: i for i, (title, _) in enumerate(HELP_SECTIONS)}
+        order.update({"Other commands": len(order), "From plugins": len(order) + 1})
+        rank = {name: i for _, names in HELP_SECTIONS for i, name in enumerate(names)}
+        grouped: dict[str, list[tuple[str, click.Command]]] = {}
+        for name, cmd in commands:
+            grouped.setdefault(help_section(name, cmd), []).append((name, cmd))
+        width = max(len(name) for name, _ in commands)
+        limit = formatter.width - 6 - width
+        for title in sorted(grouped, key=order.__getitem__):
+            rows = sorted(grouped[title], key=lambda nc: (rank.get(nc[0], len(rank)), nc[0]))
+            with formatter.section(title):
+                # padded names: the descriptions line up across sections, not only within one
+                formatter.write_dl([(name.ljust(width), cmd.get_short_help_str(limit)) for name, cmd in rows])
+        return None
 
 
-@click.group(cls=LMAssistGroup, invoke_without_command=True, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=LMAssistGroup, sections=True, invoke_without_command=True, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="lmassist")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 @click.pass_context
@@ -70,6 +121,21 @@ def build_cli() -> click.Group:
     return cli
 
 
+def missing_extra_message(error: BaseException, args: list[str]) -> str | None:
+    """For an optional dependency that is not installed (torch for ``train``, llama_cpp, ...), the one
+    line that names the extra to install, fitted to this machine; None for any other error."""
+    from lmassist.install_hints import missing_module_message
+
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:  # also when a wrapper re-raised it
+        seen.add(id(e))
+        if isinstance(e, ModuleNotFoundError) and e.name:
+            return missing_module_message(e.name, " ".join(args))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the console script: run the CLI and turn failures into one-line errors."""
     args = sys.argv[1:] if argv is None else argv
@@ -98,5 +164,9 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug_enabled():
             raise
+        missing = missing_extra_message(e, args)
+        if missing is not None:
+            click.echo(f"Error: {missing}", err=True)
+            sys.exit(1)
         click.echo(f"Error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
         sys.exit(1)

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from lmassist.generation import LMAssistError
 from lmassist.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -103,23 +101,21 @@ def list_cmd(limit: int, as_json: bool) -> None:
     if not conversations:
         console.print("No conversations yet. Start one with `lmassist`.")
         return
-    from rich.table import Table
+    from lmassist.commands.common import NamesTable
 
-    # rich shrinks every column, down to nothing, when no_wrap cells overflow; so cap the two wide
-    # columns to what the terminal leaves them, and let them end in an ellipsis instead.
-    room = max(16, console.width - (16 + 16 + 4 + 2 * 4))  # what the ids, times, counts leave
-    longest_model = max((len(c.model or "") for c in conversations), default=0)
-    model_width = max(5, min(longest_model, 24, room // 3))
-    title_width = max(8, room - model_width)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("ID", style="cyan", no_wrap=True, min_width=16)
-    table.add_column("Updated", no_wrap=True, min_width=16)
-    table.add_column("Msgs", justify="right", no_wrap=True, min_width=4)
-    table.add_column("Model", style="dim", no_wrap=True, overflow="ellipsis", max_width=model_width)
-    table.add_column("Title", no_wrap=True, overflow="ellipsis", max_width=title_width)
-    for c in conversations:
-        table.add_row(c.id, _when(c.updated), str(c.message_count), c.model or "", c.display_title)
-    console.print(table)
+    # The ID and the model are what people copy into the next command: never cut (NamesTable);
+    # the title gives up its room instead.
+    table = NamesTable()
+    table.name_column("ID", style="cyan")
+    table.column("Updated")
+    table.column("Msgs", justify="right")
+    table.name_column("Model", style="dim")
+    table.column("Title", flexible=True, min_width=10)
+    from rich.text import Text
+
+    for c in conversations:  # Text: a title or model name with [brackets] is not markup
+        table.add_row(c.id, _when(c.updated), str(c.message_count), Text(c.model or ""), Text(c.display_title))
+    table.print(console)
 
 
 @history.command("show")
@@ -190,24 +186,25 @@ def search_cmd(text: tuple[str, ...], limit: int, as_json: bool) -> None:
     if not hits:
         console.print(f"No messages match {query!r}.")
         return
-    from rich.table import Table
+    from lmassist.commands.common import NamesTable
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("ID", style="cyan", no_wrap=True, min_width=16)
-    table.add_column("When", no_wrap=True, min_width=16)
-    table.add_column("Role", no_wrap=True, min_width=9)
-    table.add_column("Match", ratio=1, min_width=20)
+    table = NamesTable()
+    table.name_column("ID", style="cyan")
+    table.column("When")
+    table.column("Role")
+    table.column("Match", flexible=True, min_width=20, wrap=True)
     for h in hits:
         table.add_row(h.conversation_id, _when(h.created), h.role, _highlighted(" ".join(h.snippet.split())))
-    console.print(table)
+    table.print(console)
 
 
 @history.command("export")
 @click.argument("conversation_id", metavar="ID")
 @click.option("-f", "--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
               help="A Markdown transcript, or JSON with every message's options and stats.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=str), default="-",
-              help="File to write (replaced atomically); - or nothing for stdout.")
+@click.option("-o", "--output", metavar="FILE", default="-",
+              help="File to write; - or nothing for stdout. A regular file is replaced atomically and keeps "
+              "its permissions, a symlink is written through, a device or folder is refused.")
 def export_cmd(conversation_id: str, fmt: str, output: str) -> None:
     """Export a conversation as Markdown or JSON.
 
@@ -215,17 +212,15 @@ def export_cmd(conversation_id: str, fmt: str, output: str) -> None:
       lmassist history export 019ab3c4 > chat.md
       lmassist history export 019ab3c4 --format json -o chat.json
     """
+    from lmassist.outputs import check_output, write_output
+
+    target = check_output(output) if output != "-" else None  # before the store is read
     with _store() as store:
         text = store.export(conversation_id, fmt)
-    if output == "-":
+    if target is None:
         click.echo(text, nl=False)
         return
-    from lmassist.config import atomic_write_text
-
-    try:
-        atomic_write_text(Path(output), text)
-    except OSError as e:
-        raise LMAssistError(f"cannot write {output}: {e.strerror or e}") from None
+    write_output(target, text)
     click.echo(f"Wrote {output}", err=True)
 
 

@@ -9,34 +9,62 @@ import click
 from lmassist import hookimpl
 from lmassist.commands.common import console, get_registry
 
+# The built-in backends come with the extra of the same name.
+BUILTIN_EXTRAS = {"llamacpp": "llamacpp", "hf": "hf", "inhouse": "inhouse"}
+
+
+def backend_install_hint(name: str, declared: str) -> str:
+    """A built-in backend's hint fitted to this machine (the CPU torch wheel where there is no NVIDIA
+    GPU, not gigabytes of CUDA); a plugin's backend keeps the hint it declares."""
+    from lmassist.install_hints import install_hint
+
+    extra = BUILTIN_EXTRAS.get(name)
+    if extra is not None and declared in ("", f"pip install 'lmassist[{extra}]'"):
+        return install_hint(extra)
+    return declared
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def backends(as_json: bool) -> None:
-    """Each backend, whether it works here, its device, and how to install it if not."""
+    """Each backend, whether it works here, its device, and how to install it if not.
+
+    Install hints fit the machine: without an NVIDIA GPU, torch comes from PyTorch's CPU index
+    first (a few hundred MB instead of several GB of CUDA libraries).
+    """
     reg = get_registry()
     rows = []
     for b in reg.backends.values():
         reason = b.unavailable_reason()
         rows.append({
             "name": b.name, "available": reason is None, "device": None if reason else b.device(),
-            "reason": reason, "install_hint": b.install_hint if reason else None, "description": b.description,
+            "reason": reason, "install_hint": backend_install_hint(b.name, b.install_hint) if reason else None,
+            "description": b.description,
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold")
-    for col in ("backend", "status", "device", "description"):
-        table.add_column(col)
     from rich.markup import escape
 
+    from lmassist.commands.common import NamesTable
+
+    table = NamesTable()
+    table.name_column("backend")
+    table.column("status", flexible=True, min_width=12, wrap=True)
+    table.column("device")
+    table.column("description", flexible=True, min_width=20, wrap=True)
     for r in rows:
-        hint = f"; {r['install_hint']}" if r["install_hint"] else ""
-        status = "[green]available[/]" if r["available"] else f"[yellow]unavailable[/]: {escape(r['reason'] + hint)}"
-        table.add_row(r["name"], status, escape(r["device"] or "-"), escape(r["description"]))
-    console().print(table)
+        status = "[green]available[/]" if r["available"] else f"[yellow]unavailable[/]: {escape(r['reason'])}"
+        table.add_row(escape(r["name"]), status, escape(r["device"] or "-"), escape(r["description"]))
+    out = console()
+    table.print(out)
+    hints = [r for r in rows if r["install_hint"]]
+    if hints:
+        # Below the table, one whole line each: a command is copied, so it is never wrapped or cut.
+        click.echo("\nTo install:")
+        width = max(len(r["name"]) for r in hints)
+        for r in hints:
+            click.echo(f"  {r['name'] + ':':<{width + 1}} {r['install_hint']}")
 
 
 @click.command()
