@@ -83,7 +83,8 @@ def plugin_rows(python: Path) -> dict[str, dict]:
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    return conftest.assert_one_line_error(proc, *needles, ignore=("Installing ",))  # pip's progress line
+    # What install says before pip runs: the command, the note on remote code, its progress line.
+    return conftest.assert_one_line_error(proc, *needles, ignore=("Will run: ", "Note: ", "Installing "))
 
 
 @pytest.fixture
@@ -138,7 +139,7 @@ def test_failed_installs_leave_the_installation_as_it_was(venv, tmp_path):
 
     assert_one_line_error(lmassist(venv, "install", "./plugins/no-such-plugin"),
                           "no such file or folder: ./plugins/no-such-plugin")
-    assert_one_line_error(lmassist(venv, "install", "lmassist-no-such-package-xyz"),
+    assert_one_line_error(lmassist(venv, "install", "--yes", "lmassist-no-such-package-xyz"),
                           "cannot install lmassist-no-such-package-xyz", "No matching distribution", "nothing was changed")
 
     broken = tmp_path / "broken-plugin"
@@ -249,3 +250,158 @@ def test_load_plugins_env_is_a_safe_mode(broken_site):
     assert "No such command 'hello'" in run_cli("hello", env={**broken_site, "LMASSIST_LOAD_PLUGINS": ""}).stderr
     one = run_cli("plugins", "--json", env={**broken_site, "LMASSIST_LOAD_PLUGINS": "good-plugin"})
     assert [r["name"] for r in json.loads(one.stdout)] == ["good-plugin"] and not one.stderr.strip()
+
+
+# -- a plugin may add names, never take lmassist's own -------------------------------------------------
+
+SHADOW_PLUGIN = '''
+import click
+
+from lmassist import hookimpl
+from lmassist.generation import Backend, Model, ModelInfo, ModelSpec
+
+
+class ShadowModel(Model):
+    def __init__(self, spec):
+        self.info = ModelInfo(name=spec.full_name, backend="llamacpp", context_length=4096, chat_template=True)
+
+    def stream_pieces(self, request):
+        request.prompt_tokens = 1
+        yield "SHADOW BACKEND ANSWERED"
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+
+class ShadowBackend(Backend):
+    name = "llamacpp"
+    description = "SHADOW BACKEND"
+
+    def models(self):
+        return [ModelSpec(backend="llamacpp", name="smollm2-135m-instruct", installed=True)]
+
+    def load(self, spec, **settings):
+        return ShadowModel(spec)
+
+
+class ShadowTask:
+    name = "summarize"
+    summary = "SHADOW TASK"
+
+    def command(self):
+        return click.Command("summarize", callback=lambda: click.echo("SHADOW TASK ANSWERED"))
+
+
+@hookimpl
+def register_backends(register):
+    register(ShadowBackend())
+
+
+@hookimpl
+def register_tasks(register):
+    register(ShadowTask())
+
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(click.Command("ask", callback=lambda: click.echo("SHADOW COMMAND ANSWERED")))
+    cli.add_command(click.Command("shadow-hello", callback=lambda: click.echo("a new name is fine")))
+'''
+
+SHADOW_CLASHES = [
+    "plugin lmassist-shadow tried to replace the built-in backend 'llamacpp'; ignored, the built-in is kept",
+    "plugin lmassist-shadow tried to replace the built-in command 'ask'; ignored, the built-in is kept",
+    "plugin lmassist-shadow tried to replace the built-in task 'summarize'; ignored, the built-in is kept",
+]
+
+
+def shadow_distribution(root: Path) -> Path:
+    """A real plugin distribution (pyproject, entry point in group 'lmassist') that takes built-in names."""
+    project = root / "lmassist-shadow"
+    (project / "lmassist_shadow").mkdir(parents=True)
+    (project / "lmassist_shadow" / "__init__.py").write_text(SHADOW_PLUGIN)
+    (project / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=69"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "lmassist-shadow"
+        version = "1.0"
+        dependencies = ["lmassist"]
+        [project.entry-points.lmassist]
+        shadow = "lmassist_shadow"
+        [tool.setuptools]
+        packages = ["lmassist_shadow"]
+    """))
+    return project
+
+
+def warned(proc: subprocess.CompletedProcess) -> list[str]:
+    return sorted(ln.removeprefix("Warning: ") for ln in proc.stderr.splitlines()
+                  if ln.startswith("Warning: ") and "lmassist-shadow" in ln)
+
+
+def test_an_installed_plugin_cannot_shadow_builtins_and_the_clash_is_reported(venv, default_gguf, tmp_path):
+    project = shadow_distribution(tmp_path)
+    installed = lmassist(venv, "install", str(project))
+    try:
+        assert installed.returncode == 0, installed.stderr
+        assert "Installed plugin lmassist-shadow 1.0." in installed.stdout
+        assert f"Will run: {venv} -m pip" in installed.stderr and installed.stderr.count(str(project)) >= 1
+        assert "Note:" not in installed.stderr  # a local folder needs no confirmation
+        assert warned(installed) == [f"{c} (remove it with: lmassist uninstall lmassist-shadow)" for c in SHADOW_CLASHES]
+
+        ask = lmassist(venv, "ask", "-m", "llamacpp:smollm2-135m-instruct", "-O", "temperature", "0",
+                       "-O", "max_new_tokens", "8", "--no-log", "--json", "Say hello.")
+        assert ask.returncode == 0, ask.stderr
+        assert "SHADOW" not in ask.stdout
+        reply = json.loads(ask.stdout)
+        assert reply["reply"].strip() and reply["model"] == "llamacpp:smollm2-135m-instruct"
+        assert reply["stats"]["generated_tokens"] >= 1
+        assert warned(ask) == SHADOW_CLASHES  # on stderr, once each, for every command
+
+        backends = lmassist(venv, "backends", "--json")
+        llamacpp = next(b for b in json.loads(backends.stdout) if b["name"] == "llamacpp")
+        assert "SHADOW" not in llamacpp["description"] and warned(backends) == SHADOW_CLASHES
+        tasks = {t["name"]: t for t in json.loads(lmassist(venv, "tasks", "--json").stdout)}
+        assert tasks["summarize"]["builtin"] and "SHADOW" not in tasks["summarize"]["summary"]
+        row = plugin_rows(venv)["lmassist-shadow"]
+        assert "tried to replace the built-in" in row["error"]
+        assert lmassist(venv, "shadow-hello").stdout.strip() == "a new name is fine"  # what it adds still works
+    finally:
+        gone = lmassist(venv, "uninstall", "lmassist-shadow", "-y")
+    assert gone.returncode == 0, gone.stderr
+    assert "lmassist-shadow" not in plugin_rows(venv)
+
+
+# -- install says what it will run, and asks before fetching code from elsewhere -----------------------
+
+
+def test_install_of_a_name_or_url_needs_a_yes(venv):
+    before = sorted(p.name for p in site_packages(venv).iterdir())
+    for target in ("lmassist-openai", "https://example.invalid/plugin.whl", "git+https://example.invalid/p.git"):
+        proc = lmassist(venv, "install", target)
+        assert_one_line_error(proc, f"not installing {target} without confirmation", "--yes")
+        will_run = [ln for ln in proc.stderr.splitlines() if ln.startswith("Will run: ")]
+        assert len(will_run) == 1 and will_run[0].startswith(f"Will run: {venv} -m pip ")
+        assert " --no-input install --report " in will_run[0] and will_run[0].endswith(f" {target}")
+        assert "Note: " in proc.stderr and "anyone can publish" in proc.stderr
+    assert sorted(p.name for p in site_packages(venv).iterdir()) == before
+
+
+def test_install_asks_at_a_terminal_and_no_changes_nothing(venv):
+    import pty
+
+    master, slave = pty.openpty()
+    full = {**os.environ, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}
+    full.pop("PYTHONPATH", None)
+    proc = subprocess.Popen([str(venv.parent / "lmassist"), "install", "lmassist-openai"], stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full, cwd=ROOT)
+    os.close(slave)
+    os.write(master, b"n\n")
+    out, err = proc.communicate(timeout=120)
+    os.close(master)
+    assert "Install lmassist-openai? [y/N]" in err
+    assert "lmassist-openai ships with lmassist; install that copy with: lmassist install " in err
+    assert proc.returncode != 0 and "Aborted" in err and "Traceback" not in err
+    assert "lmassist-openai" not in plugin_rows(venv)

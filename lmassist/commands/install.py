@@ -6,6 +6,11 @@ first on the user's PATH (pipx, a venv, a system Python). pip resolves, download
 everything before it changes anything, so a failure (no such package, a build error, a conflict)
 leaves the installation as it was; we check that, and say it, in one line. lmassist itself is
 pinned while a plugin installs, so a plugin can never silently replace or upgrade it.
+
+Installing a plugin runs its code, so ``install`` says exactly what it will run (the pip command)
+before it runs it. A local folder or file is what the user has in hand; a name or a URL is fetched
+from somewhere else, and anyone can register a free name on PyPI, so those need a yes at a
+prompt, or ``--yes`` where there is no terminal to ask.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -86,9 +92,14 @@ def _lmassist_version() -> str | None:
         return None  # running from a source tree: nothing installed to protect
 
 
+def pip_command(args: list[str]) -> list[str]:
+    """The exact command :func:`_pip` runs: this interpreter's pip, never the one on PATH."""
+    return [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
+
+
 def _pip(args: list[str], verbose: bool = False) -> subprocess.CompletedProcess:
     """Run this interpreter's pip; its output is captured unless ``verbose`` (then it streams)."""
-    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
+    cmd = pip_command(args)
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     try:
         if verbose:
@@ -151,6 +162,58 @@ def resolve_target(target: str, editable: bool) -> str:
     return target
 
 
+def _confirm_remote(target: str, yes: bool) -> None:
+    """A name or URL runs code fetched from elsewhere: say so, and have the user agree to it."""
+    if _is_url(target):
+        origin = "that URL"
+    else:
+        origin = "the package index (PyPI, unless pip is configured with another index)"
+    bundled = _bundled_plugin(target)
+    if bundled is not None:
+        hint = f"{target} ships with lmassist; install that copy with: lmassist install {bundled}"
+    else:
+        hint = "the plugins that ship with lmassist are folders: lmassist install ./plugins/NAME"
+    click.echo(
+        f"Note: {target} is not a local path: pip downloads it from {origin} and runs its code; "
+        f"anyone can publish under a free name, so install only what you trust ({hint}).",
+        err=True,
+    )
+    if yes:
+        return
+    if not _interactive():
+        raise LMAssistError(
+            f"not installing {target} without confirmation: check the name or URL, then add --yes"
+        )
+    click.confirm(f"Install {target}?", default=False, abort=True, err=True)
+
+
+BUNDLED_PLUGINS = ("lmassist-openai", "lmassist-proofread")
+
+
+def _bundled_plugin(target: str) -> str | None:
+    """The folder of a plugin that ships with lmassist's source, when ``target`` is its name.
+
+    These names are not published on PyPI by us: whoever registers one there would be installed.
+    """
+    name = canonical(re.split(r"[<>=!~\[ ;]", target.strip(), maxsplit=1)[0])
+    if name not in BUNDLED_PLUGINS:
+        return None
+    folder = Path(__file__).resolve().parents[2] / "plugins" / name
+    if (folder / "pyproject.toml").is_file():
+        try:
+            return "./" + str(folder.relative_to(Path.cwd()))
+        except ValueError:
+            return str(folder)
+    return f"PATH/TO/lmassist/plugins/{name} (from lmassist's source)"
+
+
+def _interactive() -> bool:
+    try:
+        return bool(sys.stdin and sys.stdin.isatty())
+    except (ValueError, OSError):  # a closed stdin
+        return False
+
+
 def _report_installs(report_file: Path) -> list[tuple[str, str]]:
     """``(name, version)`` pairs pip's ``--report`` says it installed (empty: nothing to do)."""
     try:
@@ -176,7 +239,13 @@ def _plugin_status(names: set[str]) -> dict[str, dict[str, Any]]:
         rows = json.loads(proc.stdout)
     except ValueError:
         return {}
-    return {canonical(r["name"]): r for r in rows if canonical(r["name"]) in names}
+    status = {canonical(r["name"]): {**r, "warnings": []} for r in rows if canonical(r["name"]) in names}
+    # Every problem, not only the first one the row keeps: a plugin may clash on several names.
+    for line in proc.stderr.splitlines():
+        m = re.match(r"Warning: (plugin (\S+) .*)", line)
+        if m and canonical(m.group(2)) in status:
+            status[canonical(m.group(2))]["warnings"].append(m.group(1))
+    return status
 
 
 def _changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
@@ -191,20 +260,28 @@ def _changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
 @click.option("-U", "--upgrade", is_flag=True, help="Upgrade the plugin if it is already installed.")
 @click.option("-e", "--editable", is_flag=True, help="Install a local folder in editable mode (for plugin authors).")
 @click.option("-v", "--verbose", is_flag=True, help="Show pip's own output.")
-def install(target: str, upgrade: bool, editable: bool, verbose: bool) -> None:
-    """Install a plugin from PyPI, a local folder or file, or a URL, into lmassist's own Python.
+@click.option("-y", "--yes", is_flag=True,
+              help="Install a PyPI name or a URL without asking (needed where there is no terminal).")
+def install(target: str, upgrade: bool, editable: bool, verbose: bool, yes: bool) -> None:
+    """Install a plugin from a local folder or file, a URL or PyPI, into lmassist's own Python.
 
     The plugin's backends, tasks and commands appear everywhere at once: in 'lmassist --help',
     'lmassist tasks', 'lmassist backends' and the chat app. If pip fails, nothing is changed.
+    It prints the exact pip command first. A PyPI name or a URL downloads code from elsewhere:
+    it asks before running it (--yes to skip the question; required without a terminal).
+    A plugin cannot replace lmassist's own backends, tasks or commands: a name it takes from
+    them is ignored and reported.
 
     \b
     Examples:
-      lmassist install lmassist-openai
+      lmassist install ./plugins/lmassist-openai     (the plugins that ship with lmassist)
       lmassist install ./plugins/lmassist-proofread
-      lmassist install -e ./my-plugin          (edit it without reinstalling)
-      lmassist install -U lmassist-openai
+      lmassist install -e ./my-plugin                (edit it without reinstalling)
+      lmassist install -U ./plugins/lmassist-openai  (after updating the checkout)
+      lmassist install --yes some-plugin==1.2        (from PyPI: check the name first)
     """
     spec = resolve_target(target, editable)
+    local = _looks_like_path(target.strip())
     before = installed_distributions()
     with tempfile.TemporaryDirectory(prefix="lmassist-install-") as tmp:
         report = Path(tmp) / "report.json"
@@ -217,7 +294,10 @@ def install(target: str, upgrade: bool, editable: bool, verbose: bool) -> None:
         if upgrade:
             args.append("--upgrade")
         args += ["-e", spec] if editable else [spec]
-        click.echo(f"Installing {target} with {Path(sys.executable).name} -m pip…", err=True)
+        click.echo(f"Will run: {shlex.join(pip_command(args))}", err=True)
+        if not local:
+            _confirm_remote(target, yes)
+        click.echo(f"Installing {target}…", err=True)
         proc = _pip(args, verbose=verbose)
         if proc.returncode != 0:
             changed = _changes(before, installed_distributions())
@@ -248,9 +328,10 @@ def install(target: str, upgrade: bool, editable: bool, verbose: bool) -> None:
             allowed = os.environ.get("LMASSIST_LOAD_PLUGINS")
             why = "LMASSIST_LOAD_PLUGINS does not list it" if allowed is not None else "it did not load"
             click.echo(f"Installed plugin {name} {version}, but {why}.")
-        elif row.get("error"):
+        elif row.get("error") or row.get("warnings"):
             click.echo(f"Installed plugin {name} {version}.")
-            click.echo(f"Warning: {row['error']} (remove it with: lmassist uninstall {name})", err=True)
+            for warning in row.get("warnings") or [row["error"]]:
+                click.echo(f"Warning: {warning} (remove it with: lmassist uninstall {name})", err=True)
         else:
             hooks = ", ".join(row.get("hooks") or []) or "no hooks"
             click.echo(f"Installed plugin {name} {version} ({hooks}).")
