@@ -171,3 +171,16 @@ def test_cancel_takes_effect_while_a_long_prompt_is_read(smollm):
     text = gen.result()
     assert gen.stats.stop_reason == "cancelled" and text == ""
     assert 0 < gen.stats.prompt_tokens and smollm._llm.n_tokens < gen.stats.prompt_tokens - 128
+
+
+def test_bench_ask_runs_every_thread_and_wait_policy_beside_busy_processes(default_gguf):
+    proc = run_cli("bench", "ask", "--rounds", "1", "--tokens", "8", "--background", "1", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert figures["background"] == 1 and figures["targets"]["ratio"] == ">= 0.9"
+    rates = {k: v for k, v in figures.items() if k.endswith(": tokens/s")}
+    assert "ours (threads auto): tokens/s" in rates and "raw 1 thread: tokens/s" in rates
+    if figures["cores"] > 1:
+        assert any("passive" in k for k in rates) and any("spin" in k for k in rates)
+    assert all(v > 0 for v in rates.values())
+    assert figures["ratio"] > 0 and figures["best raw"] in {k.removesuffix(": tokens/s") for k in rates}
