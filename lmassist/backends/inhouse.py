@@ -235,9 +235,7 @@ class InhouseBackend(Backend):
         except (RuntimeError, ValueError, OSError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ModelLoadError(f"cannot load inhouse:{spec.name} from {spec.source}: {first}") from None
-        if ck.quantization:  # int8 kernels run on the CPU
-            device = torch.device("cpu")
-        threads = int(settings.get("threads") or 1)  # `lmassist config set inhouse.threads N`
+        threads = int(settings.get("threads") or 1)  # `lmassist settings set inhouse.threads N`
         return InhouseModel(ck, spec.name, device, threads)
 
 

@@ -26,7 +26,14 @@ TRAIN_HELP = """Train your own language model on FILES (text or Markdown files, 
 \b
 The last 10% of the text is kept aside for validation; the weights with the best
 validation loss are saved as the model inhouse:NAME, ready to use anywhere a model
-name is accepted (chat, ask, complete, eval, optimize).
+name is accepted:
+
+\b
+  lmassist ask -m inhouse:NAME "To be, or not"   # continue a text, streamed
+  lmassist chat -m inhouse:NAME                  # line by line in the terminal
+  lmassist   then  /model inhouse:NAME           # in the chat app
+  lmassist eval NAME held-out.txt                # its perplexity
+  lmassist optimize NAME --quantize int8         # a copy a quarter of the size on disk
 
 \b
 Examples:
@@ -266,24 +273,36 @@ def _register(cli: Any) -> None:
         """
         eval_command(model, file, baseline, order, as_json, baseline_data)
 
-    @cli.command("optimize", short_help="Make a smaller, faster copy of a model (int8, pruning).")
+    @cli.command("optimize", short_help="Make a copy of a model a quarter of the size on disk (int8).")
     @click.argument("name")
     @click.option("--quantize", type=click.Choice(["int8"]), default=None,
-                  help="Dynamic int8 quantization of linear and recurrent layers.")
+                  help="Store every weight matrix as int8 with one scale per output row (about a "
+                       "quarter of the size); loading turns it back into fp32.")
     @click.option("--prune", type=float, default=0.0, show_default=True,
-                  help="Fraction of the smallest weights to set to zero, permanently.")
+                  help="Fraction of each weight matrix's smallest weights to set to zero, permanently. "
+                       "Zeros are stored and computed like any weight: this alone changes neither size "
+                       "nor speed.")
     @click.option("--name", "new_name", default=None, help="Name of the new model (default NAME-int8...).")
     @click.option("--file", type=click.Path(), default=None,
                   help="Text to measure perplexity on (default: the validation split it was trained on, "
                        "when that file is still there).")
     def optimize(name: str, quantize: str | None, prune: float, new_name: str | None, file: str | None) -> None:
-        """Write a new model from NAME with int8 weights and/or pruning, and print size, speed and
-        perplexity before and after.
+        """Write a new model from NAME with int8 weights and/or pruning, then measure both side
+        by side (size, tokens/s in interleaved rounds, perplexity) and say what the copy is.
+
+        \b
+        What to expect: --quantize int8 gives a file about 0.26x the size at about
+        the same perplexity (x1.001 on inhouse:shakespeare). It is not faster: the
+        weights are turned back into fp32 when the model loads, because a model this
+        small decodes faster in fp32 than with int8 arithmetic (PyTorch's int8
+        kernels ran at 0.8x). Once loaded it is the same model, at the same speed
+        and memory. --prune zeroes weights to show how much a model tolerates.
 
         \b
         Examples:
           lmassist optimize shakespeare --quantize int8
           lmassist optimize poems --quantize int8 --prune 0.3 --name poems-small
+          lmassist ask -m inhouse:poems-small "Roses are"
         """
         optimize_command(name, quantize, prune, new_name, file)
 

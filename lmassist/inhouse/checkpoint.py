@@ -187,7 +187,7 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> C
         )
     tensors = read_tensors(folder / WEIGHTS)
     quant = config.get("quantization")
-    if quant == "int8":
+    if quant == "int8":  # int8 on disk, fp32 in memory (see optimize.py for why)
         from lmassist.inhouse.optimize import load_int8
 
         model = load_int8(model_config, tensors, folder / WEIGHTS)
@@ -196,7 +196,7 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> C
     else:
         model = build_model(model_config)
         load_weights(model, tensors, folder / WEIGHTS)
-        model.to(device)
+    model.to(device)
     model.eval()
     history = read_history(folder)
     return Checkpoint(folder, model, tokenizer, config, history)

@@ -17,7 +17,6 @@ import contextlib
 import math
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -487,8 +486,9 @@ def peak_memory_mb(device: torch.device) -> float | None:
         import resource
     except ImportError:  # Windows
         return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+    from lmassist.system import rusage_to_mb
+
+    return rusage_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
