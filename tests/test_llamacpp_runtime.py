@@ -184,3 +184,12 @@ def test_bench_ask_runs_every_thread_and_wait_policy_beside_busy_processes(defau
         assert any("passive" in k for k in rates) and any("spin" in k for k in rates)
     assert all(v > 0 for v in rates.values())
     assert figures["ratio"] > 0 and figures["best raw"] in {k.removesuffix(": tokens/s") for k in rates}
+
+
+def test_bench_buffers_measures_the_fallback_beside_the_default(default_gguf):
+    proc = run_cli("bench", "buffers", "--rounds", "1", "--tokens", "4", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    on = figures[f"{default_gguf.name} | native, extra buffers on"]
+    off = figures[f"{default_gguf.name} | native, extra buffers off"]
+    assert "(1.00x)" in on and "prompt" in off and "decode" in off

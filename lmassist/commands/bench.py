@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -134,8 +135,85 @@ def bench_ask(model: str | None, tokens: int, rounds: int, background: int, as_j
     })
 
 
+@click.command("buffers")
+@click.option("-m", "--model", "models", multiple=True, metavar="NAME_OR_PATH",
+              help="Models to measure, repeatable (default: the default model).")
+@click.option("--threads", default=1, show_default=True, help="Compute threads for every run.")
+@click.option("--tokens", default=64, show_default=True, help="Tokens to generate per run.")
+@click.option("--rounds", default=3, show_default=True, help="Interleaved rounds.")
+@click.option("--portable", "portable_site", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="A folder holding a portable build of llama-cpp-python (pip install --target DIR), "
+              "measured beside the installed one.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_buffers(models: tuple[str, ...], threads: int, tokens: int, rounds: int, portable_site: str | None,
+                  as_json: bool) -> None:
+    """What loading without extra buffers (the AMX fallback) costs: prompt and decode speed, on vs off.
+
+    Extra buffer types hold weights repacked for the CPU's fastest kernels (Q4_0 and Q4_K on AVX2
+    and AVX-512, AMX tiles where present); without them llama.cpp uses its generic kernels. With
+    --portable DIR a portable build (GGML_NATIVE=OFF) of the same version runs beside, as users who
+    hit a crash anyway are told to install.
+
+    \b
+      lmassist bench buffers -m llamacpp:smollm2-135m-instruct -m llamacpp:gemma3-270m -m ./q4_0.gguf
+    """
+    reg = get_registry()
+    paths = [reg.resolve(m or None).source if not Path(m).exists() else m for m in (models or ("",))]
+    configs = [("native, extra buffers on", "on", None), ("native, extra buffers off", "off", None)]
+    if portable_site:
+        configs.append(("portable build", "on", portable_site))
+    figures: dict[str, Any] = {"threads": threads}
+    for path in paths:
+        runs: dict[str, dict[str, list[float]]] = {c[0]: {"pp": [], "tg": []} for c in configs}
+        for i in range(rounds):
+            for name, buffers, site in configs[i % len(configs):] + configs[: i % len(configs)]:
+                env = {**os.environ, "PYTHONPATH": site} if site else None
+                proc = subprocess.run(
+                    [sys.executable, "-m", "lmassist.commands.bench", "buffers", path, buffers, str(threads),
+                     str(tokens)], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600,
+                )
+                if proc.returncode != 0:
+                    raise LMAssistError(f"{name} on {Path(path).name} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+                out = json.loads(proc.stdout.strip().splitlines()[-1])
+                runs[name]["pp"].append(out["prompt_tokens_per_s"])
+                runs[name]["tg"].append(out["tokens_per_s"])
+        base = configs[0][0]
+        for name in runs:
+            pp, tg = _median(runs[name]["pp"]), _median(runs[name]["tg"])
+            figures[f"{Path(path).name} | {name}"] = (
+                f"prompt {pp:.0f} tok/s ({pp / _median(runs[base]['pp']):.2f}x), "
+                f"decode {tg:.1f} tok/s ({tg / _median(runs[base]['tg']):.2f}x)"
+            )
+    _report(figures, as_json, targets={})
+
+
+def _buffers_child(path: str, buffers: str, threads: int, tokens: int) -> None:
+    import llama_cpp
+
+    from lmassist.backends.llamacpp_check import load_llama
+
+    llm = load_llama(llama_cpp, buffers == "on", model_path=path, n_ctx=1024, n_threads=threads,
+                     n_threads_batch=threads, n_gpu_layers=0, verbose=False)
+    prompt = llm.tokenize((PROMPT + " ") .encode() * 16, add_bos=True)[:256]
+    llm.eval(prompt[:32])  # warm up
+    llm.reset()
+    start = time.perf_counter()
+    llm.eval(prompt)
+    pp = len(prompt) / (time.perf_counter() - start)
+    start, n = time.perf_counter(), 0
+    for _ in llm.generate(prompt, temp=0.0):
+        n += 1
+        if n >= tokens:
+            break
+    print(json.dumps({"prompt_tokens_per_s": pp, "tokens_per_s": n / (time.perf_counter() - start)}))
+
+
 def _child_main(argv: list[str]) -> None:
-    """One measurement in this process: ``raw|ours MODEL THREADS TOKENS``; prints JSON."""
+    """One measurement in this process, printed as JSON: ``raw|ours MODEL THREADS TOKENS`` or
+    ``buffers PATH on|off THREADS TOKENS``."""
+    if argv[0] == "buffers":
+        _buffers_child(argv[1], argv[2], int(argv[3]), int(argv[4]))
+        return
     path, model, threads, tokens = argv[0], argv[1], argv[2], int(argv[3])
     reg = get_registry()
     if path == "ours":
@@ -226,6 +304,7 @@ def register_commands(cli: click.Group) -> None:
     if isinstance(group, click.Group):
         group.add_command(bench_ask)
         group.add_command(bench_conversation)
+        group.add_command(bench_buffers)
 
 
 if __name__ == "__main__":
