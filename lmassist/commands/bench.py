@@ -158,7 +158,7 @@ def bench_buffers(models: tuple[str, ...], threads: int, tokens: int, rounds: in
       lmassist bench buffers -m llamacpp:smollm2-135m-instruct -m llamacpp:gemma3-270m -m ./q4_0.gguf
     """
     reg = get_registry()
-    paths = [reg.resolve(m or None).source if not Path(m).exists() else m for m in (models or ("",))]
+    paths = [m if m and Path(m).is_file() else reg.resolve(m).source for m in (models or (None,))]
     configs = [("native, extra buffers on", "on", None), ("native, extra buffers off", "off", None)]
     if portable_site:
         configs.append(("portable build", "on", portable_site))
