@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -26,6 +27,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from lmassist.generation import LMAssistError
+
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt's byte-range locks instead
+    fcntl = None  # type: ignore[assignment]
 
 Status = Literal["complete", "interrupted", "error", "pending"]
 STATUSES: tuple[str, ...] = ("complete", "interrupted", "error", "pending")
@@ -742,6 +748,141 @@ def markdown_transcript(conv: Conversation, messages: Sequence[StoredMessage]) -
             head += f" ({m.status})"
         lines += [f"## {head}", "", m.content.rstrip("\n") if m.content else "*(empty)*", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+_Row = TypeVar("_Row")
+
+
+def drop_unanswered(items: Sequence[_Row], keep_last: bool = False) -> list[_Row]:
+    """Leave out user messages that got no reply (the next message is the user's again).
+
+    Such a message is a turn that failed or was killed before the model said anything; shown to
+    the model it makes two user turns in a row, and a long one pushes everything before it out of
+    the context. It stays in the history; it is only not sent again. ``keep_last`` keeps a final
+    user message (the one being asked now).
+    """
+    kept = []
+    for i, m in enumerate(items):
+        role = getattr(m, "role", "")
+        nxt = items[i + 1] if i + 1 < len(items) else None
+        if role == "user" and (nxt is None and not keep_last or nxt is not None and getattr(nxt, "role", "") == "user"):
+            continue
+        kept.append(m)
+    return kept
+
+
+def conversation_context(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+    """The rows a model is shown when a conversation goes on (``ask -c``, ``chat -c``).
+
+    The history keeps everything; the context keeps what the conversation became: a regenerated
+    reply or an edited message replaces the row it names (and what followed it), slash tasks and
+    turns that failed (status ``error``, or a reply with no text) are left out, and so are user
+    messages that never got a reply.
+    """
+    rows: list[StoredMessage] = []
+    for m in messages:
+        replaces = (m.options or {}).get("replaces")
+        if replaces is not None:
+            for i, r in enumerate(rows):
+                if r.id == replaces:
+                    del rows[i:]
+                    break
+        rows.append(m)
+    rows = [
+        m for m in rows
+        if not (m.options or {}).get("task") and m.status != "error"
+        and (m.role != "assistant" or m.content.strip())
+    ]
+    return drop_unanswered(rows)
+
+
+class TurnLockCancelled(LMAssistError):
+    """Waiting for another process's turn in the same conversation was given up (a signal, Esc)."""
+
+
+@contextmanager
+def turn_lock(
+    store: Store,
+    cid: str,
+    *,
+    cancelled: Callable[[], bool] = lambda: False,
+    waiting: Callable[[], None] | None = None,
+    poll_s: float = 0.1,
+) -> Iterator[None]:
+    """Hold conversation ``cid`` for one turn: from reading its context to saving the reply.
+
+    Two processes continuing one conversation at once would each read the same context and save
+    their questions, then their answers, interleaved. With this lock the second waits (``waiting``
+    is called once, so it can say so) and then reads a context that has the first one's answer.
+    A lock file per conversation next to the database, locked with ``flock``: the kernel releases
+    it when its process dies, whatever killed it. ``cancelled`` is polled while waiting.
+    """
+    folder = store.path.parent / f"{store.path.name}.turns"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LMAssistError(f"cannot create {folder} for conversation locks: {e.strerror or e}") from None
+    path = folder / f"{store.resolve(cid)}.lock"
+    said = False
+    while True:
+        fd = _try_lock(path)
+        if fd is not None:
+            break
+        if cancelled():
+            raise TurnLockCancelled("stopped while waiting for another lmassist's reply in this conversation")
+        if not said and waiting is not None:
+            waiting()
+            said = True
+        time.sleep(poll_s)
+    try:
+        yield
+    finally:
+        _unlock(path, fd)
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding the lock on ``path``, or None when another process holds it."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise LMAssistError(f"cannot open conversation lock {path}: {e.strerror or e}") from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:  # Windows
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            os.close(fd)
+            return None
+        if fcntl is None:
+            return fd
+        # The holder before us unlinks the file as it lets go; if that happened after we opened
+        # it, our lock is on a file nobody else will see: open the path again.
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+def _unlock(path: Path, fd: int) -> None:
+    try:
+        if fcntl is not None:
+            try:
+                path.unlink()  # while still holding it, so no lock file is left behind
+            except OSError:
+                pass
+        else:
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -1,12 +1,33 @@
-"""``lmassist ask``: one question, answered on stdout, logged to history."""
+"""``lmassist ask``: one question, answered on stdout, logged to history.
+
+What a turn keeps, whatever stops it (the same in the line chat, ``lmassist chat``):
+
+* the question is saved before the model is asked; the reply is saved as it streams (about once a
+  second) and finally with its status and stats;
+* Ctrl+C (SIGINT), SIGTERM (``kill``, ``timeout``, systemd) and SIGHUP (a closed terminal) stop the
+  reply at the next token, or between two prompt batches, keep what was written marked
+  ``interrupted`` and exit 130, 143 and 129 (128 + the signal); a second signal exits at once,
+  still keeping what was shown;
+* a turn that fails before the model says anything is marked ``error`` and left out of the context
+  of later turns (a failed first question leaves no conversation behind);
+* two turns in one conversation never interleave: a second ``ask -c`` waits for the first.
+
+The reply is generated in a worker thread while the main thread writes it out and handles
+signals, so a signal is acted on at once even while llama.cpp evaluates a long prompt.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import queue
 import signal
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -18,9 +39,16 @@ from lmassist.commands.common import (
     model_option,
     options_option,
     read_stdin,
-    resume_conversation,
 )
-from lmassist.generation import CancelToken, Generation, GenerationOptions, LMAssistError, Message
+from lmassist.generation import CancelToken, Generation, GenerationOptions, LMAssistError, Message, Model
+
+SAVE_EVERY_S = 1.0  # how often a streaming reply's text is written to the history
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def exit_status(signum: int | None) -> int:
+    """128 + the signal, the shell's convention (130 for Ctrl+C)."""
+    return 128 + int(signum) if signum else 130
 
 
 @contextmanager
@@ -43,6 +71,224 @@ def cancel_on_sigint(token: CancelToken) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+class Stops:
+    """SIGINT, SIGTERM and SIGHUP while a turn runs: the first cancels the turn's token (and wakes
+    the main thread through ``events``); a second is counted, for the caller to exit at once."""
+
+    def __init__(self, token: CancelToken) -> None:
+        self.token = token
+        self.signum: int | None = None
+        self.count = 0
+        self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.signum is None:
+            self.signum = signum
+        self.token.cancel()
+        self.events.put(("signal", signum))  # SimpleQueue.put is safe in a signal handler
+
+    @property
+    def exit_status(self) -> int:
+        return exit_status(self.signum)
+
+    def __enter__(self) -> Stops:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+
+@dataclass
+class TurnResult:
+    """How a reply ended: its text as shown, a status for the history, and why it stopped."""
+
+    text: str = ""
+    status: str = "complete"  # complete, interrupted, error
+    stats: dict[str, Any] | None = None
+    generation: Generation | None = None
+    error: BaseException | None = None
+    output_error: OSError | None = None  # stdout went away (a closed pipe or terminal)
+    hard_stop: bool = False  # a second signal: the worker may still be inside the model
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ReplyRow:
+    """The reply's history row: created with the first text, updated as it streams, then final."""
+
+    def __init__(self, store: Any, cid: str | None, model: str, options: GenerationOptions) -> None:
+        self.store, self.cid, self.model, self.options = store, cid, model, options
+        self.mid: int | None = None
+
+    def save(self, text: str) -> None:
+        if self.store is None or self.cid is None:
+            return
+        try:
+            if self.mid is None:
+                self.mid = self.store.add_message(
+                    self.cid, "assistant", text, model=self.model, options=self.options.to_dict(), status="pending"
+                )
+            else:
+                self.store.update_message(self.mid, content=text)
+        except LMAssistError:
+            pass  # a busy history must not stop the reply; the final save tries again
+
+    def finish(self, text: str, status: str, stats: dict[str, Any] | None) -> None:
+        if self.store is None or self.cid is None:
+            return
+        if self.mid is None:
+            self.mid = self.store.add_message(
+                self.cid, "assistant", text, model=self.model, options=self.options.to_dict(),
+                stats=stats, status=status,
+            )
+        else:
+            self.store.update_message(self.mid, content=text, status=status, stats=stats)
+
+
+def stream_reply(
+    llm: Model,
+    messages: list[Message],
+    opts: GenerationOptions,
+    stops: Stops,
+    row: ReplyRow,
+    write: Callable[[str], None] | None,
+) -> TurnResult:
+    """Generate in a worker thread; write, save and watch for signals here, in the main thread."""
+    result = TurnResult()
+    if stops.token.cancelled:  # a signal came before the model was asked
+        result.status = "interrupted"
+        return result
+    gen = llm.chat(messages, opts, stops.token)
+    result.generation = gen
+    events = stops.events
+
+    def produce() -> None:
+        try:
+            for chunk in gen:
+                events.put(("chunk", chunk))
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            events.put(("failed", e))
+        finally:
+            events.put(("done", None))
+
+    worker = threading.Thread(target=produce, name="lmassist-reply", daemon=True)
+    worker.start()
+    parts: list[str] = []
+    saved_at, saved_len = time.monotonic(), 0
+    while True:
+        try:
+            kind, value = events.get(timeout=SAVE_EVERY_S / 4)
+        except queue.Empty:
+            kind, value = "", None
+        if kind == "chunk":
+            parts.append(value)
+            if write is not None and result.output_error is None:
+                try:
+                    write(value)
+                except OSError as e:  # the reader or the terminal is gone: stop, keep the reply
+                    result.output_error = e
+                    stops.token.cancel()
+        elif kind == "signal" and stops.count >= 2:
+            result.hard_stop = True
+            break
+        elif kind == "failed":
+            result.error = value
+        elif kind == "done":
+            break
+        if len(parts) > saved_len and time.monotonic() - saved_at >= SAVE_EVERY_S:
+            row.save("".join(parts))
+            saved_at, saved_len = time.monotonic(), len(parts)
+    result.text = "".join(parts)
+    if result.hard_stop:
+        result.status = "interrupted"
+        result.stats = {"generated_tokens": len(parts), "stop_reason": "cancelled"}
+        return result
+    result.stats = gen.stats.to_dict()
+    if gen.interrupted or stops.token.cancelled:
+        result.status = "interrupted"
+    if result.error is not None:
+        result.status = "interrupted" if result.text else "error"
+    return result
+
+
+def say(text: str) -> None:
+    """A line on stderr that must not fail when the terminal is gone (SIGHUP)."""
+    try:
+        click.echo(text, err=True)
+    except OSError:
+        pass
+
+
+def hard_exit(status: int, message: str) -> None:
+    """Leave now, from the main thread, while the worker may still be inside the model: flushing
+    what can be flushed and skipping the interpreter's teardown, which would free the model under
+    the worker (a native crash)."""
+    say(message)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
+def resume(store: Any, continue_: bool, cid: str | None) -> Any:
+    """The conversation ``--continue``/``--cid`` name (None if neither)."""
+    if not (continue_ or cid):
+        return None
+    conversation = store.get(cid) if cid else store.latest()
+    if conversation is None:
+        raise LMAssistError("there is no conversation to continue yet")
+    return conversation
+
+
+def context_of(store: Any, cid: str) -> list[Message]:
+    """What the model is shown of a stored conversation (see ``store.conversation_context``)."""
+    from lmassist.store import conversation_context
+
+    return [Message(m.role, m.content) for m in conversation_context(store.messages(cid))]
+
+
+@contextmanager
+def conversation_turn(store: Any, cid: str | None, stops: Stops) -> Iterator[None]:
+    """Hold the conversation for one turn, saying so on stderr if another lmassist holds it."""
+    if store is None or cid is None:
+        yield
+        return
+    from lmassist.store import TurnLockCancelled, turn_lock
+
+    def waiting() -> None:
+        say("Waiting for another lmassist to finish its reply in this conversation…")
+
+    try:
+        with turn_lock(store, cid, cancelled=lambda: stops.token.cancelled, waiting=waiting):
+            yield
+    except TurnLockCancelled:
+        say("Interrupted while waiting; nothing was asked or saved.")
+        sys.exit(stops.exit_status)
+
+
+def finish_turn(store: Any, result: TurnResult, row: ReplyRow, user_mid: int | None,
+                new_conversation: str | None) -> None:
+    """Save how the turn ended. A turn that failed before any text is marked ``error`` (left out
+    of later contexts); if it was a new conversation's first, the conversation goes."""
+    if store is None:
+        return
+    if result.text or row.mid is not None:
+        row.finish(result.text, result.status, result.stats)
+    elif result.status == "error":
+        if new_conversation is not None:
+            store.delete(new_conversation)
+        elif user_mid is not None:
+            store.update_message(user_mid, status="error")
+
+
 def format_stats(gen: Generation, device: str) -> str:
     s = gen.stats
     ttft = f"{s.time_to_first_token_s * 1000:.0f} ms" if s.time_to_first_token_s is not None else "n/a"
@@ -50,6 +296,11 @@ def format_stats(gen: Generation, device: str) -> str:
         f"{s.prompt_tokens} prompt tokens, {s.generated_tokens} generated, "
         f"first token {ttft}, {s.tokens_per_s:.1f} tokens/s, stop: {s.stop_reason}, device: {device}"
     )
+
+
+def _write_out(chunk: str) -> None:
+    sys.stdout.write(chunk)
+    sys.stdout.flush()
 
 
 @click.command()
@@ -82,8 +333,9 @@ def ask(
     """Ask the model one thing and stream the answer to stdout.
 
     Text piped on stdin is added before the prompt as context, so other tools' output can be
-    reviewed, explained or summarized. Ctrl+C stops the reply; what was written is kept in history,
-    marked interrupted.
+    reviewed, explained or summarized. Ctrl+C (or SIGTERM, SIGHUP) stops the reply; what was
+    written is kept in history, marked interrupted, and the exit status is 128 + the signal
+    (130 for Ctrl+C). A second Ctrl+C exits at once.
 
     \b
     Examples:
@@ -100,73 +352,82 @@ def ask(
         text = f"{piped.rstrip()}\n\n{text}".strip() if text else piped.strip()
     if not text:
         raise LMAssistError('nothing to ask: give a prompt, e.g. lmassist ask "What is a haiku?"')
+    if (continue_ or cid) and no_log:
+        raise LMAssistError("--continue and --cid need history; drop --no-log")
+    GenerationOptions.from_pairs(options)  # bad options fail now, not after the model has loaded
 
     from lmassist.store import Store
 
     store = None if no_log else Store()
-    history: list[Message] = []
-    if (continue_ or cid) and no_log:
-        raise LMAssistError("--continue and --cid need history; drop --no-log")
-    conversation, history = resume_conversation(store, continue_, cid) if store else (None, [])
+    conversation = resume(store, continue_, cid) if store else None
     if conversation is not None:
         model = model or conversation.model
 
     llm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     opts = GenerationOptions.from_pairs(options, base=llm.info.default_options)
-    messages = list(history)
-    if system and not (messages and messages[0].role == "system"):
-        messages.insert(0, Message("system", system))
-    messages.append(Message("user", text))
-
-    if store:
-        if conversation is None:
-            conversation = store.new_conversation(title=None, model=llm.info.name)
-            if system:
-                store.add_message(conversation.id, "system", system)
-        store.add_message(conversation.id, "user", text)
+    stream = not (no_stream or as_json)
 
     token = CancelToken()
-    gen = llm.chat(messages, opts, token)
-    stream = not (no_stream or as_json)
-    error: BaseException | None = None
-    with cancel_on_sigint(token):
+    with Stops(token) as stops, conversation_turn(store, conversation.id if conversation else None, stops):
+        messages = context_of(store, conversation.id) if conversation is not None else []
+        if system and not (messages and messages[0].role == "system"):
+            messages.insert(0, Message("system", system))
+        messages.append(Message("user", text))
+        new_conversation = user_mid = None
+        if store:
+            if conversation is None:
+                conversation = store.new_conversation(title=None, model=llm.info.name)
+                new_conversation = conversation.id
+                if system:
+                    store.add_message(conversation.id, "system", system)
+            user_mid = store.add_message(conversation.id, "user", text)
+        row = ReplyRow(store, conversation.id if conversation else None, llm.info.name, opts)
         try:
-            for chunk in gen:
-                if stream:
-                    sys.stdout.write(chunk)
-                    sys.stdout.flush()
-        except KeyboardInterrupt:
-            token.cancel()
-        except Exception as e:  # noqa: BLE001 - re-raised below, after the partial reply is saved
-            error = e
-    if store and gen.stats.generated_tokens:
-        status = "interrupted" if gen.interrupted else "complete"
-        store.add_message(
-            conversation.id, "assistant", gen.text, model=llm.info.name,
-            options=opts.to_dict(), stats=gen.stats.to_dict(), status=status,
-        )
-    if error is not None:
-        raise error
-    if as_json:
+            result = stream_reply(llm, messages, opts, stops, row, _write_out if stream else None)
+        except Exception as e:  # noqa: BLE001 - chat() itself refused: nothing was generated, saved below
+            result = TurnResult(status="error", error=e)
+        if result.hard_stop:
+            finish_turn(store, result, row, user_mid, None)
+            kept = " (the partial reply was kept in history)" if store and result.text else ""
+            hard_exit(stops.exit_status, f"\nInterrupted{kept}.")
+        finish_turn(store, result, row, user_mid, new_conversation)
+
+    gen = result.generation
+    if isinstance(result.output_error, BrokenPipeError):
+        raise result.output_error  # the reader went away: the CLI leaves quietly, the reply is kept
+    if result.error is not None and stops.signum is None:
+        raise result.error
+    if as_json and gen is not None:
         out = {
             "model": llm.info.name,
             "device": llm.info.device,
-            "reply": gen.text,
+            "reply": result.text,
             "stats": gen.stats.to_dict(),
             "conversation_id": conversation.id if conversation else None,
-            "interrupted": gen.interrupted,
+            "interrupted": result.status == "interrupted",
         }
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     elif no_stream:
-        click.echo(gen.text)
-    elif gen.text and not gen.text.endswith("\n"):
+        click.echo(result.text)
+    elif result.text and not result.text.endswith("\n") and result.output_error is None:
         sys.stdout.write("\n")
         sys.stdout.flush()
-    if stats:
-        click.echo(format_stats(gen, llm.info.device), err=True)
-    if gen.interrupted:
-        click.echo("Interrupted: the partial reply was kept in history." if store else "Interrupted.", err=True)
-        sys.exit(130)
+    if stats and gen is not None:
+        say(format_stats(gen, llm.info.device))
+    if result.status == "interrupted" or stops.signum is not None:
+        what = {signal.SIGINT: "Interrupted"}.get(stops.signum or signal.SIGINT, f"Stopped by {_signal_name(stops.signum)}")
+        if store and result.text:
+            say(f"{what}: the partial reply was kept in history.")
+        else:
+            say(f"{what}.")
+        sys.exit(stops.exit_status)
+
+
+def _signal_name(signum: int | None) -> str:
+    try:
+        return signal.Signals(signum or signal.SIGINT).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 @hookimpl

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
 
 from lmassist import hookimpl
-from lmassist.commands.ask import cancel_on_sigint
+from lmassist.commands.ask import (
+    ReplyRow,
+    Stops,
+    TurnResult,
+    context_of,
+    conversation_turn,
+    finish_turn,
+    hard_exit,
+    resume,
+    say,
+    stream_reply,
+)
 from lmassist.commands.common import (
     load_model,
     load_options,
     model_option,
     options_option,
-    resume_conversation,
 )
 from lmassist.generation import CancelToken, GenerationOptions, Message
+
+
+def _write_out(chunk: str) -> None:
+    sys.stdout.write(chunk)
+    sys.stdout.flush()
 
 
 def run_line_chat(
@@ -26,49 +42,69 @@ def run_line_chat(
     cid: str | None,
     **load_settings: object,
 ) -> None:
+    """Each turn is held, saved and stopped as ``ask`` does it (see :mod:`lmassist.commands.ask`):
+    Ctrl+C stops a reply and the chat goes on; SIGTERM or SIGHUP stop it and leave, keeping it."""
     from lmassist.store import Store
 
+    GenerationOptions.from_pairs(options)  # bad options fail before the model loads
     store = Store()
-    conversation, messages = resume_conversation(store, continue_, cid)
+    conversation = resume(store, continue_, cid)
     if conversation is not None:
         model = model or conversation.model  # carry on with the model the conversation used
     llm = load_model(model, **load_settings)
     opts = GenerationOptions.from_pairs(options, base=llm.info.default_options)
-    if system and not (messages and messages[0].role == "system"):
-        messages.insert(0, Message("system", system))
     click.echo(f"Chatting with {llm.info.name}. Type 'exit' or press Ctrl+D to quit; Ctrl+C stops a reply.", err=True)
     while True:
         try:
             line = input("> ")
-        except EOFError:
-            click.echo("", err=True)
-            return
-        except KeyboardInterrupt:
-            click.echo("", err=True)
+        except (EOFError, KeyboardInterrupt):
+            say("")
             return
         if line.strip() in ("exit", "quit"):
             return
         if not line.strip():
             continue
-        if conversation is None:
-            conversation = store.new_conversation(model=llm.info.name)
-            if system:
-                store.add_message(conversation.id, "system", system)
-        messages.append(Message("user", line))
-        store.add_message(conversation.id, "user", line)
         token = CancelToken()
-        gen = llm.chat(messages, opts, token)
-        with cancel_on_sigint(token):
-            for chunk in gen:
-                sys.stdout.write(chunk)
-                sys.stdout.flush()
+        with Stops(token) as stops, conversation_turn(store, conversation.id if conversation else None, stops):
+            # Read again each turn: another lmassist may have added to this conversation meanwhile.
+            messages = context_of(store, conversation.id) if conversation is not None else []
+            if system and not (messages and messages[0].role == "system"):
+                messages.insert(0, Message("system", system))
+            messages.append(Message("user", line))
+            new_conversation = None
+            if conversation is None:
+                conversation = store.new_conversation(model=llm.info.name)
+                new_conversation = conversation.id
+                if system:
+                    store.add_message(conversation.id, "system", system)
+            user_mid = store.add_message(conversation.id, "user", line)
+            row = ReplyRow(store, conversation.id, llm.info.name, opts)
+            try:
+                result = stream_reply(llm, messages, opts, stops, row, _write_out)
+            except Exception as e:  # noqa: BLE001 - shown below, the chat goes on
+                result = TurnResult(status="error", error=e)
+            if result.hard_stop:
+                finish_turn(store, result, row, user_mid, None)
+                hard_exit(stops.exit_status, "\n(interrupted; the partial reply was kept in history)")
+            finish_turn(store, result, row, user_mid, new_conversation)
+            if result.status == "error" and new_conversation is not None:
+                conversation = None  # its only message failed, and it was removed
+        if result.text:
+            _safe_newline()
+        if result.error is not None and result.status == "error":
+            say(f"Error: {result.error}")
+        elif result.status == "interrupted":
+            say("(interrupted)")
+        if stops.signum is not None and stops.signum != signal.SIGINT:
+            sys.exit(stops.exit_status)
+
+
+def _safe_newline() -> None:
+    try:
         sys.stdout.write("\n")
-        status = "interrupted" if gen.interrupted else "complete"
-        messages.append(Message("assistant", gen.text))
-        store.add_message(conversation.id, "assistant", gen.text, model=llm.info.name,
-                          options=opts.to_dict(), stats=gen.stats.to_dict(), status=status)
-        if gen.interrupted:
-            click.echo("(interrupted)", err=True)
+        sys.stdout.flush()
+    except OSError:
+        pass
 
 
 @click.command()

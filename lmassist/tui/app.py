@@ -22,6 +22,8 @@ from lmassist.errors import LMAssistError
 from lmassist.tui.screens.chat import ChatScreen
 from lmassist.tui.session import ModelHost
 
+STOP_WAIT_S = 15.0  # how long quitting waits for a reply to stop (a token, or one prompt batch)
+
 
 def _open_user_store() -> Any:
     from lmassist.store import Store
@@ -95,9 +97,12 @@ class LMAssistApp(App[None]):
         self.requested_model = model
         self.initial_cid = cid
         self._model_names: list[str] = []
+        self._chat_screen: ChatScreen | None = None
+        self._exiting = False
 
     def get_default_screen(self) -> Screen[Any]:
-        return ChatScreen(self.host, self.store, self.requested_model, self.initial_cid)
+        self._chat_screen = ChatScreen(self.host, self.store, self.requested_model, self.initial_cid)
+        return self._chat_screen
 
     @property
     def chat(self) -> ChatScreen:
@@ -213,8 +218,34 @@ class LMAssistApp(App[None]):
         self.startup_error = error
         self.exit(return_code=1)
 
+    def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
+        """Leave the app, but first stop the reply being written and let its thread end.
+
+        The thread generates with the model that unmounting frees; freeing it under the thread
+        crashed the process (SIGSEGV). The reply stops at its next token and is saved as
+        interrupted; every way out (Ctrl+Q, /quit, a signal) comes through here.
+        """
+        chat = self._chat_screen
+        if chat is None or chat.stop_work():
+            super().exit(result, return_code, message)
+            return
+        if not self._exiting:
+            self._exiting = True
+            self.run_worker(self._exit_when_stopped(result, return_code, message), group="exit")
+
+    async def _exit_when_stopped(self, result: None, return_code: int, message: Any) -> None:
+        assert self._chat_screen is not None
+        await self._chat_screen.wait_idle(STOP_WAIT_S)
+        super().exit(result, return_code, message)
+
     def on_unmount(self) -> None:
-        if self._owns_host:
+        # Last line of defence for a shutdown that did not come through ``exit`` (a test's
+        # ``run_test`` block ending mid-reply): stop the worker and give it a moment; if it is still
+        # inside the model after that, leave the model to the process's end rather than free it
+        # under the worker.
+        chat = self._chat_screen
+        idle = chat is None or chat.stop_work() or chat.work_idle.wait(STOP_WAIT_S)
+        if self._owns_host and idle:
             self.host.close()
         if self._owns_store:
             self.store.close()

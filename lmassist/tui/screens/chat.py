@@ -17,6 +17,7 @@ run after the first frame; messages, dialogs and the history sidebar are importe
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import re
 import threading
@@ -155,6 +156,10 @@ class ChatScreen(Screen[None]):
         self.initial_cid = cid
         self.busy = False
         self.cancel_token: CancelToken | None = None
+        # Set while no reply or task thread runs: the app waits on it before the model is freed,
+        # since freeing a model a worker still generates with crashes the process (SIGSEGV).
+        self.work_idle = threading.Event()
+        self.work_idle.set()
         self.editing: Turn | None = None
         self.tasks: dict[str, Any] = {}
         self.hidden_count = 0
@@ -363,6 +368,7 @@ class ChatScreen(Screen[None]):
 
         self.busy = True
         self.cancel_token = CancelToken()
+        self.work_idle.clear()
         self.status.state = state if self.model_ready else "loading"
         self.status.detail = ""
         return self.cancel_token
@@ -374,6 +380,12 @@ class ChatScreen(Screen[None]):
     @work(thread=True, group="reply")
     def generate(self, upto: Turn, replaces: int | None, token: CancelToken) -> None:
         """Stream a reply to the thread ending at ``upto``, saving it as it goes."""
+        try:
+            self._generate(upto, replaces, token)
+        finally:
+            self.work_idle.set()
+
+    def _generate(self, upto: Turn, replaces: int | None, token: CancelToken) -> None:
         view = turn = None
         try:
             model = self.host.load(self.model_name)
@@ -425,7 +437,7 @@ class ChatScreen(Screen[None]):
 
     @on(ReplyDone)
     async def _on_done(self, event: ReplyDone) -> None:
-        if event.view is not None:
+        if event.view is not None and event.view.is_mounted:
             if event.turn is not None and event.turn.kind == "task" and event.turn.status != "error":
                 event.view.hide_progress()
                 await event.view.set_content(event.turn.content)
@@ -480,6 +492,12 @@ class ChatScreen(Screen[None]):
 
     @work(thread=True, group="reply")
     def run_task(self, task: Any, argline: str, token: CancelToken) -> None:
+        try:
+            self._run_task(task, argline, token)
+        finally:
+            self.work_idle.set()
+
+    def _run_task(self, task: Any, argline: str, token: CancelToken) -> None:
         view = turn = None
         name = str(task.name)
         try:
@@ -583,6 +601,22 @@ class ChatScreen(Screen[None]):
         self.app.exit()
 
     # -- actions ---------------------------------------------------------------------------------
+
+    def stop_work(self) -> bool:
+        """Ask the running reply or task to stop (it keeps its partial text, marked interrupted);
+        True when nothing runs any more."""
+        if self.cancel_token is not None:
+            self.cancel_token.cancel()
+        return self.work_idle.is_set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait, without blocking the UI, until the reply or task thread has ended."""
+        deadline = time.monotonic() + timeout
+        # ``busy`` clears when the screen has handled the reply's end (ReplyDone), so nothing is
+        # left to draw into views that quitting is about to remove.
+        while not (self.work_idle.is_set() and not self.busy) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return self.work_idle.is_set()
 
     def action_cancel(self) -> None:
         """Esc: stop the reply; else leave editing; else close the history sidebar."""
