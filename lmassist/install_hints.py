@@ -56,6 +56,19 @@ def install_hint(extra: str, gpu: bool | None = None) -> str:
     return line
 
 
+# The built-in backends come with the extra of the same name.
+BUILTIN_BACKEND_EXTRAS = {"llamacpp": "llamacpp", "hf": "hf", "inhouse": "inhouse"}
+
+
+def backend_install_hint(name: str, declared: str) -> str:
+    """A built-in backend's hint fitted to this machine (the CPU torch wheel where there is no NVIDIA
+    GPU, not gigabytes of CUDA); a plugin's backend keeps the hint it declares."""
+    extra = BUILTIN_BACKEND_EXTRAS.get(name)
+    if extra is not None and declared in ("", f"pip install 'lmassist[{extra}]'"):
+        return install_hint(extra)
+    return declared
+
+
 def extra_for_module(module: str, context: str = "") -> str | None:
     """The extra that provides ``module`` (a dotted name is fine), or None if it is not one of ours.
 

@@ -75,7 +75,7 @@ def _nearest_folder(path: Path, shown: Path | str) -> Path:
     while True:
         try:
             st = os.stat(parent)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # keep climbing to what exists
             if parent.parent == parent:
                 raise _fail(shown, f"{parent} does not exist") from None
             parent = parent.parent
@@ -98,7 +98,7 @@ def check_output(path: str | os.PathLike[str]) -> OutputTarget:
     real = Path(os.path.realpath(shown))
     try:
         st = os.stat(real)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the second: a file used as a folder on the way
         st = None
     except OSError as e:  # a symlink loop, a name too long, a file used as a folder
         raise _fail(shown, _reason(e)) from None

@@ -88,7 +88,7 @@ def human_size(n: int | None) -> str:
         return "-"
     size = float(n)
     for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
+        if round(size, 1) < 1000 or unit == "GB":  # 999,999 B is "1.0 MB", not "1000.0 kB"
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{size:.1f} GB"
@@ -324,9 +324,13 @@ class ProgressReporter:
         return human_size(int(n)) if self.download else f"{int(n)}"
 
     def _rate(self, now: float) -> float | None:
+        """Steps per second since the first update (what came before it, a model load say, is not
+        stepping); with one update so far, since the start, which is all there is to go on."""
         if self._first is None:
             return None
         t0, d0 = self._first
+        if self.done <= d0:
+            t0, d0 = self.started_at, 0
         if now - t0 <= 0 or self.done <= d0:
             return None
         return (self.done - d0) / (now - t0)
@@ -346,7 +350,10 @@ class ProgressReporter:
             parts.append(f"{self._amount(self.done)}{unit} done")
         rate = self._rate(now)
         if rate:
-            parts.append(f"{human_size(int(rate))}/s" if self.download else f"{rate:.3g}/s")
+            if self.download:
+                parts.append(f"{human_size(int(rate))}/s")
+            else:
+                parts.append(f"{rate:.1f}/s" if rate >= 1 else f"{rate:.2f}/s")
             if self.total and self.total > self.done:
                 parts.append(f"ETA {_duration((self.total - self.done) / rate)}")
         else:

@@ -8,20 +8,7 @@ import click
 
 from lmassist import hookimpl
 from lmassist.commands.common import console, get_registry
-
-# The built-in backends come with the extra of the same name.
-BUILTIN_EXTRAS = {"llamacpp": "llamacpp", "hf": "hf", "inhouse": "inhouse"}
-
-
-def backend_install_hint(name: str, declared: str) -> str:
-    """A built-in backend's hint fitted to this machine (the CPU torch wheel where there is no NVIDIA
-    GPU, not gigabytes of CUDA); a plugin's backend keeps the hint it declares."""
-    from lmassist.install_hints import install_hint
-
-    extra = BUILTIN_EXTRAS.get(name)
-    if extra is not None and declared in ("", f"pip install 'lmassist[{extra}]'"):
-        return install_hint(extra)
-    return declared
+from lmassist.install_hints import backend_install_hint
 
 
 @click.command()
