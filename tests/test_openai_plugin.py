@@ -213,7 +213,8 @@ def plugin_env(tmp_path: Path, base_url: str | None) -> dict[str, str]:
         info.mkdir(parents=True)
         (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmassist-openai\nVersion: 0.1.0\n")
         (info / "entry_points.txt").write_text("[lmassist]\nopenai = lmassist_openai\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(site), str(PLUGIN_DIR)]), "OPENAI_API_KEY": ""}
+    paths = [str(site), str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")]
+    env = {"PYTHONPATH": os.pathsep.join(p for p in paths if p), "OPENAI_API_KEY": ""}
     env["OPENAI_BASE_URL"] = base_url or ""
     return env
 
@@ -384,3 +385,111 @@ def test_sse_parsing():
     lines = [": keep-alive", "event: message", "data: {\"a\": 1}", "", "data: line one", "data: line two", "",
              "data: [DONE]", "", "data: after"]
     assert list(iter_sse(iter(lines))) == ['{"a": 1}', "line one\nline two"]
+
+
+# -- nothing reaches the network unless the user names a remote model --------------------------------
+
+
+class ConnectionRecorder:
+    """A loopback server standing in for a proxy (or a server): it records each connection's first
+    line (``CONNECT api.openai.com:443 HTTP/1.1``, ``GET /v1/models HTTP/1.1``) and refuses it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n" not in data and len(data) < 8192:
+                        chunk = conn.recv(1024)
+                        if not chunk:
+                            break
+                        data += chunk
+                    self.seen.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    self.seen.append(data.decode("latin-1") or "(a connection that sent nothing)")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def recorder() -> Iterator[ConnectionRecorder]:
+    r = ConnectionRecorder()
+    yield r
+    r.close()
+
+
+def through_proxy(env: dict[str, str], proxy: str, no_proxy: str = "") -> dict[str, str]:
+    """Every request httpx makes goes to ``proxy`` (httpx reads these variables, as curl and pip do)."""
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):
+        env[var] = env[var.lower()] = proxy
+    env["NO_PROXY"] = env["no_proxy"] = no_proxy
+    return env
+
+
+def test_an_exported_api_key_sends_nothing_until_an_openai_model_is_named(recorder, tmp_path, default_gguf):
+    """The hostile-input trial's finding: `models list`, a typo and a bare name made a CONNECT to api.openai.com."""
+    env = through_proxy(plugin_env(tmp_path, None), recorder.url)
+    env["OPENAI_API_KEY"] = "sk-exported-for-another-tool"
+
+    listing = run_cli("models", "list", "--json", env=env)
+    assert listing.returncode == 0, listing.stderr
+    names = [m["name"] for m in json.loads(listing.stdout)]
+    assert "llamacpp:smollm2-135m-instruct" in names and not any(n.startswith("openai:") for n in names)
+    assert run_cli("models", "list", env=env).returncode == 0
+    typo = run_cli("ask", "-m", "smollm", "--no-log", "hi", env=env)
+    assert_one_line_error(typo, "unknown model 'smollm'", "openai:smollm")
+    bare = run_cli("ask", "-m", "smollm2-135m-instruct", "-O", "max_new_tokens", "4", "-O", "temperature", "0",
+                   "--no-log", "--json", "Say hi.", env=env)
+    assert bare.returncode == 0, bare.stderr
+    assert json.loads(bare.stdout)["model"] == "llamacpp:smollm2-135m-instruct"
+    remote_name = run_cli("ask", "-m", "gpt-4o-mini", "--no-log", "hi", env=env)  # served remotely, named bare
+    assert_one_line_error(remote_name, "unknown model 'gpt-4o-mini'", "openai:gpt-4o-mini")
+    for args in (["backends", "--json"], ["plugins", "--json"], ["tasks", "--json"]):
+        assert run_cli(*args, env=env).returncode == 0
+    assert recorder.seen == []
+
+    # Naming the remote model is the choice: that, and only that, goes out (the recorder sees it).
+    explicit = run_cli("ask", "-m", "openai:gpt-4o-mini", "--no-log", "hi", env=env)
+    assert_one_line_error(explicit, "cannot load openai:gpt-4o-mini", "https://api.openai.com/v1/models")
+    assert recorder.seen and set(recorder.seen) == {"CONNECT api.openai.com:443 HTTP/1.1"}
+    recorder.seen.clear()
+    asked = run_cli("models", "list", "--backend", "openai", "--json", env=env)  # asking for the list is asking
+    assert asked.returncode == 0 and set(recorder.seen) == {"CONNECT api.openai.com:443 HTTP/1.1"}
+
+
+def test_a_configured_server_is_asked_only_when_named(recorder, tmp_path):
+    env = plugin_env(tmp_path, recorder.url + "/v1")
+    for args in (["models", "list", "--json"], ["ask", "-m", "smollm", "--no-log", "hi"], ["backends", "--json"]):
+        run_cli(*args, env=env)
+    assert recorder.seen == []
+    run_cli("models", "list", "--backend", "openai", "--json", env=env)
+    assert recorder.seen == ["GET /v1/models HTTP/1.1"]
+
+
+def test_a_named_remote_model_still_works_against_a_real_server(server_url, recorder, tmp_path):
+    env = through_proxy(plugin_env(tmp_path, server_url), recorder.url, no_proxy="127.0.0.1")
+    env["OPENAI_API_KEY"] = "sk-local"
+    proc = run_cli("ask", "-m", "openai:smollm2", "-O", "temperature", "0", "-O", "max_new_tokens", "8",
+                   "--json", "--no-log", "Say hello.", env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["reply"].strip() and out["model"] == "openai:smollm2" and out["device"].startswith("remote (127.0.0.1")
+    local = run_cli("models", "list", "--json", env=env)
+    assert "openai:smollm2" not in [m["name"] for m in json.loads(local.stdout)]  # listed only when asked
+    assert recorder.seen == []  # loopback went direct; nothing else went anywhere

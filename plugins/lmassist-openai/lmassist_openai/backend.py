@@ -440,11 +440,16 @@ class OpenAIBackend(Backend):
 
     name = BACKEND
     description = "Any OpenAI-compatible server: vLLM, llama.cpp, Ollama, TGI, OpenAI (plugin lmassist-openai)"
+    # Listing models is a request to the server: lmassist asks only when the user names this
+    # backend (`openai:MODEL`, `models list --backend openai`), never for a bare name or a typo.
+    remote = True
 
     @property
     def install_hint(self) -> str:  # type: ignore[override]
         if importlib.util.find_spec("httpx") is None:
-            return "lmassist install -U lmassist-openai"
+            import sys
+
+            return f"{sys.executable} -m pip install 'httpx>=0.27'"
         return ""
 
     def unavailable_reason(self) -> str | None:
