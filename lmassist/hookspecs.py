@@ -2,6 +2,11 @@
 
 A plugin is a module (or object) with functions marked ``@lmassist.hookimpl`` and named after one
 of the specifications below, published under the entry-point group ``lmassist``.
+
+A plugin adds names; it never takes one. Built-ins register first and the first registration of a
+name wins, so a plugin's backend ``llamacpp``, task ``summarize`` or command ``ask`` is ignored and
+reported (``tryfirst``/``trylast`` do not change that). This is what lets a user install a plugin
+without it silently changing what their existing commands run.
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ hookimpl = pluggy.HookimplMarker("lmassist")
 
 @hookspec
 def register_backends(register: Callable[[Any], None]) -> None:
-    """Call ``register(backend)`` for each :class:`lmassist.generation.Backend` the plugin provides."""
+    """Call ``register(backend)`` for each :class:`lmassist.generation.Backend` the plugin provides.
+
+    A backend whose ``models()`` asks a server sets ``remote = True``: it is then listed only when
+    the user names it, so that nothing reaches the network unless a remote model was chosen.
+    """
 
 
 @hookspec
@@ -32,4 +41,7 @@ def register_tasks(register: Callable[[Any], None]) -> None:
 
 @hookspec
 def register_commands(cli: Any) -> None:
-    """Add commands to the ``lmassist`` command line; ``cli`` is its :class:`click.Group`."""
+    """Add commands to the ``lmassist`` command line; ``cli`` is its :class:`click.Group`.
+
+    A command that replaces or removes one lmassist (or an earlier plugin) added is put back.
+    """
