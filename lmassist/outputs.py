@@ -5,7 +5,8 @@ The rules, the same for every command that writes a user-named file:
 - a regular file is replaced atomically (a crash leaves the old or the new content, never half), and
   keeps its permission bits and, where we may, its owner: a 644 file stays 644;
 - a regular file with several hard links is rewritten in place, so every name still sees the new text
-  (an atomic replace would silently detach this name from the others);
+  (an atomic replace would silently detach this name from the others); so is a writable file in a
+  folder where no temporary file can be created;
 - a symbolic link is written through, like the shell's ``>``: its target gets the new content and the
   link stays a link (a dangling link creates its target);
 - a folder, a device (``/dev/full``, ``/dev/null``), a FIFO or a socket is refused with one line: lmassist
@@ -44,6 +45,7 @@ class OutputTarget:
     path: Path
     real: Path
     exists: bool
+    in_place: bool = False  # rewrite the file itself rather than replace it (see check_output)
 
 
 def _fail(path: Path | str, why: str) -> LMAssistError:
@@ -115,9 +117,13 @@ def check_output(path: str | os.PathLike[str]) -> OutputTarget:
                            f"(to send the output there, redirect stdout: > {shown})")
     if not os.access(real, os.W_OK):
         raise _fail(shown, "the file is read-only")
-    if st.st_nlink == 1:  # replaced through a temporary file beside it; hard-linked files are rewritten in place
-        _probe_folder(real.parent, shown)
-    return OutputTarget(shown, real, exists=True)
+    in_place = st.st_nlink > 1  # an atomic replace would detach this name from the file's other names
+    if not in_place:
+        try:
+            _probe_folder(real.parent, shown)
+        except LMAssistError:  # a writable file in a folder we may not add to: rewrite it in place
+            in_place = True
+    return OutputTarget(shown, real, exists=True, in_place=in_place)
 
 
 def _write_in_place(real: Path, data: bytes) -> None:
@@ -140,7 +146,7 @@ def _write_replacing(real: Path, data: bytes, old: os.stat_result | None) -> Non
             continue
     try:
         with os.fdopen(fd, "wb") as f:
-            if old is not None:
+            if old is not None and hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to keep
                 os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode))
                 try:
                     os.fchown(f.fileno(), old.st_uid, old.st_gid)
@@ -167,7 +173,7 @@ def write_output(target: OutputTarget | str | os.PathLike[str], text: str) -> Pa
             old = os.stat(real)
         except FileNotFoundError:
             old = None
-        if old is not None and old.st_nlink > 1:
+        if old is not None and (checked.in_place or old.st_nlink > 1):
             _write_in_place(real, data)
         else:
             _write_replacing(real, data, old)

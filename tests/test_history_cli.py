@@ -140,6 +140,10 @@ def test_export_to_a_directory_is_a_one_line_error(cli: click.Group, chats: dict
     (tmp_path / "adir").mkdir()
     result = run(cli, "export", chats["bread"], "-o", str(tmp_path / "adir"))
     assert result.exit_code != 0 and "Traceback" not in result.output
+    assert [line for line in result.output.splitlines() if line] == [
+        f"Error: cannot write {tmp_path / 'adir'}: it is a folder; give a file name"
+    ]
+    assert list((tmp_path / "adir").iterdir()) == []
 
 
 def test_rename(cli: click.Group, chats: dict[str, str]) -> None:

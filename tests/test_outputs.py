@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -138,7 +139,7 @@ def test_missing_folders_are_created_only_when_writing(tmp_path: Path) -> None:
     _no_temp_files(out.parent)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: covered by the file-as-folder case")
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores mode bits: the chattr +i folder tests cover root")
 def test_read_only_folder_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -148,6 +149,37 @@ def test_read_only_folder_is_refused(tmp_path: Path) -> None:
             check_output(folder / "out.txt")
     finally:
         folder.chmod(0o755)
+
+
+@pytest.fixture
+def locked_folder(tmp_path: Path):
+    """A folder nobody, root included, may add files to (``chattr +i``): a read-only folder for root."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("old")
+    os.chmod(folder / "kept.txt", 0o644)
+    try:
+        subprocess.run(["chattr", "+i", str(folder)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("chattr +i is not available here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+
+
+def test_a_folder_that_takes_no_new_files_is_refused_before_work(locked_folder: Path, source: Path) -> None:
+    with pytest.raises(LMAssistError, match="cannot create files in"):
+        check_output(locked_folder / "new.txt")
+    proc = run_cli("summarize", str(source), "-o", str(locked_folder / "new.txt"), *NO_MODEL)
+    assert_one_line_error(proc, "cannot write", "cannot create files in")
+    assert "no-such-model" not in proc.stderr
+
+
+def test_a_writable_file_in_such_a_folder_is_rewritten_in_place(locked_folder: Path) -> None:
+    kept = locked_folder / "kept.txt"
+    write_output(kept, "new\n")
+    assert kept.read_text() == "new\n" and stat.S_IMODE(os.stat(kept).st_mode) == 0o644
 
 
 # -- the commands, in real subprocesses ---------------------------------------------------------------
