@@ -183,7 +183,8 @@ class Registry:
         ``smollm2-135m-instruct`` is both a llama.cpp and a transformers model; a user who typed the
         bare name means the one that runs here, and when both do, the default model's backend.
         """
-        usable = [s for s in matches if self.backends[s.backend].unavailable_reason() is None] or matches
+        usable = [s for s in matches
+                  if s.backend in self.backends and self.backends[s.backend].unavailable_reason() is None] or matches
         default_backend = self.settings.default_model.partition(":")[0]
         return [s for s in usable if s.backend == default_backend] or usable
 

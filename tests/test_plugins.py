@@ -385,3 +385,17 @@ def test_a_hook_that_raises_in_register_tasks_is_reported_once_per_command(tmp_p
         warnings = [ln for ln in proc.stderr.splitlines() if "no tasks today" in ln]
         assert warnings == ["Warning: plugin tasks-broken raised in register_tasks: RuntimeError: no tasks today"], (
             args, proc.stderr)
+
+
+class ExtraModelPlugin:
+    @hookimpl
+    def register_models(self, register):
+        register(ModelSpec(backend="llamacpp", name="my-extra", source="/tmp/my-extra.gguf"))
+
+
+def test_a_plugin_may_add_a_model_to_a_builtin_backend(manager):
+    manager.register(ExtraModelPlugin(), name="extra-plugin")
+    reg = Registry(manager)
+    assert reg.resolve("llamacpp:my-extra").source == "/tmp/my-extra.gguf"
+    assert reg.resolve("my-extra").full_name == "llamacpp:my-extra"
+    assert not manager.errors
