@@ -266,6 +266,9 @@ async def test_unknown_model_and_missing_file_are_errors_in_the_chat(make_app: A
         assert "unknown model 'no-such-model'" in errors(chat)[0]
         assert chat.model_name == "llamacpp:smollm2-135m-instruct"
         await wait_for(pilot, lambda: chat.status.state == "idle", what="idle")
+        # The status bar names the model still answering, not the name that failed (issue 14.15).
+        shown = str(chat.status.render())
+        assert shown.startswith("llamacpp:smollm2-135m-instruct") and "no-such-model" not in shown
 
         await say(pilot, f"/upper {tmp_path / 'missing.txt'}")
         assert any("no such file" in e for e in errors(chat))
@@ -415,6 +418,13 @@ async def test_help_overlay_palette_and_plugins(make_app: Any) -> None:
         chat = await ready(pilot)
         await pilot.press("f1")
         await wait_for(pilot, lambda: app.screen.query("#help"), what="help")
+        # Every row of the tables as drawn has its two cells; a usage with "|" stays in one.
+        from textual.widgets._markdown import MarkdownTable
+
+        await wait_for(pilot, lambda: len(app.screen.query(MarkdownTable)) == 2, what="help tables")
+        rows = [[c.plain for c in row] for t in app.screen.query(MarkdownTable) for row in t._rows]
+        assert rows and all(len(row) == 2 for row in rows), rows
+        assert ["/export md|json [PATH]", "save this chat as Markdown or JSON"] in rows
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is chat

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -76,8 +77,10 @@ def terminal(lmassist_home: Path, default_gguf: Path) -> Iterator[Callable[[], T
     command += f" {shlex.quote(sys.executable)} -m lmassist"
     made: list[Terminal] = []
 
-    def start() -> Terminal:
-        made.append(Terminal(f"lmassist-e2e-{os.getpid()}-{len(made)}", command))
+    def start(status: Path | None = None) -> Terminal:
+        """With ``status``, the app's exit status is written there when it ends."""
+        full = command if status is None else f"sh -c {shlex.quote(f'{command}; echo $? > {shlex.quote(str(status))}')}"
+        made.append(Terminal(f"lmassist-e2e-{os.getpid()}-{len(made)}", full))
         return made[-1]
 
     yield start
@@ -128,3 +131,48 @@ def test_chat_cancel_quit_and_history(terminal: Callable[[], Terminal], lmassist
         assert "Paris" in messages[1].content or messages[1].content.strip()
         assert messages[3].content.strip() and messages[3].stats["stop_reason"] == "cancelled"
         assert messages[3].model == "llamacpp:smollm2-135m-instruct"
+
+
+def app_pid(term: Terminal) -> int:
+    """The app's process: the child of the shell that runs it in the pane."""
+    out = subprocess.run([*term.base, "list-panes", "-t", "e2e", "-F", "#{pane_pid}"], capture_output=True, text=True)
+    shell = out.stdout.split()[0]
+    children = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()
+    return int(children[0])
+
+
+def wait_status(path: Path, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.1)
+    raise AssertionError("the app did not exit")
+
+
+@pytest.mark.parametrize("how, status", [("ctrl+q", 0), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_quit_mid_reply_keeps_it_and_exits_cleanly(
+    terminal: Callable[..., Terminal], lmassist_home: Path, tmp_path: Path, how: str, status: int
+) -> None:
+    """Quitting while a reply streams crashed the app (SIGSEGV, exit 139): the model was freed
+    under the thread still generating with it. Now the reply stops first and is kept."""
+    status_file = tmp_path / "status"
+    term = terminal(status_file)
+    term.wait(lambda s: " idle" in status_line(s), 60, "the model to load")
+    term.type("/set max_new_tokens 2000")
+    term.keys("Enter")
+    time.sleep(0.3)
+    term.type("Write a very long story about a dragon and a knight, with ten chapters.")
+    term.keys("Enter")
+    term.wait(lambda s: "generating" in status_line(s), 30, "generation")
+    time.sleep(1.5)  # let some of it stream
+    if how == "ctrl+q":
+        term.keys("C-q")
+    else:
+        os.kill(app_pid(term), getattr(signal, how))
+    assert wait_status(status_file) == status
+    with Store(lmassist_home / "data" / "history.db") as store:
+        [conv] = store.conversations()
+        messages = store.messages(conv.id)
+        assert [(m.role, m.status) for m in messages] == [("user", "complete"), ("assistant", "interrupted")]
+        assert messages[1].content.strip() and messages[1].stats["stop_reason"] == "cancelled"

@@ -124,3 +124,20 @@ def test_slash_completion_and_error(snap_compare: Any, app: LMAssistApp) -> None
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run)
+
+
+def test_sidebar_open_at_80x24_footer(snap_compare: Any, app: LMAssistApp) -> None:
+    """The footer at 80 columns with the sidebar's keys added: cut at the edge, no stray character
+    beside the command palette key (Textual's compact margin showed one there)."""
+
+    async def run(pilot: Any) -> None:
+        await _ready(pilot)
+        await pilot.press("ctrl+s")
+        while getattr(pilot.app.focused, "id", None) != "history-search":
+            await pilot.pause(0.05)
+        pilot.app.focused.cursor_blink = False
+        await pilot.pause(0.2)
+        last = pilot.app.screen._compositor.render_strips()[-1].text
+        assert last.endswith("\N{LEFT ONE EIGHTH BLOCK}^p palette"), last
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run)

@@ -87,8 +87,9 @@ class LMAssistApp(App[None]):
     ]
 
     def __init__(self, model: str | None = None, cid: str | None = None, store: Any = None,
-                 host: ModelHost | None = None) -> None:
+                 host: ModelHost | None = None, handle_signals: bool = False) -> None:
         super().__init__()
+        self.handle_signals = handle_signals
         self._owns_store = store is None
         self.store: Any = DeferredStore() if store is None else store
         self.startup_error: BaseException | None = None
@@ -199,6 +200,24 @@ class LMAssistApp(App[None]):
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._after_first_frame)
+        if self.handle_signals:
+            self._catch_signals()
+
+    def _catch_signals(self) -> None:
+        """SIGTERM (``kill``, a logout) and SIGHUP (the terminal closed) quit as Ctrl+Q does: the
+        reply stops and is kept, marked interrupted; the exit status is 128 + the signal."""
+        import asyncio
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            try:
+                loop.add_signal_handler(signum, lambda n=int(signum): self.exit(return_code=128 + n))
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+                pass
 
     def _after_first_frame(self) -> None:
         gc.enable()  # ``lmassist`` turns it off until now, see lmassist.launch.open_chat
@@ -256,7 +275,9 @@ def run_app(model: str | None = None, cid: str | None = None) -> None:
 
     Raises the history's error (an unreadable or foreign database file) if it could not be opened.
     """
-    app = LMAssistApp(model=model, cid=cid)
+    app = LMAssistApp(model=model, cid=cid, handle_signals=True)
     app.run()
     if app.startup_error is not None:
         raise app.startup_error
+    if app.return_code:  # quit by a signal: say so in the exit status, as the shell does
+        raise SystemExit(app.return_code)

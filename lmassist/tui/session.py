@@ -190,9 +190,13 @@ class ChatSession:
         """What the model sees: the system prompt and the chat turns (not tasks, not errors), trimmed
         from the oldest to leave room for the reply in the model's context window."""
         from lmassist.generation import Message, fit_messages
+        from lmassist.store import drop_unanswered
 
         turns = self.turns if upto is None else self.turns[: self.turns.index(upto) + 1]
-        msgs = [Message(t.role, t.content) for t in turns if t.kind == "chat" and t.content]  # type: ignore[arg-type]
+        # A message whose reply failed (too long, a backend error) is shown, but not sent again:
+        # with it the model would see two questions in a row, and a long one would push out the rest.
+        chat = [t for t in turns if t.kind == "chat" and t.content and t.status != "error"]
+        msgs = [Message(t.role, t.content) for t in drop_unanswered(chat, keep_last=True)]  # type: ignore[arg-type]
         if self.system_prompt:
             msgs.insert(0, Message("system", self.system_prompt))
         budget = max(model.context_length - self.options().max_new_tokens, 64)

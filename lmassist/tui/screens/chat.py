@@ -299,6 +299,9 @@ class ChatScreen(Screen[None]):
 
     def _load_failed(self) -> None:
         self.status.state = "error" if not self.model_ready else "idle"
+        self.status.detail = ""
+        if self.model_ready:  # a failed switch: the status bar names the model still in use
+            self.status.model = self.model_name or ""
 
     @staticmethod
     def _describe(e: BaseException) -> str:
@@ -313,6 +316,7 @@ class ChatScreen(Screen[None]):
         self.status.context_length = event.context_length
         if not self.busy:
             self.status.state = "idle"
+            self.status.detail = ""
         if event.announce:
             await self.show_info(f"Switched to **{event.name}** ({event.device}). New replies come from it.")
 
@@ -321,7 +325,10 @@ class ChatScreen(Screen[None]):
             self.notify("wait for the reply to finish (or press Esc) before switching model", severity="warning")
             return
         self.status.state = "loading"
-        self.status.model = name
+        if self.model_ready:  # the current model answers until the new one is ready
+            self.status.detail = name
+        else:
+            self.status.model = name
         self.load_model(name, announce=True)
 
     # -- sending ---------------------------------------------------------------------------------
@@ -541,10 +548,12 @@ class ChatScreen(Screen[None]):
         except Exception as e:  # noqa: BLE001
             self.post_message(ShowError(self._describe(e)))
             return
+        from lmassist.tui.screens.help import cell
+
         lines = ["| model | installed | note |", "|---|---|---|"]
         for s in specs:
             mark = " (current)" if s.full_name == self.model_name else ""
-            lines.append(f"| `{s.full_name}`{mark} | {'yes' if s.installed else 'no'} | {s.description} |")
+            lines.append(f"| `{cell(s.full_name)}`{mark} | {'yes' if s.installed else 'no'} | {cell(s.description)} |")
         self.app.call_from_thread(self.show_info, "\n".join(lines) + "\n\n`/model NAME` switches.")
 
     async def slash_new(self, argline: str) -> None:

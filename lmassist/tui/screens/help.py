@@ -29,11 +29,18 @@ KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
+def cell(text: str) -> str:
+    """Text for a Markdown table cell: a ``|`` (as in ``/export md|json``) would end the cell, and a
+    line break the row, so the one is escaped (which GFM honours inside code spans too) and the
+    other flattened."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def help_markdown(commands: list[SlashCommand]) -> str:
     lines = ["## Keys", "", "| key | does |", "|---|---|"]
-    lines += [f"| `{k}` | {d} |" for k, d in KEYS]
+    lines += [f"| `{cell(k)}` | {cell(d)} |" for k, d in KEYS]
     lines += ["", "## Slash commands", "", "| command | does |", "|---|---|"]
-    lines += [f"| `{c.usage}` | {c.summary} |" for c in commands]
+    lines += [f"| `{cell(c.usage)}` | {cell(c.summary)} |" for c in commands]
     return "\n".join(lines) + "\n"
 
 
