@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 BlockKind = Literal["code", "heading", "list", "quote", "table", "blank", "text", "html", "rule"]
 
@@ -108,11 +108,15 @@ def chunk_text(
     count_tokens: Callable[[str], int],
     max_tokens: int,
     separator: str = "\n\n",
+    cancel: Any = None,
 ) -> Iterator[str]:
     """Pack pieces (paragraphs) greedily into chunks of at most ``max_tokens`` tokens.
 
     A piece longer than the budget is split by sentences, and a sentence longer than the budget by
-    words, so every chunk fits and no text is dropped. Yields as it goes, so the caller can stream.
+    size (:func:`split_by_tokens`), so every chunk fits and no text is dropped. Each character is
+    tokenized a bounded number of times whatever the layout: a 1 MB line with no newline costs
+    what the same text with line breaks costs. Yields as it goes, so the caller can stream; stops
+    early (nothing more yielded) once ``cancel.cancelled`` is true.
     """
     if max_tokens < 8:
         raise ValueError("max_tokens must be at least 8")
@@ -120,53 +124,109 @@ def chunk_text(
     current: list[str] = []
     used = 0
     for piece in pieces:
+        if _cancelled(cancel):
+            return
         piece = piece.strip()
         if not piece:
             continue
-        n = count_tokens(piece)
-        parts = [(piece, n)] if n <= max_tokens else list(_split_long(piece, count_tokens, max_tokens))
+        # A piece far beyond the budget is never tokenized whole: its size is clear from its length.
+        n = count_tokens(piece) if len(piece) <= max_tokens * _MAX_CHARS_PER_TOKEN else max_tokens + 1
+        parts: Iterable[tuple[str, int]] = [(piece, n)] if n <= max_tokens else _split_long(
+            piece, count_tokens, max_tokens, cancel)
         for part, size in parts:
+            if _cancelled(cancel):
+                return
             if current and used + sep_tokens + size > max_tokens:
                 yield separator.join(current)
                 current, used = [], 0
             used += size + (sep_tokens if current else 0)
             current.append(part)
-    if current:
+    if current and not _cancelled(cancel):
         yield separator.join(current)
 
 
-def _split_long(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> Iterator[tuple[str, int]]:
+# No tokenizer we know packs more characters than this into one token on ordinary text; past it a
+# piece is known to be over any budget without tokenizing it.
+_MAX_CHARS_PER_TOKEN = 64
+
+
+def _cancelled(cancel: Any) -> bool:
+    return cancel is not None and bool(getattr(cancel, "cancelled", False))
+
+
+def _split_long(text: str, count_tokens: Callable[[str], int], max_tokens: int,
+                cancel: Any = None) -> Iterator[tuple[str, int]]:
     sentences = split_sentences(text)
     if len(sentences) <= 1:
-        yield from _split_words(text, count_tokens, max_tokens)
+        yield from split_by_tokens(text, count_tokens, max_tokens, cancel)
         return
     for sentence in sentences:
-        n = count_tokens(sentence)
+        if _cancelled(cancel):
+            return
+        n = count_tokens(sentence) if len(sentence) <= max_tokens * _MAX_CHARS_PER_TOKEN else max_tokens + 1
         if n <= max_tokens:
             yield sentence, n
         else:
-            yield from _split_words(sentence, count_tokens, max_tokens)
+            yield from split_by_tokens(sentence, count_tokens, max_tokens, cancel)
 
 
-def _split_words(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> Iterator[tuple[str, int]]:
-    words = text.split()
-    current: list[str] = []
-    for word in words:
-        candidate = " ".join([*current, word])
-        if current and count_tokens(candidate) > max_tokens:
-            chunk = " ".join(current)
-            yield chunk, count_tokens(chunk)
-            current = [word]
-        else:
-            current.append(word)
-        while len(current) == 1 and count_tokens(current[0]) > max_tokens:  # a giant "word" (base64...)
-            w = current[0]
-            cut = max(1, len(w) * max_tokens // (2 * count_tokens(w)))
-            yield w[:cut], count_tokens(w[:cut])
-            current = [w[cut:]]
-    if current:
-        chunk = " ".join(current)
-        yield chunk, count_tokens(chunk)
+def split_by_tokens(text: str, count_tokens: Callable[[str], int], max_tokens: int,
+                    cancel: Any = None) -> Iterator[tuple[str, int]]:
+    """Cut ``text`` into consecutive pieces of at most ``max_tokens`` tokens, at spaces where it can.
+
+    Linear: each cut is placed by a characters-per-token estimate (from the piece before it) and
+    then verified by tokenizing that piece alone, so the text is tokenized about once in all,
+    however long it is and whether or not it has spaces. Yields ``(piece, tokens)``; the pieces,
+    joined with the whitespace between them, are the text.
+    """
+    n, pos = len(text), 0
+    ratio: float | None = None
+    while pos < n:
+        if _cancelled(cancel):
+            return
+        while pos < n and text[pos].isspace():
+            pos += 1
+        if pos >= n:
+            return
+        if ratio is None:  # first estimate from a bounded sample, never the whole text
+            sample = text[pos: pos + max_tokens * 8]
+            ratio = len(sample) / max(1, count_tokens(sample))
+        length = max(1, int(max_tokens * ratio * 0.9))
+        while True:
+            end = _cut_at_space(text, pos, pos + length)
+            piece = text[pos:end].rstrip()
+            tokens = count_tokens(piece)
+            if tokens <= max_tokens or len(piece) <= 1:
+                break
+            length = max(1, min(len(piece) - 1, int(len(piece) * max_tokens / tokens * 0.9)))
+        ratio = len(piece) / max(1, tokens)
+        yield piece, tokens
+        pos = end
+
+
+def _cut_at_space(text: str, start: int, end: int) -> int:
+    """``end``, moved back to just after the last whitespace in the second half of the span (if any)."""
+    if end >= len(text):
+        return len(text)
+    lo = start + (end - start) // 2
+    for i in range(end, lo, -1):
+        if text[i - 1].isspace():
+            return i
+    return end
+
+
+def fit_head(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> tuple[str, bool]:
+    """The head of ``text`` that fits in ``max_tokens`` tokens, and whether anything was cut.
+
+    Only about ``max_tokens`` tokens' worth of text is ever tokenized, so fitting a 10 MB input
+    costs what fitting a page does.
+    """
+    if max_tokens < 1:
+        return "", bool(text.strip())
+    if len(text) <= max_tokens * _MAX_CHARS_PER_TOKEN and count_tokens(text) <= max_tokens:
+        return text, False
+    head, _ = next(split_by_tokens(text, count_tokens, max_tokens), ("", 0))
+    return head, True
 
 
 def paragraphs(lines: Iterable[str]) -> Iterator[str]:

@@ -270,11 +270,13 @@ class QuestionAnswerer:
         """Tokens of context to use: a fraction of the window (small models read short text best)."""
         return max(128, min(1024, self.model.context_length // 2))
 
-    def passages(self, question: str, docs: list[tuple[str, str]]) -> list[Passage]:
+    def passages(self, question: str, docs: list[tuple[str, str]],
+                 cancel: CancelToken | None = None) -> list[Passage]:
         """Split documents into passages of about 160 tokens and keep the best that fit the budget."""
         pieces: list[Passage] = []
         for source, text in docs:
-            for chunk in chunk_text(paragraphs(text.splitlines(keepends=True)), self.model.count_tokens, 160):
+            lines = paragraphs(text.splitlines(keepends=True))
+            for chunk in chunk_text(lines, self.model.count_tokens, 160, cancel=cancel):
                 pieces.append(Passage(source, chunk))
         ranked = retrieve(question, pieces, self.top_k)
         kept, used = [], 0
@@ -293,7 +295,7 @@ class QuestionAnswerer:
         if not docs:
             return {"answer": self._generate(question, None, cancel), "answerable": None, "method": "generate",
                     "passages": [], "candidates": []}
-        passages = self.passages(question, docs)
+        passages = self.passages(question, docs, cancel)
         context = "\n".join(p.text.strip() for p in passages)
         info = [{"source": p.source, "score": round(p.score, 3), "text": p.text} for p in passages]
         if self.method == "generate":

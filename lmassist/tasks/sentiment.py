@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmassist.config import atomic_write_text, paths
+from lmassist.config import atomic_write_text, paths, warn
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Model
 from lmassist.tasks.base import Param, Progress, Task, TaskInput, TaskResult, read_inputs
+from lmassist.tasks.chunking import fit_head
 from lmassist.tasks.sentiment_shots import CONTENT_FREE, HELD_OUT, NEUTRAL_SHOTS, SHOTS
 
 
@@ -190,12 +191,7 @@ class SentimentClassifier:
 
     def _fit(self, text: str, room: int) -> str:
         """Keep the text within ``room`` tokens (its head), so it fits after the longest prefix."""
-        if self.model.count_tokens(text) <= room:
-            return text
-        words = text.split()
-        while words and self.model.count_tokens(" ".join(words)) > room:
-            words = words[: int(len(words) * 0.8)]
-        return " ".join(words)
+        return fit_head(text, self.model.count_tokens, room)[0]
 
     def _form_scores(self, form: PromptForm, text: str) -> list[float]:
         if form.channel:
@@ -262,13 +258,17 @@ class SentimentClassifier:
         """Label many texts, prompt form by prompt form, so each few-shot prefix is evaluated once
         and stays in the backend's prefix cache while every text is scored after it."""
         room = self.model.context_length - max(self.model.count_tokens(p) for p in self._prefix.values()) - 32
-        texts = [self._fit(t, room) for t in texts]
+        self.room = room
+        fitted = [fit_head(t, self.model.count_tokens, room) for t in texts]
+        read = [{"truncated": cut, "chars_read": len(head)} for head, cut in fitted]
+        texts = [head for head, _ in fitted]
+        del fitted
         if self.method == "generate":
             out = []
             for i, t in enumerate(texts):
                 if cancel is not None and cancel.cancelled:
                     break
-                out.append(self._generate(t))
+                out.append({**self._generate(t), **read[i]})
                 if progress:
                     progress(i + 1, len(texts))
             return out
@@ -297,13 +297,14 @@ class SentimentClassifier:
             medians = [sorted(col)[len(col) // 2] for col in zip(*totals, strict=True)]
             totals = [[t - m for t, m in zip(total, medians, strict=True)] for total in totals]
         results = []
-        for total in totals:
+        for total, seen in zip(totals, read, strict=True):
             probs = _softmax(total)
             best = max(range(len(self.labels)), key=probs.__getitem__)
             results.append({
                 "label": self.labels[best],
                 "confidence": round(probs[best], 4),
                 "scores": {lab: round(p, 4) for lab, p in zip(self.labels, probs, strict=True)},
+                **seen,
             })
         return results
 
@@ -377,6 +378,8 @@ RESULT_SCHEMA: dict[str, Any] = {
         "labels": {"type": "array", "items": {"type": "string"}},
         "forms": {"type": "array", "items": {"type": "string"},
                   "description": "prompt forms scored (channel: P(text | label)); empty when generating"},
+        "warnings": {"type": "array", "items": {"type": "string"},
+                     "description": "what was not read (texts longer than the model's context), also on stderr"},
         "results": {
             "type": "array",
             "items": {
@@ -390,6 +393,10 @@ RESULT_SCHEMA: dict[str, Any] = {
                     "confidence": {"type": "number", "minimum": 0, "maximum": 1},
                     "scores": {"type": "object", "additionalProperties": {"type": "number"},
                                "description": "probability per label (vote share when generating)"},
+                    "truncated": {"type": "boolean",
+                                  "description": "true when the text did not fit the model's context and "
+                                  "only its head (chars_read characters) was labelled"},
+                    "chars_read": {"type": "integer", "description": "characters of text that were labelled"},
                 },
             },
         },
@@ -484,13 +491,27 @@ class SentimentTask(Task):
         labelled = clf.classify_many([text for _, _, text in items], progress, cancel)
         results = [{"source": src, "line": line, "text": text, **lab}
                    for (src, line, text), lab in zip(items, labelled, strict=False)]
+        warnings = []
+        for r in results:
+            if r.get("truncated"):
+                where = f"{r['source']}:{r['line']}" if r["line"] is not None else r["source"]
+                warnings.append(
+                    f"{where}: only the first {r['chars_read']} of {len(r['text'])} characters fit the model's "
+                    f"context ({clf.room} tokens) and were labelled; the rest was not read "
+                    "(--per-line labels each line)")
+        for line in warnings[:5]:
+            warn(line)
+        if len(warnings) > 5:
+            warn(f"{len(warnings) - 5} more texts were cut the same way (see 'truncated' in --json)")
         data = {
             "task": "sentiment", "model": model.info.name, "method": clf.method,
             "calibration": "none" if clf.calibration == "batch" and len(results) < BATCH_MIN else clf.calibration,
             "labels": list(clf.labels), "results": results,
             "forms": [f.name for f in clf.forms],
+            "warnings": warnings,
         }
-        return TaskResult(text=_as_text(results), data=data, markdown=_as_markdown(results))
+        markdown = _as_markdown(results) + "".join(f"\n\n*{w}*" for w in warnings[:5])
+        return TaskResult(text=_as_text(results), data=data, markdown=markdown)
 
 
 def _as_text(results: list[dict[str, Any]]) -> str:

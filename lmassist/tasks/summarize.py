@@ -26,7 +26,7 @@ from typing import Any
 from lmassist.generation import CancelToken, GenerationOptions, Message, Model
 from lmassist.tasks import prompts
 from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
-from lmassist.tasks.chunking import chunk_text, paragraphs, split_sentences
+from lmassist.tasks.chunking import chunk_text, fit_head, paragraphs, split_sentences
 
 LENGTHS: dict[str, tuple[str, int]] = {
     "short": ("one or two sentences", 64),
@@ -66,6 +66,16 @@ def compress(sentence: str) -> str:
     """Drop short parentheticals and dash-delimited asides: words that rarely make a summary."""
     out = _ASIDE.sub("", sentence).strip()
     return out if len(out.split()) >= 4 else sentence
+
+
+# A "sentence" longer than this is text without full stops (a log, a 1 MB line): a summary keeps its
+# head, or the summary would be as long as the input and the reduce step would never shrink it.
+MAX_SENTENCE_WORDS = 60
+
+
+def _bounded(sentence: str) -> str:
+    words = sentence.split(maxsplit=MAX_SENTENCE_WORDS)
+    return sentence if len(words) <= MAX_SENTENCE_WORDS else " ".join(words[:MAX_SENTENCE_WORDS]) + " …"
 
 
 def _terms(sentence: str) -> list[str]:
@@ -134,13 +144,15 @@ class Summarizer:
         else:
             self.chunk_tokens = max(32, min(chunk_tokens or 1536, room))
 
-    def chunks(self, text: str) -> list[str]:
-        """The input's chunks, produced from a line stream (no second copy of a large input)."""
-        return list(chunk_text(paragraphs(io.StringIO(text)), self.model.count_tokens, self.chunk_tokens))
+    def chunks(self, text: str, cancel: CancelToken | None = None) -> list[str]:
+        """The input's chunks, produced from a line stream (no second copy of a large input); none
+        once ``cancel`` is set, so Ctrl+C stops a long input's chunking too."""
+        return list(chunk_text(paragraphs(io.StringIO(text)), self.model.count_tokens, self.chunk_tokens,
+                               cancel=cancel))
 
     def summarize(self, text: str, progress: Progress | None = None,
                   cancel: CancelToken | None = None) -> dict[str, Any]:
-        chunks = self.chunks(text)
+        chunks = self.chunks(text, cancel)
         total = len(chunks) + (1 if len(chunks) > 1 else 0)
         parts: list[str] = []
         info = []
@@ -151,6 +163,8 @@ class Summarizer:
             info.append({"index": i, "tokens": self.model.count_tokens(chunk), "summary": parts[-1]})
             if progress:
                 progress(i + 1, total)
+        if cancel is not None and cancel.cancelled:
+            return {"summary": "", "chunks": info}
         summary = parts[0] if len(parts) == 1 else self._reduce(parts, cancel)
         if progress:
             progress(total, total)
@@ -161,10 +175,14 @@ class Summarizer:
         combine = (lambda g: self._extract(g)) if self.mode == "extractive" else (
             lambda g: self._one(g, reduce=True, cancel=cancel))
         while len(parts) > 1:
-            groups = list(chunk_text(parts, self.model.count_tokens, self.chunk_tokens))
+            if cancel is not None and cancel.cancelled:
+                return ""
+            groups = list(chunk_text(parts, self.model.count_tokens, self.chunk_tokens, cancel=cancel))
             if len(groups) == 1:
                 return combine(groups[0])
-            parts = [combine(g) for g in groups]
+            if len(groups) >= len(parts):  # each part fills a chunk alone: pair them, or this never ends
+                groups = ["\n\n".join(parts[i:i + 2]) for i in range(0, len(parts), 2)]
+            parts = [combine(g) for g in groups if not (cancel is not None and cancel.cancelled)]
         return parts[0] if parts else ""
 
     def sentence_scores(self, text: str) -> tuple[list[str], list[float]]:
@@ -184,11 +202,9 @@ class Summarizer:
     def model_pmi(self, text: str, sentences: list[str]) -> list[float]:
         """Per-token log-likelihood of each sentence as the summary after the text, minus without it."""
         room = max(64, self.model.context_length - 160)
-        words = text.split()
-        while len(words) > 16 and self.model.count_tokens(" ".join(words)) > room:
-            words = words[: int(len(words) * 0.85)]
+        head, _ = fit_head(" ".join(text.split()), self.model.count_tokens, room)
         conts = [" " + s for s in sentences]
-        cond = self.model.score(" ".join(words) + "\n\nTL;DR:", conts)
+        cond = self.model.score(head + "\n\nTL;DR:", conts)
         free = self.model.score("TL;DR:", conts)
         sizes = [max(1, self.model.count_tokens(c)) for c in conts]
         return [(c - f) / n for c, f, n in zip(cond, free, sizes, strict=True)]
@@ -199,7 +215,7 @@ class Summarizer:
         if not cands:
             return text.strip()
         best = sorted(sorted(range(len(cands)), key=lambda i: -scores[i])[: self.keep])
-        return " ".join(compress(cands[i]) for i in best)
+        return " ".join(_bounded(compress(cands[i])) for i in best)
 
     def _one(self, text: str, reduce: bool, cancel: CancelToken | None) -> str:
         opts = GenerationOptions(max_new_tokens=self.max_new, temperature=0.0, repetition_penalty=1.15)
@@ -288,8 +304,10 @@ class SummarizeTask(Task):
                                 mode=values.get("mode") or "auto")
         results = []
         if values.get("plan"):
-            return self._plan(model, summarizer, inputs, values)
+            return self._plan(model, summarizer, inputs, values, cancel)
         for inp in inputs:
+            if cancel is not None and cancel.cancelled:
+                break
             out = summarizer.summarize(inp.text, progress, cancel)
             tokens = sum(c["tokens"] for c in out["chunks"])
             results.append({"source": inp.source, "summary": out["summary"], "input_tokens": tokens, "chunks": out["chunks"]})
@@ -301,11 +319,12 @@ class SummarizeTask(Task):
                 "mode": summarizer.mode, "summaries": results}
         return TaskResult(text=text, data=data, markdown=text)
 
-    def _plan(self, model: Model, summarizer: Summarizer, inputs: list[Any], values: dict[str, Any]) -> TaskResult:
+    def _plan(self, model: Model, summarizer: Summarizer, inputs: list[Any], values: dict[str, Any],
+              cancel: CancelToken | None = None) -> TaskResult:
         """The chunking alone: what a long input costs before any generation is spent on it."""
         results, lines = [], []
         for inp in inputs:
-            sizes = [model.count_tokens(c) for c in summarizer.chunks(inp.text)]
+            sizes = [model.count_tokens(c) for c in summarizer.chunks(inp.text, cancel)]
             results.append({"source": inp.source, "summary": "", "input_tokens": sum(sizes),
                             "chunks": [{"index": i, "tokens": n, "summary": ""} for i, n in enumerate(sizes)]})
             lines.append(f"{inp.source}: {sum(sizes)} tokens in {len(sizes)} chunks of at most "

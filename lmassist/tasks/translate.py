@@ -15,7 +15,7 @@ from typing import Any
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
 from lmassist.tasks import prompts
 from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
-from lmassist.tasks.chunking import Block, iter_blocks, split_sentences
+from lmassist.tasks.chunking import Block, iter_blocks, split_by_tokens, split_sentences
 
 LANGUAGES: dict[str, str] = {
     "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
@@ -80,6 +80,9 @@ SHOTS: dict[str, tuple[str, ...]] = {
 }
 
 # Inline pieces that are never translated: code spans, images, autolinks/URLs, link targets, HTML tags.
+# Most source tokens in one translation request: a sentence longer than this is cut by tokens.
+PIECE_TOKENS = 200
+
 _PROTECTED = re.compile(
     r"(`+)(?:.+?)\1"                       # inline code
     r"|!\[[^\]]*\]\([^)]*\)"               # images, alt text included
@@ -168,9 +171,31 @@ class Translator:
         lead = run[: len(run) - len(run.lstrip())]
         trail = run[len(run.rstrip()):]
         body = run.strip()
-        sentences = split_sentences(body) if self.model.count_tokens(body) > 60 else [body]
-        translated = " ".join(self.translate_sentence(s, cancel) for s in sentences)
+        translated = " ".join(
+            piece if cancel is not None and cancel.cancelled else self.translate_sentence(piece, cancel)
+            for piece in self.pieces(body, cancel)
+        )
         return lead + translated + trail
+
+    def piece_budget(self) -> int:
+        """Most source tokens one request carries: room for the prompt, the shots and a reply of
+        about twice the source's length."""
+        return max(16, min(PIECE_TOKENS, (self.model.context_length - 256) // 3))
+
+    def pieces(self, body: str, cancel: CancelToken | None = None) -> list[str]:
+        """What one request translates: sentences, and a sentence too long for one request (a
+        1 MB line with no full stop) cut by tokens, so every request fits the context."""
+        budget = self.piece_budget()
+        if len(body) <= budget * 4 and self.model.count_tokens(body) <= 60:
+            return [body]
+        out: list[str] = []
+        for sentence in split_sentences(body):
+            if cancel is not None and cancel.cancelled:
+                out.append(sentence)
+                continue
+            fits = len(sentence) <= budget * 64 and self.model.count_tokens(sentence) <= budget
+            out.extend([sentence] if fits else (p for p, _ in split_by_tokens(sentence, self.model.count_tokens, budget)))
+        return out
 
     def translate_sentence(self, sentence: str, cancel: CancelToken | None = None) -> str:
         n = self.model.count_tokens(sentence)
