@@ -9,8 +9,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import assert_one_line_error, run_cli
+
 from lmassist.backends import llamacpp_check as lc
 from lmassist.generation import CancelToken, GenerationOptions, Message
 from lmassist.plugins import PluginManager
