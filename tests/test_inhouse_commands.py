@@ -42,6 +42,33 @@ def test_commands_are_registered_with_teaching_help(cli):
     assert "Examples" in run(cli, "optimize", "--help").output
 
 
+def test_every_command_the_help_names_exists():
+    """train --help once sent people to a `complete` command that never existed."""
+    from lmassist.cli import build_cli
+
+    real = build_cli()
+    texts = {args: run_cli(*args, "--help") for args in (("train",), ("eval",), ("optimize",), ("bench", "inhouse"))}
+    for args, proc in texts.items():
+        assert proc.returncode == 0, proc.stderr
+        named = re.findall(r"lmassist ([a-z][a-z-]*)", proc.stdout)
+        assert named, args
+        for command in named:
+            assert command in real.commands, f"{' '.join(args)} --help names 'lmassist {command}', which does not exist"
+        for slash in re.findall(r"/([a-z]+) inhouse:", proc.stdout):
+            from lmassist.tui.slash import BUILTINS
+
+            assert slash in {c.name for c in BUILTINS}
+    train_help = texts[("train",)].stdout
+    assert 'lmassist ask -m inhouse:NAME' in train_help and "complete" not in train_help
+
+
+def test_optimize_help_promises_only_what_was_measured():
+    out = " ".join(run_cli("optimize", "--help").stdout.split())
+    assert "faster copy" not in out and "It is not faster" in out
+    assert "0.26x the size" in out and "at the same speed" in out
+    assert "faster" not in run_cli("--help").stdout.split("optimize", 1)[1].splitlines()[0]  # the summary line
+
+
 @pytest.mark.slow
 def test_train_eval_optimize_end_to_end(cli, tmp_path):
     corpus = tmp_path / "c.txt"
@@ -57,9 +84,11 @@ def test_train_eval_optimize_end_to_end(cli, tmp_path):
     assert result.exit_code == 0, result.output
     assert "bits/char" in result.output and "Kneser-Ney" in result.output
 
-    result = run(cli, "optimize", "catdog", "--quantize", "int8", "--prune", "0.3")
+    result = run(cli, "optimize", "catdog", "--quantize", "int8", "--prune", "0.3", "--rounds", "1")
     assert result.exit_code == 0, result.output
     assert "size (KB)" in result.output and "inhouse:catdog-int8-pruned30" in result.output
+    assert "tokens/s: median of 1 interleaved rounds" in result.output
+    assert "the copy: int8 weights on disk, decoded to fp32 when loaded, 30% of each weight matrix" in result.output
 
 
 @pytest.mark.parametrize(
@@ -70,6 +99,7 @@ def test_train_eval_optimize_end_to_end(cli, tmp_path):
         (("train", "{tmp}/c.txt", "--steps", "1", "--minutes", "1"), "not both"),
         (("eval", "nosuchmodel", "{tmp}/c.txt"), "unknown in-house model"),
         (("optimize", "shakespeare"), "nothing to do"),
+        (("optimize", "shakespeare", "--quantize", "int8", "--rounds", "0"), "--rounds must be at least 1"),
     ],
 )
 def test_bad_input_is_a_one_line_error(cli, tmp_path, args, message):
