@@ -253,7 +253,7 @@ def test_progress_lines_on_a_piped_stderr() -> None:
         with ProgressReporter("demo", "lines") as progress:
             time.sleep(0.35)          # before any step: the model loads, say
             for i in range(1, 11):
-                progress(i, 10)
+                progress(i, 10, info=f"loss {3 - i / 10:.2f}" if i > 5 else None)
                 time.sleep(0.1)
         print("done")
     ''')
@@ -263,6 +263,7 @@ def test_progress_lines_on_a_piped_stderr() -> None:
     lines = proc.stderr.splitlines()
     assert any(re.fullmatch(r"demo: working, \d+ s elapsed", line) for line in lines), lines
     assert any(re.fullmatch(r"demo: \d+/10 lines \(\d+%\), [\d.]+/s, ETA \d+ s", line) for line in lines), lines
+    assert any(re.fullmatch(r"demo: \d+/10 lines \(\d+%\), .*, loss 2\.\d\d", line) for line in lines), lines
     assert re.fullmatch(r"demo: 10/10 lines in \d+ s", lines[-1]), lines
 
 

@@ -238,6 +238,7 @@ class ProgressReporter:
         self.stream = stream
         self.done = 0
         self.total: int | None = None
+        self.info = ""
         self.started_at = 0.0
         self._first: tuple[float, int] | None = None  # (time, done) of the first update: rates start there
         self._bar: Any = None
@@ -251,14 +252,17 @@ class ProgressReporter:
 
     # -- the callback ------------------------------------------------------------------------------
 
-    def update(self, done: int, total: int | None = None) -> None:
+    def update(self, done: int, total: int | None = None, info: str | None = None) -> None:
+        """``info`` is a short status shown after the counts (``loss 2.31  ppl 10.1``), kept until changed."""
         self.done, self.total = done, total
+        if info is not None:
+            self.info = info
         if self._first is None:
             self._first = (time.monotonic(), done)
         if self._bar is not None:
             if not self._bar.live.is_started:
                 self._bar.start()
-            self._bar.update(self._task_id, completed=done, total=total)
+            self._bar.update(self._task_id, completed=done, total=total, info=self.info)
 
     __call__ = update
 
@@ -271,7 +275,7 @@ class ProgressReporter:
         out = self._out()
         if out is not None and out.isatty():
             self._bar = self._rich_bar()
-            self._task_id = self._bar.add_task(self.description, total=None)
+            self._task_id = self._bar.add_task(self.description, total=None, info=self.info)
             if not self.lazy:
                 self._bar.start()
         elif out is not None and self.interval > 0:
@@ -316,7 +320,8 @@ class ProgressReporter:
 
         counts = [DownloadColumn(), TransferSpeedColumn()] if self.download else [MofNCompleteColumn()]
         return Progress(
-            TextColumn("{task.description}"), BarColumn(), *counts, TimeRemainingColumn(),
+            TextColumn("{task.description}"), BarColumn(), *counts, TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
             console=Console(file=self._out(), highlight=False), transient=self.transient,
         )
 
@@ -358,6 +363,8 @@ class ProgressReporter:
                 parts.append(f"ETA {_duration((self.total - self.done) / rate)}")
         else:
             parts.append(f"{_duration(elapsed)} elapsed")
+        if self.info:
+            parts.append(self.info)
         return f"{self.description}: " + ", ".join(parts)
 
     def final_line(self) -> str:
