@@ -102,7 +102,7 @@ def check_output(path: str | os.PathLike[str]) -> OutputTarget:
         st = os.stat(real)
     except (FileNotFoundError, NotADirectoryError):  # the second: a file used as a folder on the way
         st = None
-    except OSError as e:  # a symlink loop, a name too long, a file used as a folder
+    except OSError as e:  # a symlink loop, a name too long, a folder we may not enter
         raise _fail(shown, _reason(e)) from None
     if st is None:
         folder = _nearest_folder(real, shown)
