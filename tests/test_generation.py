@@ -116,3 +116,26 @@ def test_fit_messages_drops_oldest_turns_but_keeps_system_and_last():
     assert count(fitted) <= 25
     with pytest.raises(ContextLengthError, match="tokens"):
         fit_messages([Message("user", "word " * 100)], count, 25)
+
+
+@pytest.mark.parametrize(("key", "value", "needle"), [
+    ("temperature", "nan", "finite"), ("temperature", "inf", "finite"), ("temperature", "-inf", "finite"),
+    ("top_p", "nan", "finite"), ("repetition_penalty", "inf", "finite"), ("temperature", "-0.5", "0..100"),
+    ("top_p", "0", "(0, 1]"), ("max_new_tokens", "0", "1.."), ("max_new_tokens", "2.5", "whole number"),
+    ("top_k", "-1", ">= 0"), ("seed", "-1", "seed"), ("seed", str(2**32), "seed"), ("stop", "", "stop"),
+])
+def test_option_values_are_checked_before_any_model(key, value, needle):
+    from lmassist.generation import parse_option_pairs
+
+    with pytest.raises(LMAssistError, match=needle.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        parse_option_pairs([(key, value)])
+
+
+def test_stop_escapes_never_raise_and_keep_non_ascii():
+    from lmassist.generation import decode_escapes, parse_option_pairs
+
+    assert parse_option_pairs([("stop", "\\x")]) == {"stop": ("\\x",)}  # said "needs a number" before
+    assert parse_option_pairs([("stop", "\\n"), ("stop", "END")]) == {"stop": ("\n", "END")}
+    assert decode_escapes("é\\u00e9\\x41\\t\\\\n\\q") == "éé\u0041\t\\n\\q"
+    opts = GenerationOptions.from_pairs([("temperature", "0"), ("stop", "\\u")], base=GenerationOptions(top_k=5))
+    assert opts.temperature == 0 and opts.top_k == 5 and opts.stop == ("\\u",)

