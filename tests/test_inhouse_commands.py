@@ -87,7 +87,7 @@ def test_train_eval_optimize_end_to_end(cli, tmp_path):
     result = run(cli, "optimize", "catdog", "--quantize", "int8", "--prune", "0.3", "--rounds", "1")
     assert result.exit_code == 0, result.output
     assert "size (KB)" in result.output and "inhouse:catdog-int8-pruned30" in result.output
-    assert "tokens/s: median of 1 interleaved rounds" in result.output
+    assert "tokens/s: median of 1 round decoding both in lockstep, one thread" in result.output
     assert "the copy: int8 weights on disk, decoded to fp32 when loaded, 30% of each weight matrix" in result.output
 
 

@@ -106,7 +106,7 @@ print(len(list(generate(model, [1], 8, temperature=0))))
 def test_the_summary_says_what_the_copy_is_from_the_figures(trained):
     _, report = trained
     text = "\n".join(report.lines())
-    assert re.search(r"tokens/s: median of 2 interleaved rounds, one thread", text)
+    assert re.search(r"tokens/s: median of 2 rounds decoding both in lockstep, one thread, ratio per round [\d.]+–[\d.]+", text)
     verdict = report.lines()[-1]
     assert "int8 weights on disk, decoded to fp32 when loaded" in verdict
     assert f"{report.size_ratio:.2f}× the size on disk" in verdict
@@ -116,12 +116,17 @@ def test_the_summary_says_what_the_copy_is_from_the_figures(trained):
 
 
 def test_the_verdict_follows_the_measured_speed():
-    def report(before_tps, after_tps):
-        return OptimizeReport(ckpt_measure(1000, before_tps), ckpt_measure(260, after_tps), quantize="int8")
+    def report(before_tps, after_tps, ratios=()):
+        return OptimizeReport(ckpt_measure(1000, before_tps), ckpt_measure(260, after_tps), quantize="int8",
+                              speed_ratios=list(ratios))
 
-    assert "the same speed" in report(100, 104).verdict()
+    assert "the same speed within this machine's noise (×1.02)" in report(100, 102).verdict()
     assert "×0.80 the speed" in report(100, 80).verdict()
-    assert "×1.50 the speed" in report(100, 150).verdict()
+    assert "×0.80 the speed" in report(100, 80, [0.78, 0.80, 0.85]).verdict()  # every round slower
+    assert "×1.50 the speed" in report(100, 150, [1.4, 1.5, 1.6]).verdict()
+    noisy = report(100, 90, [0.85, 0.9, 1.1])  # the rounds disagree about which is faster
+    assert "the same speed within this machine's noise (×0.90)" in noisy.verdict()
+    assert "ratio per round 0.85–1.10" in "\n".join(noisy.lines())
 
 
 def ckpt_measure(size, tps):

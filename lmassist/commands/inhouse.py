@@ -201,7 +201,7 @@ def eval_command(
 
 
 def optimize_command(
-    name: str, quantize: str | None, prune: float, new_name: str | None, file: str | None, rounds: int = 3
+    name: str, quantize: str | None, prune: float, new_name: str | None, file: str | None, rounds: int = 5
 ) -> None:
     from lmassist.inhouse.optimize import optimize_checkpoint
 
@@ -291,7 +291,7 @@ def _register(cli: Any) -> None:
     @click.option("--file", type=click.Path(), default=None,
                   help="Text to measure perplexity on (default: the validation split it was trained on, "
                        "when that file is still there).")
-    @click.option("--rounds", type=int, default=3, show_default=True,
+    @click.option("--rounds", type=int, default=5, show_default=True,
                   help="Rounds of 200 decoded tokens per model, alternating, for the tokens/s figure "
                        "(more rounds: steadier on a busy machine).")
     def optimize(name: str, quantize: str | None, prune: float, new_name: str | None, file: str | None,
