@@ -166,3 +166,20 @@ def test_an_int8_copy_goes_to_the_device_asked_for(trained):
     folder, _ = trained
     loaded = ckpt.load_checkpoint(folder / "q", device="meta")
     assert {p.device.type for p in loaded.model.parameters()} == {"meta"}
+
+
+def test_an_optimized_copy_answers_through_the_real_command_line(tmp_path):
+    """The README's path: optimize the shipped model, then use the copy by name with `ask`."""
+    from conftest import run_cli
+
+    text = tmp_path / "held-out.txt"
+    text.write_text("ROMEO:\nBut soft, what light through yonder window breaks?\n" * 4)
+    proc = run_cli("optimize", "shakespeare", "--quantize", "int8", "--name", "shakespeare-small",
+                   "--rounds", "1", "--file", str(text), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "the copy: int8 weights on disk, decoded to fp32 when loaded: 0.26× the size on disk" in proc.stdout
+    assert "(use it as inhouse:shakespeare-small)" in proc.stdout
+    proc = run_cli("ask", "--no-log", "-m", "inhouse:shakespeare-small", "-O", "max_new_tokens", "20",
+                   "-O", "temperature", "0", "ROMEO:", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip()) >= 10
