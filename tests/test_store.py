@@ -8,13 +8,22 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lmassist.generation import GenerationOptions, GenerationStats, LMAssistError
-from lmassist.store import SCHEMA_VERSION, Store, fts_query, short_title
+from lmassist.store import (
+    SCHEMA_VERSION,
+    Store,
+    TurnLockCancelled,
+    conversation_context,
+    fts_query,
+    short_title,
+    turn_lock,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -420,3 +429,65 @@ def test_message_survives_the_writer_being_killed(tmp_path: Path) -> None:
             ("assistant", "partial reply so far", "pending"),
         ]
         assert len(s.search("partial")) == 1
+
+
+# -- what a continued conversation shows the model, and one turn at a time ----------------------
+
+
+def test_context_leaves_out_failed_unanswered_replaced_and_task_rows(store: Store) -> None:
+    cid = store.new_conversation().id
+    store.add_message(cid, "system", "Be brief.")
+    store.add_message(cid, "user", "My name is Ada.")
+    old = store.add_message(cid, "assistant", "Hello Ada.")
+    store.add_message(cid, "assistant", "Hi, Ada!", options={"replaces": old})  # regenerated
+    store.add_message(cid, "user", "lorem " * 2000, status="error")  # too long: failed, marked
+    store.add_message(cid, "user", "Are you there?")  # killed before any reply
+    store.add_message(cid, "assistant", "", status="error")
+    store.add_message(cid, "user", "/summarize notes.md", options={"task": "summarize"})
+    store.add_message(cid, "assistant", "A summary.", options={"task": "summarize"})
+    store.add_message(cid, "user", "What is my name?")
+    store.add_message(cid, "assistant", "Ada.", status="interrupted")  # a partial reply is still a reply
+    store.add_message(cid, "user", "Still there?")  # the last question, never answered
+    context = conversation_context(store.messages(cid))
+    assert [(m.role, m.content) for m in context] == [
+        ("system", "Be brief."), ("user", "My name is Ada."), ("assistant", "Hi, Ada!"),
+        ("user", "What is my name?"), ("assistant", "Ada."),
+    ]
+    assert len(store.messages(cid)) == 12  # the history itself keeps every row
+
+
+def _hold_turn(path: str, cid: str, held: Any) -> None:
+    with Store(path) as s, turn_lock(s, cid):
+        held.set()
+        time.sleep(60)  # until killed
+
+
+def test_turn_lock_makes_a_second_process_wait_and_is_freed_when_its_holder_dies(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    with Store(path) as s:
+        cid = s.new_conversation().id
+        ctx = multiprocessing.get_context("spawn")
+        held = ctx.Event()
+        holder = ctx.Process(target=_hold_turn, args=(str(path), cid, held))
+        holder.start()
+        try:
+            assert held.wait(60)
+            waited: list[bool] = []
+            stop = threading.Event()
+            with pytest.raises(TurnLockCancelled):
+                threading.Timer(0.5, stop.set).start()
+                with turn_lock(s, cid, cancelled=stop.is_set, waiting=lambda: waited.append(True)):
+                    pass
+            assert waited == [True]
+            os.kill(holder.pid, signal.SIGKILL)  # the kernel drops a dead holder's lock
+            holder.join(30)
+            with turn_lock(s, cid, cancelled=lambda: True):  # free at once now: never polls "cancelled"
+                pass
+        finally:
+            if holder.is_alive():
+                holder.kill()
+            holder.join(30)
+        other = s.new_conversation().id
+        with turn_lock(s, cid), turn_lock(s, other):  # conversations are held independently
+            pass
+        assert not list((tmp_path / "h.db.turns").iterdir())
