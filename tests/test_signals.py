@@ -221,3 +221,23 @@ def test_quitting_the_app_mid_reply_stops_the_reply_first(default_gguf, lmassist
         messages = store.messages(conv.id)
         assert [(m.role, m.status) for m in messages] == [("user", "complete"), ("assistant", "interrupted")]
         assert messages[1].content.strip() and messages[1].stats["stop_reason"] == "cancelled"
+
+
+def test_line_chat_keeps_a_reply_stopped_by_sigterm(default_gguf, lmassist_home):
+    """`lmassist chat` (the line chat) holds and saves each turn as `ask` does."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lmassist", "chat", *LONG[:6]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.PIPE, env=os.environ.copy(),
+    )
+    proc.stdin.write(LONG[6].encode() + b"\n")
+    proc.stdin.flush()
+    assert proc.stdout.read(60)  # the prompt "> " and the start of the reply
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert b"Traceback" not in err
+    with history(lmassist_home) as store:
+        [conv] = store.conversations()
+        messages = store.messages(conv.id)
+        assert [(m.role, m.status) for m in messages] == [("user", "complete"), ("assistant", "interrupted")]
+        assert messages[1].content.strip()

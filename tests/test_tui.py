@@ -279,6 +279,27 @@ async def test_unknown_model_and_missing_file_are_errors_in_the_chat(make_app: A
         assert app.is_running
 
 
+async def test_a_failed_over_long_message_does_not_erase_the_context(make_app: Any, smollm1: Any) -> None:
+    """The message that was too long is shown with its error, but not sent again: the next reply
+    still sees the exchange before it (issue 14.7)."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await ready(pilot)
+        await say(pilot, "My name is Ada. Say hi.")
+        await say(pilot, "Summarize: " + "lorem ipsum dolor " * 3000)
+        await wait_for(pilot, lambda: errors(chat), what="the too-long error")
+        assert "tokens" in errors(chat)[-1]
+        await say(pilot, "What is my name?")
+        reply = chat.views()[-1].turn
+        assert reply.role == "assistant" and reply.status == "complete", reply
+        asked = chat.session.context(smollm1, upto=chat.session.last("user"))
+        assert [m.role for m in asked] == ["user", "assistant", "user"]
+        assert asked[0].content == "My name is Ada. Say hi." and asked[-1].content == "What is my name?"
+        first = chat.views()[1].turn
+        assert first.role == "assistant"
+        assert reply.stats["prompt_tokens"] > first.stats["prompt_tokens"] + 5  # the first exchange was in it
+
+
 async def test_slash_task_on_a_file_with_progress(make_app: Any, plugin: UpperPlugin, tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("first line\nsecond line\nthird line\n")
