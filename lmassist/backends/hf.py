@@ -4,7 +4,8 @@
 with ``lmassist models pull``); ``hf:/path/to/folder`` loads a ``save_pretrained`` folder;
 ``hf:/path/to/file.gguf`` and ``hf:smollm2-135m-instruct`` (the default model's GGUF) are
 dequantized by transformers once and cached as safetensors. Models run on CUDA when there is a GPU
-(bf16 where supported, else fp16), then Apple MPS, then the CPU in fp32.
+(bf16 where supported, else fp16), then Apple MPS, then the CPU in fp32. On the CPU, torch's
+thread count follows the machine's load unless ``hf.threads`` fixes it (see ``hf_model``).
 
 torch and transformers are imported only in ``load`` and ``device``: listing models and
 ``lmassist --help`` must not pay seconds for them.
@@ -30,6 +31,7 @@ from lmassist.generation import (
     ProgressCallback,
 )
 from lmassist.modelfiles import DEFAULT_GGUF, check_gguf
+from lmassist.system import CpuSample, physical_cores
 
 DEFAULT_HUB_MODEL = "gpt2"
 DTYPES = ("float32", "float16", "bfloat16")
@@ -130,6 +132,21 @@ def _no_gguf_progress_bar() -> Iterator[None]:
         gguf_utils.tqdm = original
 
 
+def thread_setting(value: Any) -> int | None:
+    """``hf.threads``: a fixed count of torch threads, or None for ``auto`` (chosen from the machine's load)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", "0")) or value == 0:
+        return None
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ModelLoadError(f"hf.threads must be 'auto' or a whole number of threads, not {value!r}")
+    try:
+        threads = int(value)
+    except (TypeError, ValueError):
+        raise ModelLoadError(f"hf.threads must be 'auto' or a whole number of threads, not {value!r}") from None
+    if threads < 1:
+        raise ModelLoadError(f"hf.threads must be 'auto' or at least 1, not {threads}")
+    return threads
+
+
 def _one_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -153,7 +170,7 @@ class HFBackend(Backend):
         if chosen == "cuda":
             return f"cuda ({torch.cuda.get_device_name(0)})"
         if chosen == "cpu":
-            return f"cpu ({torch.get_num_threads()} threads)"
+            return f"cpu ({physical_cores()} cores)"
         return chosen
 
     # -- model specs ------------------------------------------------------------------------
@@ -231,11 +248,8 @@ class HFBackend(Backend):
         device = pick_device(settings.get("device"))
         dtype = pick_dtype(device, settings.get("dtype"))
         trust = _truthy(settings.get("trust_remote_code", False))
-        if settings.get("threads"):
-            # torch's pool is process-wide; on a busy machine fewer threads than cores can be faster.
-            import torch
-
-            torch.set_num_threads(max(1, int(settings["threads"])))
+        threads = thread_setting(settings.get("threads"))
+        loading = CpuSample.now()  # what the machine does while we load is the first look at its load
         details: dict[str, Any] = {"source": spec.source}
         with _quiet_transformers():
             if kind == "gguf":
@@ -244,7 +258,7 @@ class HFBackend(Backend):
             model, tokenizer = self._from_folder(folder, spec, device, dtype, trust)
         from lmassist.backends.hf_model import HFModel
 
-        return HFModel(spec, model, tokenizer, device, details)
+        return HFModel(spec, model, tokenizer, device, details, threads=threads, cores=physical_cores(), since=loading)
 
     def _hub_folder(self, repo_id: str) -> Path:
         snapshot = sources.cached_snapshot(repo_id)

@@ -1,24 +1,38 @@
 """A loaded transformers model behind the shared generation interface.
 
-Generation runs ``model.generate`` in a thread with a streamer that hands over token ids (not text)
-through a queue: the consumer turns each id into exactly one text piece, so token counts are exact,
-and the same ``generate`` call as a raw one keeps us at the library's own speed. A stopping
-criterion reads the cancel token (and a stop flag set when the consumer goes away), so generation
-ends within a token of either. Imported only by ``HFBackend.load``: torch and transformers are
-imported at module level here on purpose.
+Generation is a decode loop of our own, run in the caller's thread: one forward pass over the
+prompt, then one per token with the model's KV cache, the token chosen by transformers' own logits
+processors. We used to run ``model.generate`` in a helper thread and stream its ids through a queue;
+on two cores that ran at 0.6x raw ``generate`` on a quiet machine, because libgomp sees more threads
+than cores once a second thread drives torch and stops spinning between parallel regions (every
+operator then pays a futex wake-up), and a second Python thread woke up for every token. In the
+caller's thread, torch's intra-op threads behave exactly as they do for a raw ``generate`` call,
+cancellation is checked between any two tokens, and closing the stream stops the work at once.
+
+torch's thread count follows the machine's load (``hf.threads = auto``, the default): torch's
+OpenMP threads spin while they wait for each other, so beside a busy process two threads on two
+cores ran at a fifth of one thread's speed. Imported only by ``HFBackend.load``: torch and
+transformers are imported at module level here on purpose.
 """
 
 from __future__ import annotations
 
-import queue
+import inspect
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
+from transformers import (
+    GenerationConfig,
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
+from lmassist.backends.llamacpp import ThreadGovernor
 from lmassist.generation import (
     ContextLengthError,
     GenerationOptions,
@@ -32,37 +46,46 @@ from lmassist.generation import (
     fit_messages,
     transcript_prompt,
 )
-
-_END = object()
-
-
-class _TokenStreamer(BaseStreamer):
-    """Receives the ids ``generate`` produces and queues them one by one for the consumer."""
-
-    def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:  # generate first hands over the prompt itself
-            self._prompt_seen = True
-            return
-        for token in value.reshape(-1).tolist():
-            self.queue.put(token)
-
-    def end(self) -> None:
-        self.queue.put(_END)
+from lmassist.system import CpuSample
 
 
-class _StopWhen(StoppingCriteria):
-    """Stops ``generate`` after the current step once the user cancels or the consumer is gone."""
+class _TokenPicker:
+    """Chooses each next token the way ``generate`` does for the same options.
 
-    def __init__(self, *flags: Any) -> None:
-        self.flags = flags
+    The processors are transformers' own, in ``generate``'s order (repetition penalty, then
+    temperature, top-k, top-p); a seed gets a private generator, so two replies in progress, or
+    other torch users in the process, do not disturb each other's random numbers.
+    """
 
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        done = any(f.cancelled if hasattr(f, "cancelled") else f.is_set() for f in self.flags)
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+    def __init__(self, options: GenerationOptions, device: torch.device) -> None:
+        self.greedy = options.greedy
+        processors: list[Any] = []
+        if options.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(options.repetition_penalty))
+        self.needs_ids = bool(processors)
+        if not self.greedy:
+            if options.temperature != 1.0:
+                processors.append(TemperatureLogitsWarper(options.temperature))
+            if options.top_k:
+                processors.append(TopKLogitsWarper(options.top_k, min_tokens_to_keep=1))
+            if options.top_p < 1.0:
+                processors.append(TopPLogitsWarper(options.top_p, min_tokens_to_keep=1))
+        self.processors = LogitsProcessorList(processors)
+        self.generator: torch.Generator | None = None
+        if options.seed is not None and not self.greedy:
+            self.generator = torch.Generator(device=device)
+            self.generator.manual_seed(options.seed)
+
+    def __call__(self, ids: list[int], logits: torch.Tensor) -> int:
+        """The next token after ``ids``, given the model's logits for the last position ([1, vocab])."""
+        scores = logits.float()
+        if self.processors:
+            ids_tensor = torch.tensor([ids], device=logits.device) if self.needs_ids else None
+            scores = self.processors(ids_tensor, scores)
+        if self.greedy:
+            return int(scores[0].argmax())
+        probs = scores.softmax(dim=-1)
+        return int(torch.multinomial(probs[0], 1, generator=self.generator))
 
 
 class _Detokenizer:
@@ -110,11 +133,23 @@ def _token_ids(value: Any) -> set[int]:
 class HFModel(Model):
     """A causal LM and its tokenizer, on one device."""
 
-    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str, details: dict[str, Any]) -> None:
+    def __init__(
+        self, spec: ModelSpec, model: Any, tokenizer: Any, device: str, details: dict[str, Any],
+        threads: int | None = None, cores: int = 1, since: CpuSample | None = None,
+    ) -> None:
         self._model = model
         self._tokenizer = tokenizer
         self._device = torch.device(device)
-        self._lock = threading.Lock()  # one generate at a time on this model
+        self._lock = threading.Lock()  # one forward pass at a time on this model
+        # On a GPU the CPU threads only launch kernels: we leave torch's count alone unless it was set.
+        self._govern = self._device.type == "cpu" or threads is not None
+        self._governor = ThreadGovernor(_set_torch_threads, cores, threads, since=since)
+        if self._govern:
+            self._use_threads(force=True)  # the load was the first look at the machine
+        params = inspect.signature(model.forward).parameters
+        # transformers 5 renamed ``past_key_values`` to ``cache``; models with their own code may not have.
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._logits_to_keep = "logits_to_keep" in params
         config = model.config
         context = 0
         for attr in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length"):
@@ -141,6 +176,8 @@ class HFModel(Model):
                 "architecture": (getattr(config, "architectures", None) or [type(model).__name__])[0],
                 "dtype": str(model.dtype).replace("torch.", ""),
                 "parameters": sum(p.numel() for p in model.parameters()),
+                "threads": self._governor.fixed or "auto",
+                "cores": cores,
                 **details,
             },
         )
@@ -205,6 +242,41 @@ class HFModel(Model):
         input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
         return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
+    @property
+    def threads(self) -> int:
+        """The torch threads this model computes with now (chosen from the load unless fixed)."""
+        return self._governor.threads
+
+    def _use_threads(self, force: bool = False) -> None:
+        """Re-check the machine now and then, and make torch use our count in *this* thread.
+
+        torch's count is per OpenMP master thread and process-wide at once: anything else in the
+        process (a raw ``generate`` in ``bench hf``, another backend) may have changed it.
+        """
+        if not self._govern:
+            return
+        self._governor.tick(force=force)
+        if torch.get_num_threads() != self._governor.threads:
+            _set_torch_threads(self._governor.threads)
+
+    def _step(self, ids: list[int], cache: Any, picker: _TokenPicker) -> tuple[int, Any]:
+        """One forward pass (the prompt, or the last token against the cache) and the token it picks."""
+        fresh = ids if cache is None else ids[-1:]
+        kwargs: dict[str, Any] = {"input_ids": torch.tensor([fresh], dtype=torch.long, device=self._device),
+                                  "use_cache": True}
+        if cache is not None:
+            kwargs[self._cache_arg] = cache
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = 1  # the prompt's other positions need no logits
+        with self._lock, torch.inference_mode():
+            out = self._model(**kwargs)
+            new_cache = out.get("cache")
+            if new_cache is None:
+                new_cache = out.get("past_key_values")
+            token = picker(ids, out.logits[:, -1])
+        # A model that keeps no cache reads the whole sequence again each step: slow, still right.
+        return token, new_cache
+
     def stream_pieces(self, request: StreamRequest) -> Iterator[str]:
         opts = request.options
         ids = self._prompt_ids(request)
@@ -212,55 +284,29 @@ class HFModel(Model):
         budget = min(opts.max_new_tokens, self.context_length - len(ids))
         if budget < 1:
             raise ContextLengthError(f"the prompt is {len(ids)} tokens and fills the model's context ({self.context_length})")
-        streamer = _TokenStreamer()
-        stop = threading.Event()
-        errors: list[BaseException] = []
-        config = self.generation_config(opts, budget)
-        inputs = self.input_tensors(ids)
-
-        def run() -> None:
-            try:
-                with self._lock, torch.inference_mode():
-                    if opts.seed is not None and not opts.greedy:
-                        torch.manual_seed(opts.seed)  # generate samples from torch's global generator
-                    self._model.generate(
-                        **inputs,
-                        generation_config=config,
-                        streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([_StopWhen(request.cancel, stop)]),
-                    )
-            except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-                errors.append(e)
-            finally:
-                streamer.end()
-
-        thread = threading.Thread(target=run, name="lmassist-hf-generate", daemon=True)
+        picker = _TokenPicker(opts, self._device)
         detok = _Detokenizer(self._tokenizer)
+        self._use_threads(force=True)  # what the machine did while we sat idle
+        cache: Any = None
         generated = 0
-        thread.start()
-        try:
-            while True:
-                token = streamer.queue.get()
-                if token is _END:
-                    break
-                if token in self._eos:
-                    request.finish_reason = "eos"
-                    break
-                generated += 1
-                yield detok.add(token)
-                if request.cancel.cancelled:
-                    break
-                if generated >= budget:
-                    request.finish_reason = "length"
-                    break
-            if errors:
-                raise _user_error(errors[0]) from errors[0]
-            tail = detok.flush()
-            if tail:
-                yield tail
-        finally:
-            stop.set()
-            thread.join()
+        while not request.cancel.cancelled:
+            try:
+                token, cache = self._step(ids, cache, picker)
+            except Exception as e:  # noqa: BLE001 - out of memory, device errors: one line for the user
+                raise _user_error(e) from e
+            if token in self._eos:
+                request.finish_reason = "eos"
+                break
+            ids.append(token)
+            generated += 1
+            yield detok.add(token)
+            if generated >= budget:
+                request.finish_reason = "length"
+                break
+            self._use_threads()
+        tail = detok.flush()
+        if tail:
+            yield tail
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -282,6 +328,7 @@ class HFModel(Model):
                 raise ContextLengthError(
                     f"prompt and continuation are {len(ids)} tokens; the context holds {self.context_length}"
                 )
+            self._use_threads()
             with self._lock, torch.inference_mode():
                 logits = self._model(torch.tensor([ids], device=self._device)).logits[0]
             logprobs = logits[start - 1 : len(ids) - 1].float().log_softmax(-1)
@@ -296,6 +343,9 @@ class HFModel(Model):
             if self._device.type == "cuda":
                 torch.cuda.empty_cache()
 
+
+def _set_torch_threads(n: int) -> None:
+    torch.set_num_threads(max(1, n))
 
 
 def _user_error(e: BaseException) -> BaseException:
