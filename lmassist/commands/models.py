@@ -153,6 +153,8 @@ def default(name: str | None) -> None:
     if name is None:
         click.echo(reg.settings.default_model)
         return
+    if not name.strip():
+        raise LMAssistError("give a model name (see 'lmassist models list'), or none to show the default")
     spec = reg.resolve(name)
     reg.settings.set("default_model", spec.full_name)
     click.echo(f"default model: {spec.full_name}")
