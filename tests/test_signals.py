@@ -155,19 +155,26 @@ def test_parallel_continues_take_turns(default_gguf, lmassist_home):
     """Four `ask -c` at once on one conversation: each question is followed by its own answer."""
     short = ["-O", "max_new_tokens", "6", "-O", "temperature", "0"]
     assert run_cli("ask", *short, "Count with me.").returncode == 0
-    procs = [start_ask("-c", *short, f"Question {i}?") for i in range(4)]
+    # The first holds the conversation for a long reply; the three started meanwhile must wait.
+    first = start_ask("-c", "-O", "max_new_tokens", "300", *LONG[3:])
+    db = lmassist_home / "data" / "history.db"
+    deadline = time.monotonic() + 120
+    while sqlite3.connect(db).execute("select count(*) from messages where role='user'").fetchone()[0] < 2:
+        assert time.monotonic() < deadline and first.poll() is None, "the first ask never started its turn"
+        time.sleep(0.05)
+    procs = [first] + [start_ask("-c", *short, f"Question {i}?") for i in range(1, 4)]
     results = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err
-    waited = sum(b"Waiting for another lmassist" in err for _, err in results)
-    assert waited >= 1  # they did overlap, and said so
+    waited = sum(b"Waiting for another lmassist" in err for _, err in results[1:])
+    assert waited == 3  # they did overlap, and said so
     with history(lmassist_home) as store:
         [conv] = store.conversations()
         messages = store.messages(conv.id)
         roles = [m.role for m in messages]
         assert roles == ["user", "assistant"] * 5, roles
         asked = [m.content for m in messages[2::2]]
-        assert sorted(asked) == [f"Question {i}?" for i in range(4)]
+        assert asked[0] == LONG[-1] and sorted(asked[1:]) == [f"Question {i}?" for i in range(1, 4)]
         folder = store.path.parent / f"{store.path.name}.turns"
         assert not list(folder.iterdir())  # no lock file left behind
 

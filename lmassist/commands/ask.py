@@ -197,6 +197,8 @@ def stream_reply(
         elif kind == "signal" and stops.count >= 2:
             result.hard_stop = True
             break
+        elif kind == "signal" and not parts and value == getattr(signal, "SIGINT", None):
+            say("Stopping… (Ctrl+C again quits at once)")  # the prompt may still be being read
         elif kind == "failed":
             result.error = value
         elif kind == "done":
