@@ -397,3 +397,16 @@ def test_settings_alone_shows_every_known_setting(tmp_path: Path, untouched) -> 
     assert rows["llamacpp.n_ctx"]["default"] == 4096 and "256..1048576" in rows["llamacpp.n_ctx"]["allowed"]
     assert rows["llamacpp.extra_buffers"]["allowed"] == "auto | on | off"
     assert rows["hf.dtype"]["source"] == "default"
+
+
+@pytest.mark.parametrize("value", ['"abc"', "16", "100000000", "true"])
+def test_hand_edited_setting_out_of_range_is_ignored_with_a_warning(value: str, tmp_path: Path, lmassist_home: Path,
+                                                                    default_gguf: Path, untouched) -> None:
+    """A value the file holds but ``settings set`` would refuse (a hand edit, an older version) costs
+    only that setting: ``ask`` ran into ValueError or a numpy broadcast error with these."""
+    settings = lmassist_home / "config" / "settings.json"
+    settings.write_text('{"llamacpp.threads": 1, "llamacpp.n_ctx": ' + value + "}\n")
+    proc = _run(["ask", "-O", "max_new_tokens", "2", "-O", "temperature", "0", "Hi"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Warning:") and "llamacpp.n_ctx" in lines[0], proc.stderr
