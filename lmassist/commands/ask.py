@@ -40,7 +40,15 @@ from lmassist.commands.common import (
     options_option,
     read_stdin,
 )
-from lmassist.generation import CancelToken, Generation, GenerationOptions, LMAssistError, Message, Model
+from lmassist.generation import (
+    CancelToken,
+    Generation,
+    GenerationOptions,
+    LMAssistError,
+    Message,
+    Model,
+    parse_option_pairs,
+)
 
 SAVE_EVERY_S = 1.0  # how often a streaming reply's text is written to the history
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -356,7 +364,7 @@ def ask(
         raise LMAssistError('nothing to ask: give a prompt, e.g. lmassist ask "What is a haiku?"')
     if (continue_ or cid) and no_log:
         raise LMAssistError("--continue and --cid need history; drop --no-log")
-    GenerationOptions.from_pairs(options)  # bad options fail now, not after the model has loaded
+    changes = parse_option_pairs(options)  # bad options fail now, not after the model has loaded
 
     from lmassist.store import Store
 
@@ -366,7 +374,7 @@ def ask(
         model = model or conversation.model
 
     llm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-    opts = GenerationOptions.from_pairs(options, base=llm.info.default_options)
+    opts = llm.info.default_options.replace(**changes).validate()
     stream = not (no_stream or as_json)
 
     token = CancelToken()

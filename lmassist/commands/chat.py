@@ -26,7 +26,7 @@ from lmassist.commands.common import (
     model_option,
     options_option,
 )
-from lmassist.generation import CancelToken, GenerationOptions, Message
+from lmassist.generation import CancelToken, Message, parse_option_pairs
 
 
 def _write_out(chunk: str) -> None:
@@ -46,13 +46,13 @@ def run_line_chat(
     Ctrl+C stops a reply and the chat goes on; SIGTERM or SIGHUP stop it and leave, keeping it."""
     from lmassist.store import Store
 
-    GenerationOptions.from_pairs(options)  # bad options fail before the model loads
+    changes = parse_option_pairs(options)  # bad options fail before the model loads
     store = Store()
     conversation = resume(store, continue_, cid)
     if conversation is not None:
         model = model or conversation.model  # carry on with the model the conversation used
     llm = load_model(model, **load_settings)
-    opts = GenerationOptions.from_pairs(options, base=llm.info.default_options)
+    opts = llm.info.default_options.replace(**changes).validate()
     click.echo(f"Chatting with {llm.info.name}. Type 'exit' or press Ctrl+D to quit; Ctrl+C stops a reply.", err=True)
     while True:
         try:
