@@ -120,6 +120,27 @@ def test_a_second_ctrl_c_exits_at_once_even_while_the_prompt_is_read(default_ggu
         assert [m.role for m in store.messages(conv.id)] == ["user"]
 
 
+def test_one_ctrl_c_stops_while_the_prompt_is_read(default_gguf, lmassist_home, tmp_path):
+    """Item 9: the signal sets the cancel token at once (the main thread is free) and llama.cpp
+    checks it between prompt batches, so the turn ends before a single token is generated."""
+    text = tmp_path / "long.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog near the river bank. " * 120)
+    with open(text, "rb") as stdin:
+        proc = start_ask("-O", "max_new_tokens", "50", "Summarize this.", stdin=stdin.fileno())
+    wait_for_user_row(lmassist_home)
+    time.sleep(0.3)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, err
+    assert took < 10, f"one Ctrl+C took {took:.1f} s to act"
+    assert out == b"" and b"Traceback" not in err
+    with history(lmassist_home) as store:
+        [conv] = store.conversations()
+        assert [m.role for m in store.messages(conv.id)] == ["user"]  # kept; no reply was begun
+
+
 def test_a_failed_over_long_turn_does_not_erase_the_context(default_gguf, lmassist_home):
     short = ["-O", "max_new_tokens", "8", "-O", "temperature", "0"]
     assert run_cli("ask", *short, "My name is Ada. Say hi.").returncode == 0
