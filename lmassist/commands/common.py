@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from lmassist.generation import LMAssistError, Message, Model
+from lmassist.generation import Model
 from lmassist.textinput import MAX_INPUT_BYTES, decode_text, read_stdin, read_text_file  # noqa: F401 - re-exported
 
 model_option = click.option(
@@ -69,16 +69,6 @@ def get_registry() -> Any:
 
 def load_model(name: str | None, **settings: Any) -> Model:
     return get_registry().load(name, **settings)
-
-
-def resume_conversation(store: Any, continue_: bool, cid: str | None) -> tuple[Any, list[Message]]:
-    """The conversation ``--continue``/``--cid`` name, and its messages as context (none if neither)."""
-    if not (continue_ or cid):
-        return None, []
-    conversation = store.get(cid) if cid else store.latest()
-    if conversation is None:
-        raise LMAssistError("there is no conversation to continue yet")
-    return conversation, [Message(m.role, m.content) for m in store.messages(conversation.id)]
 
 
 def human_size(n: int | None) -> str:

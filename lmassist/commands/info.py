@@ -64,7 +64,8 @@ def plugins(show_all: bool, as_json: bool) -> None:
     manager = get_manager()
     get_registry()  # fills in errors raised by register_backends / register_models hooks
     rows = [
-        {"name": p.name, "version": p.version, "builtin": p.builtin, "hooks": p.hooks, "error": p.error}
+        {"name": p.name, "version": p.version, "builtin": p.builtin, "hooks": p.hooks, "error": p.error,
+         "errors": [str(e) for e in manager.errors if e.plugin == p.name]}
         for p in manager.info.values()
         if show_all or not p.builtin
     ]
@@ -72,7 +73,7 @@ def plugins(show_all: bool, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo("No plugins installed. Install one with 'lmassist install NAME' (see 'lmassist plugins --all' for built-ins).")
+        click.echo("No plugins installed. Install one with 'lmassist install PATH' (e.g. ./plugins/lmassist-proofread; a PyPI name or URL asks first) (see 'lmassist plugins --all' for built-ins).")
         return
     from rich.markup import escape
     from rich.table import Table
