@@ -30,7 +30,7 @@ HELP_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Chat", ("ask", "chat")),
     ("Tasks", ("summarize", "translate", "sentiment", "qa", "tasks")),
     ("Models and plugins", ("models", "backends", "install", "uninstall", "plugins")),
-    ("Your own models", ("train", "complete", "eval", "optimize")),
+    ("Your own models", ("train", "eval", "optimize")),
     ("History and settings", ("history", "settings")),
     ("Diagnostics", ("doctor", "bench", "eval-task")),
 )
