@@ -342,3 +342,115 @@ def test_lmassist_error_type_for_generation_failures(tiny) -> None:
 
     err = _user_error(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nmore"))
     assert isinstance(err, LMAssistError) and "ran out of memory" in str(err) and "\n" not in str(err)
+
+
+def test_decoding_runs_in_the_callers_thread_with_the_models_thread_count(tiny) -> None:
+    """No helper thread: each forward pass runs in the thread that reads the reply, with our torch count.
+
+    A second thread driving torch made libgomp stop spinning between parallel regions (0.6x raw
+    ``generate`` on a quiet 2-core machine), so where the work runs is the behaviour under test.
+    """
+    calls: list[tuple[int, int]] = []
+    hook = tiny._model.register_forward_pre_hook(
+        lambda module, args: calls.append((threading.get_ident(), torch.get_num_threads()))
+    )
+    seen: dict[str, object] = {}
+
+    def consume() -> None:
+        torch.set_num_threads(3)  # something else in the process changed torch's count
+        gen = tiny.complete("Once upon", GREEDY.replace(max_new_tokens=6))
+        threads_alive = [threading.active_count() for _ in gen]
+        seen.update(ident=threading.get_ident(), alive=threads_alive, gen=gen)
+
+    before = threading.active_count()
+    try:
+        reader = threading.Thread(target=consume)
+        reader.start()
+        reader.join()
+    finally:
+        hook.remove()
+        torch.set_num_threads(1)
+    gen = seen["gen"]
+    assert gen.stats.generated_tokens >= 1
+    # one pass for the prompt, then one per further token (and one more that met the end token)
+    assert len(calls) == gen.stats.generated_tokens + (gen.stats.stop_reason == "eos")
+    assert {ident for ident, _ in calls} == {seen["ident"]}
+    assert {n for _, n in calls} == {tiny.threads} == {1}  # the tests' settings fix hf.threads = 1
+    assert set(seen["alive"]) == {before + 1}  # the reader itself, and no thread of ours
+
+
+def test_greedy_with_repetition_penalty_matches_generate(tiny) -> None:
+    """Our token picker uses transformers' processors as generate does: same ids, penalty included."""
+    opts = GREEDY.replace(repetition_penalty=1.3, max_new_tokens=20)
+    prompt = "The cats were small"
+    ids = tiny._encode(prompt, special=True)
+    gen = tiny.complete(prompt, opts)
+    text = gen.result()
+    with torch.inference_mode():
+        out = tiny._model.generate(**tiny.input_tensors(ids), generation_config=tiny.generation_config(opts, 20))
+    raw = out[0, len(ids):].tolist()
+    if raw and raw[-1] in tiny._eos:
+        raw = raw[:-1]
+    assert gen.stats.generated_tokens == len(raw)
+    assert text == tiny._tokenizer.decode(raw)
+    plain = tiny.complete(prompt, opts.replace(repetition_penalty=1.0)).result()
+    assert plain != text  # the penalty did change the reply, so the comparison above means something
+
+
+def test_seeded_sampling_leaves_torchs_global_generator_alone(tiny) -> None:
+    """A seed gets its own generator: replies do not reseed the process (training, other replies)."""
+    opts = GenerationOptions(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=8, seed=7)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    first = tiny.complete("The sea", opts).result()
+    after = torch.rand(3)
+    assert torch.equal(expected, after)
+    assert tiny.complete("The sea", opts).result() == first
+
+
+def test_threads_setting_is_checked() -> None:
+    from lmassist.backends.hf import thread_setting
+    from lmassist.errors import ModelLoadError
+
+    assert thread_setting(None) is None
+    assert thread_setting("auto") is None
+    assert thread_setting(" AUTO ") is None
+    assert thread_setting(0) is None
+    assert thread_setting(3) == 3
+    assert thread_setting("2") == 2
+    for bad in ("many", -1, 1.5, True, [2]):
+        with pytest.raises(ModelLoadError, match="hf.threads must be 'auto'"):
+            thread_setting(bad)
+
+
+def test_auto_threads_back_off_beside_busy_processes(tiny_gpt2: Path) -> None:
+    """With every core taken by another process, torch computes with one thread, not all of them."""
+    from lmassist.plugins import PluginManager
+    from lmassist.registry import Registry
+    from lmassist.system import physical_cores
+
+    cores = physical_cores()
+    if cores < 2:
+        pytest.skip("one core: there is no thread count to choose")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        import time
+
+        time.sleep(1.0)
+        model = Registry(PluginManager(load_entry_points=False)).load("hf:" + str(tiny_gpt2), threads="auto")
+        try:
+            counts: list[int] = []
+            hook = model._model.register_forward_pre_hook(lambda module, args: counts.append(torch.get_num_threads()))
+            model.complete("Once", GREEDY.replace(max_new_tokens=4)).result()
+            hook.remove()
+        finally:
+            model.close()
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+        torch.set_num_threads(1)
+    assert model.info.details["threads"] == "auto"
+    assert model.info.details["cores"] == cores
+    assert counts and set(counts) == {1}

@@ -139,3 +139,27 @@ def test_greedy_next_token_agrees_with_llamacpp(hf_smollm, smollm) -> None:
         assert r[3] == r[4], f"the two backends tokenized the prompt differently\n{report}"
         if r[5] is not None:
             assert r[5] < 1.0, f"a disagreement that is not a near-tie\n{report}"
+
+
+def test_streamed_chat_equals_generate_on_the_real_model(hf_smollm) -> None:
+    """Our decode loop (KV cache, transformers 5's ``cache`` argument, Llama architecture) against generate.
+
+    Greedy, default repetition penalty and a stop token inside the reply: the streamed pieces, their
+    count and the text must be exactly what one ``model.generate`` call gives.
+    """
+    import torch
+
+    msgs = [Message("user", "Explain in two sentences how a bicycle works.")]
+    opts = GenerationOptions(max_new_tokens=40, temperature=0.0)  # repetition_penalty 1.1, the default
+    ids = hf_smollm._encode_chat(msgs)
+    gen = hf_smollm.chat(msgs, opts)
+    pieces = list(gen)
+    with torch.inference_mode():
+        out = hf_smollm._model.generate(**hf_smollm.input_tensors(ids),
+                                        generation_config=hf_smollm.generation_config(opts, 40))
+    raw = out[0, len(ids):].tolist()
+    if raw and raw[-1] in hf_smollm._eos:
+        raw = raw[:-1]
+    assert len(raw) >= 10
+    assert gen.stats.generated_tokens == len(pieces) == len(raw)
+    assert "".join(pieces) == gen.text == hf_smollm._tokenizer.decode(raw, skip_special_tokens=True)

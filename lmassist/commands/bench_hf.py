@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +23,9 @@ from lmassist import hookimpl
 from lmassist.commands.common import get_registry, load_options
 from lmassist.generation import GenerationOptions, LMAssistError, Message
 
-PROMPT = "Explain in a few paragraphs how a bicycle works, part by part."
+# Long enough that the default model writes past 128 tokens before its end-of-turn token.
+PROMPT = ("Explain in a few paragraphs how a bicycle works, part by part: the frame, the wheels, the chain, "
+          "the gears and the brakes.")
 DEFAULT_MODEL = "hf:smollm2-135m-instruct"
 
 
@@ -52,19 +55,28 @@ def _timed_load(name: str, settings: dict[str, Any]) -> tuple[float, Any]:
 @click.command("hf")
 @click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME", help="An hf: model.")
 @load_options
-@click.option("--tokens", default=64, show_default=True, help="Tokens to generate per run.")
+@click.option("--tokens", default=128, show_default=True, help="Tokens to generate per run.")
 @click.option("--rounds", default=3, show_default=True, help="Interleaved rounds of raw vs ours.")
-@click.option("--threads", type=int, help="torch CPU threads for both sides (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="torch threads for both sides (default: raw gets torch's own choice, ours hf.threads=auto).")
+@click.option("--background", default=0, show_default=True, metavar="N", type=click.IntRange(min=0),
+              help="Busy processes to run beside both sides (0: whatever the machine is doing).")
 @click.option("--no-load", is_flag=True, help="Skip the GGUF first-load vs cached-load figure.")
 @click.option("--json", "as_json", is_flag=True)
 def bench_hf(
     model: str, device: str | None, dtype: str | None, trust_remote_code: bool | None,
-    tokens: int, rounds: int, threads: int | None, no_load: bool, as_json: bool,
+    tokens: int, rounds: int, threads: int | None, background: int, no_load: bool, as_json: bool,
 ) -> None:
     """Our streamed tokens/s vs raw model.generate, and cached vs first GGUF load time.
 
-    The first load converts the GGUF in a fresh temporary cache (your own cache is left alone),
-    so it costs the full conversion (~20 s for the default model on a small CPU).
+    \b
+    Raw is `model.generate` on the same model, prompt and greedy settings, with torch's own thread
+    count (all cores) unless --threads fixes both sides; ours streams token by token with its
+    threads chosen from the machine's load (hf.threads = auto). Rounds alternate which side goes
+    first; medians are compared. The first load converts the GGUF in a fresh temporary cache (your
+    own cache is left alone), so it costs the full conversion (~20 s for the default model).
+      lmassist bench hf --tokens 128                  # target: ours >= 0.95x raw
+      lmassist bench hf --tokens 128 --background 1   # beside one busy process
     """
     reg = get_registry()
     spec = reg.resolve(model)
@@ -73,52 +85,102 @@ def bench_hf(
     import torch  # imported before any timing, so neither load pays for it
     import transformers  # noqa: F401
 
+    raw_threads = threads or torch.get_num_threads()  # what raw transformers uses as it comes
     settings = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code, "threads": threads}
-    figures: dict[str, Any] = {"model": spec.full_name, "torch_threads": threads or torch.get_num_threads()}
+    figures: dict[str, Any] = {"model": spec.full_name, "background": background}
     targets = {"stream_ratio": ">= 0.95"}
-    ours_model = None
-    if spec.details.get("kind") == "gguf" and not no_load:
-        saved = os.environ.get("LMASSIST_CACHE_DIR")
-        with tempfile.TemporaryDirectory(prefix="lmassist-bench-hf-") as cache:
-            os.environ["LMASSIST_CACHE_DIR"] = cache
-            try:
-                first_s, first = _timed_load(spec.full_name, settings)
-                first.close()
-                cached_s, ours_model = _timed_load(spec.full_name, settings)
-            finally:
-                if saved is None:
-                    os.environ.pop("LMASSIST_CACHE_DIR", None)
-                else:
-                    os.environ["LMASSIST_CACHE_DIR"] = saved
-        figures.update(first_load_s=first_s, cached_load_s=cached_s, load_ratio=cached_s / first_s)
-        targets["load_ratio"] = "<= 0.2"
-    if ours_model is None:
-        ours_model = reg.load(spec.full_name, **settings)
-    figures["device"] = ours_model.info.device
-    figures["dtype"] = ours_model.info.details.get("dtype")
+    busy = _busy_processes(background)
+    try:
+        ours_model = None
+        if spec.details.get("kind") == "gguf" and not no_load:
+            figures.update(_load_figures(spec.full_name, settings))
+            targets["load_ratio"] = "<= 0.2"
+            ours_model = figures.pop("_model")
+        if ours_model is None:
+            ours_model = reg.load(spec.full_name, **settings)
+        try:
+            figures.update(_stream_figures(ours_model, tokens, rounds, raw_threads))
+        finally:
+            ours_model.close()
+        figures["load_average_1m"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    _report(figures, as_json, targets=targets)
+
+
+def _busy_processes(n: int) -> list[subprocess.Popen]:
+    """N processes that keep a core busy each: a user's other work (a compile, a second model)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def _load_figures(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    saved = os.environ.get("LMASSIST_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="lmassist-bench-hf-") as cache:
+        os.environ["LMASSIST_CACHE_DIR"] = cache
+        try:
+            first_s, first = _timed_load(name, settings)
+            first.close()
+            cached_s, model = _timed_load(name, settings)
+        finally:
+            if saved is None:
+                os.environ.pop("LMASSIST_CACHE_DIR", None)
+            else:
+                os.environ["LMASSIST_CACHE_DIR"] = saved
+    return {"first_load_s": first_s, "cached_load_s": cached_s, "load_ratio": cached_s / first_s, "_model": model}
+
+
+def _stream_figures(ours_model: Any, tokens: int, rounds: int, raw_threads: int) -> dict[str, Any]:
+    import torch
+
     messages = [Message("user", PROMPT)]
     opts = GenerationOptions(max_new_tokens=tokens, temperature=0.0, repetition_penalty=1.0, seed=1)
-    ours_model.chat(messages, opts.replace(max_new_tokens=4)).result()  # warm-up for both paths
-    raw_tps, ours_tps, ours_decode, counts = [], [], [], []
-    for _ in range(rounds):
-        tps, n_raw = _raw_generate(ours_model, messages, opts)
-        raw_tps.append(tps)
+
+    def raw() -> tuple[float, int]:
+        torch.set_num_threads(raw_threads)  # ours may have changed it; raw gets torch's choice back
+        return _raw_generate(ours_model, messages, opts)
+
+    def ours() -> tuple[float, int]:
         gen = ours_model.chat(messages, opts)
         gen.result()
-        ours_tps.append(gen.stats.generated_tokens / gen.stats.total_s)
         ours_decode.append(gen.stats.tokens_per_s)
-        counts.append((n_raw, gen.stats.generated_tokens))
-    figures.update(
-        tokens=counts[-1][1],
-        raw_tokens_per_s=statistics.median(raw_tps),
-        ours_tokens_per_s=statistics.median(ours_tps),
-        ours_decode_tokens_per_s=statistics.median(ours_decode),
-        stream_ratio=statistics.median(ours_tps) / statistics.median(raw_tps),
-    )
+        ours_threads.add(ours_model.threads)
+        return gen.stats.generated_tokens / gen.stats.total_s, gen.stats.generated_tokens
+
+    warm = opts.replace(max_new_tokens=4)  # warm-up for both paths
+    ours_model.chat(messages, warm).result()
+    torch.set_num_threads(raw_threads)
+    _raw_generate(ours_model, messages, warm)
+    raw_tps: list[float] = []
+    ours_tps: list[float] = []
+    ours_decode: list[float] = []
+    ours_threads: set[int] = set()
+    counts = []
+    for i in range(rounds):
+        if i % 2 == 0:  # alternate who goes first: a burst of load should not always hit one side
+            (r, n_raw), (o, n_ours) = raw(), ours()
+        else:
+            (o, n_ours), (r, n_raw) = ours(), raw()
+        raw_tps.append(r)
+        ours_tps.append(o)
+        counts.append((n_raw, n_ours))
+    figures: dict[str, Any] = {
+        "device": ours_model.info.device,
+        "dtype": ours_model.info.details.get("dtype"),
+        "raw_torch_threads": raw_threads,
+        "ours_torch_threads": ",".join(str(t) for t in sorted(ours_threads)),
+        "tokens": counts[-1][1],
+        "raw_tokens_per_s": statistics.median(raw_tps),
+        "ours_tokens_per_s": statistics.median(ours_tps),
+        "ours_decode_tokens_per_s": statistics.median(ours_decode),
+        "stream_ratio": statistics.median(ours_tps) / statistics.median(raw_tps),
+        "rounds_raw": [round(x, 2) for x in raw_tps],
+        "rounds_ours": [round(x, 2) for x in ours_tps],
+    }
     if any(a != b for a, b in counts):
         figures["note"] = f"raw and ours generated different token counts: {counts}"
-    ours_model.close()
-    _report(figures, as_json, targets=targets)
+    return figures
 
 
 def _report(figures: dict[str, Any], as_json: bool, targets: dict[str, str]) -> None:
