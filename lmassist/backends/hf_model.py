@@ -11,7 +11,8 @@ cancellation is checked between any two tokens, and closing the stream stops the
 
 torch's thread count follows the machine's load (``hf.threads = auto``, the default): torch's
 OpenMP threads spin while they wait for each other, so beside a busy process two threads on two
-cores ran at a fifth of one thread's speed. Imported only by ``HFBackend.load``: torch and
+cores ran at a quarter of one thread's speed or less (raw ``generate``, measured with
+``lmassist bench hf --background 1``). Imported only by ``HFBackend.load``: torch and
 transformers are imported at module level here on purpose.
 """
 
