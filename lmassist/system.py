@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -82,3 +83,38 @@ def others_busy_now(seconds: float = 0.1) -> float:
     first = CpuSample.now()
     time.sleep(seconds)
     return CpuSample.now().others_busy(first)
+
+
+class ThreadGovernor:
+    """How many threads a backend computes with, chosen from what the machine is doing.
+
+    OpenMP threads (llama.cpp's, torch's) spin while they wait for each other, so a thread that
+    shares its core with a busy process stalls all the others: beside one busy process, two threads
+    on two cores ran at a fraction of one thread's speed. With ``threads = auto`` we use the cores
+    that other processes leave free, measured over the last moments (while the model loaded, while
+    it sat idle between replies, and every :data:`INTERVAL` seconds while it works), and ``apply``
+    the new count between two decode steps when that changes. A fixed count turns this off.
+    """
+
+    INTERVAL = 0.5  # seconds between re-checks while computing
+
+    def __init__(self, apply: Callable[[int], None], cores: int, fixed: int | None = None, since: CpuSample | None = None) -> None:
+        self._apply = apply
+        self.cores = cores
+        self.fixed = fixed
+        self.threads = fixed or cores
+        self._last = since or CpuSample.now()
+
+    def tick(self, force: bool = False) -> None:
+        """Re-check the machine if :data:`INTERVAL` has passed (or, with ``force``, if any time has)."""
+        if self.fixed:
+            return
+        now = time.monotonic()
+        if now - self._last.at < (0.05 if force else self.INTERVAL):
+            return
+        sample = CpuSample.now()
+        threads = free_cores(self.cores, sample.others_busy(self._last))
+        self._last = sample
+        if threads != self.threads:
+            self.threads = threads
+            self._apply(threads)

@@ -33,7 +33,6 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from lmassist.backends.llamacpp import ThreadGovernor
 from lmassist.generation import (
     ContextLengthError,
     GenerationOptions,
@@ -47,7 +46,7 @@ from lmassist.generation import (
     fit_messages,
     transcript_prompt,
 )
-from lmassist.system import CpuSample
+from lmassist.system import CpuSample, ThreadGovernor
 
 
 class _TokenPicker:

@@ -14,7 +14,6 @@ import importlib.util
 import os
 import random
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ from lmassist.generation import (
     transcript_prompt,
 )
 from lmassist.modelfiles import KNOWN_GGUFS, check_gguf, local_ggufs, pull_known
-from lmassist.system import CpuSample, free_cores, physical_cores
+from lmassist.system import CpuSample, ThreadGovernor, physical_cores
 
 if TYPE_CHECKING:
     from lmassist.backends.llamacpp_prefixes import PrefixStates
@@ -66,41 +65,6 @@ def _quiet_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-class ThreadGovernor:
-    """How many threads llama.cpp computes with, chosen from what the machine is doing.
-
-    llama.cpp's OpenMP threads spin while they wait for each other, so a thread that shares its core
-    with a busy process stalls all the others: beside one busy process, two threads on two cores
-    ran at a fraction of one thread's speed. With ``threads = auto`` we use the cores that other
-    processes leave free, measured over the last moments (while the model loaded, while it sat idle
-    between replies, and every :data:`INTERVAL` seconds while it works), and change the count between
-    two decode steps when that changes. A fixed ``llamacpp.threads`` setting turns this off.
-    """
-
-    INTERVAL = 0.5  # seconds between re-checks while computing
-
-    def __init__(self, apply: Any, cores: int, fixed: int | None = None, since: CpuSample | None = None) -> None:
-        self._apply = apply
-        self.cores = cores
-        self.fixed = fixed
-        self.threads = fixed or cores
-        self._last = since or CpuSample.now()
-
-    def tick(self, force: bool = False) -> None:
-        """Re-check the machine if :data:`INTERVAL` has passed (or, with ``force``, if any time has)."""
-        if self.fixed:
-            return
-        now = time.monotonic()
-        if now - self._last.at < (0.05 if force else self.INTERVAL):
-            return
-        sample = CpuSample.now()
-        threads = free_cores(self.cores, sample.others_busy(self._last))
-        self._last = sample
-        if threads != self.threads:
-            self.threads = threads
-            self._apply(threads)
 
 
 class LlamaCppModel(Model):
