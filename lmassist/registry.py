@@ -12,6 +12,7 @@ from typing import Any
 
 from lmassist.config import Settings
 from lmassist.generation import Backend, LMAssistError, Model, ModelLoadError, ModelSpec
+from lmassist.install_hints import backend_install_hint
 from lmassist.plugins import PluginManager, get_manager
 
 
@@ -194,7 +195,8 @@ class Registry:
         backend = self.backend(spec.backend)
         reason = backend.unavailable_reason()
         if reason:
-            hint = f"; install it with: {backend.install_hint}" if backend.install_hint else ""
+            fitted = backend_install_hint(backend.name, backend.install_hint)
+            hint = f"; install it with: {fitted}" if fitted else ""
             raise LMAssistError(f"backend {backend.name!r} is unavailable ({reason}){hint}")
         if not spec.installed:
             raise ModelLoadError(

@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from lmassist.install_hints import backend_install_hint
+
 
 def plugins_markdown(manager: Any, tasks: dict[str, Any], backends: dict[str, Any]) -> str:
     lines = ["# Plugins", "", "| plugin | version | hooks | status |", "|---|---|---|---|"]
@@ -22,7 +24,8 @@ def plugins_markdown(manager: Any, tasks: dict[str, Any], backends: dict[str, An
             reason = backend.unavailable_reason()
         except Exception as e:  # noqa: BLE001 - a broken backend is listed, not fatal
             reason = str(e)
-        state = f"unavailable: {reason}" + (f" (install: `{backend.install_hint}`)" if backend.install_hint else "") if reason else "available"
+        hint = backend_install_hint(backend.name, backend.install_hint) if reason else ""
+        state = f"unavailable: {reason}" + (f" (install: `{hint}`)" if hint else "") if reason else "available"
         lines.append(f"- `{name}`: {state}")
     lines += ["", "## Tasks", ""]
     lines += [f"- `/{name}`: {getattr(t, 'summary', '')}" for name, t in sorted(tasks.items())] or ["- none"]
