@@ -198,6 +198,11 @@ class Registry:
             fitted = backend_install_hint(backend.name, backend.install_hint)
             hint = f"; install it with: {fitted}" if fitted else ""
             raise LMAssistError(f"backend {backend.name!r} is unavailable ({reason}){hint}")
+        if not spec.installed and spec.pull is None:  # added by path, and the file has gone
+            raise ModelLoadError(
+                f"model {spec.full_name} is missing its file ({spec.source}); add it again with "
+                f"'lmassist models add FILE --name {spec.name}', or forget it with 'lmassist models remove {spec.name}'"
+            )
         if not spec.installed:
             raise ModelLoadError(
                 f"model {spec.full_name} is not installed; run: lmassist models pull {spec.full_name}"

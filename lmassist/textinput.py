@@ -60,11 +60,12 @@ def read_stdin() -> str | None:
     return None if data is None else decode_text(data, "stdin")
 
 
-def read_file_bytes(path: str) -> bytes:
-    """A regular file's bytes, bounded; a missing file, a folder, a pipe or a device is a one-line error.
+def read_file_bytes(path: str, bounded: bool = True) -> bytes:
+    """A regular file's bytes; a missing file, a folder, a pipe or a device is a one-line error.
 
     Named pipes and devices are refused rather than read: a FIFO with no writer blocks forever and
-    ``/dev/zero`` never ends. Piping them to stdin (``-``) still works, with the same bound.
+    ``/dev/zero`` never ends. Piping them to stdin (``-``) still works, with the same bound. A
+    training corpus may be larger than the tasks' bound (``bounded=False``); it is still a file.
     """
     p = Path(path).expanduser()
     try:
@@ -83,11 +84,11 @@ def read_file_bytes(path: str) -> bytes:
                 else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
         raise LMAssistError(f"{path} is {kind}, not a file; to read from it, pipe it to stdin and give '-' "
                             f"(at most {MAX_INPUT_BYTES // 2**20} MB is read)")
-    if st.st_size > MAX_INPUT_BYTES:
+    if bounded and st.st_size > MAX_INPUT_BYTES:
         raise LMAssistError(f"{path} is {st.st_size / 2**20:.0f} MB; the limit is {MAX_INPUT_BYTES // 2**20} MB")
     try:
         with p.open("rb") as f:
-            return _bounded_read(f, path)
+            return _bounded_read(f, path) if bounded else f.read()
     except PermissionError:
         raise LMAssistError(f"cannot read {path}: permission denied") from None
     except IsADirectoryError:

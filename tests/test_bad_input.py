@@ -72,10 +72,6 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("qa", "long_line"): "skip: retrieval over 1 MB scores spans for minutes on 2 cores; its chunking is "
                          "test_tasks_chunking.py::test_one_megabyte_line_chunks_linearly",
     ("eval", "long_line"): "skip: perplexity over 1 MB is a benchmark, not an input error",
-    ("eval", "dev_zero"): "skip: lmassist/inhouse/data.py reads with Path.read_bytes() until memory runs out "
-                          "(fix: textinput.read_file_bytes)",
-    ("eval", "dev_urandom"): "skip: as dev_zero (lmassist/inhouse/data.py)",
-    ("eval", "fifo"): "skip: lmassist/inhouse/data.py blocks on a FIFO (fix: textinput.read_file_bytes)",
     ("eval-task", "long_line"): "skip: a 1 MB line of words is not JSON: covered by binary/non_utf8 rows",
 }
 

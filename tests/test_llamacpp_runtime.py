@@ -193,3 +193,11 @@ def test_bench_buffers_measures_the_fallback_beside_the_default(default_gguf):
     on = figures[f"{default_gguf.name} | native, extra buffers on"]
     off = figures[f"{default_gguf.name} | native, extra buffers off"]
     assert "(1.00x)" in on and "prompt" in off and "decode" in off
+
+
+def test_a_context_beyond_the_trained_one_is_capped_before_it_is_allocated(default_gguf):
+    model = _registry().load("llamacpp:smollm2-135m-instruct", threads=1, n_ctx=500_000)
+    try:
+        assert model.context_length == 8192  # SmolLM2's trained context, not 500k tokens of KV cache
+    finally:
+        model.close()

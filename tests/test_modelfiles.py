@@ -198,6 +198,8 @@ def test_gone_file_of_an_added_model_says_so(tmp_path):
     src.unlink()
     pulled = _cli("models", "pull", "mine", env=env)
     assert pulled.returncode != 0 and "is gone" in pulled.stderr and "models remove mine" in pulled.stderr
+    asked = _cli("ask", "-m", "llamacpp:mine", "hi", env=env)
+    assert asked.returncode != 0 and "missing its file" in asked.stderr and "models pull" not in asked.stderr
 
 
 def test_models_list_never_cuts_a_name(tmp_path):

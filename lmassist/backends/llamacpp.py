@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
 import importlib.util
 import os
 import random
@@ -361,7 +362,8 @@ class LlamaCppBackend(Backend):
 
         cores = physical_cores()
         fixed = _thread_setting(settings.get("threads"))
-        n_ctx = int(settings.get("n_ctx") or DEFAULT_N_CTX)
+        # Never more context than the model was trained for: llama.cpp would allocate it all first.
+        n_ctx = min(int(settings.get("n_ctx") or DEFAULT_N_CTX), _trained_context(llama_cpp, path) or 2**31)
         gpu_layers = int(settings.get("n_gpu_layers", -1 if llama_cpp.llama_supports_gpu_offload() else 0))
         extra_buffers = checked_extra_buffers(str(path), str(settings.get("extra_buffers") or "auto"))
         loading = CpuSample.now()
@@ -379,10 +381,6 @@ class LlamaCppBackend(Backend):
                 )
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelLoadError(f"cannot load {path}: llama.cpp could not read it ({e})") from None
-        trained = int(llm.metadata.get(f"{llm.metadata.get('general.architecture', '')}.context_length", 0) or 0)
-        if trained and n_ctx > trained:
-            llm.close()
-            return self.load(spec, **{**settings, "n_ctx": trained})
 
         def apply(n: int) -> None:
             llama_cpp.llama_set_n_threads(llm._ctx.ctx, n, n)
@@ -398,6 +396,28 @@ class LlamaCppBackend(Backend):
             spec, llm, governor, defaults, chat=known.chat if known else True, prefixes=prefixes,
             extra_buffers=extra_buffers,
         )
+
+
+def _trained_context(llama_cpp: Any, path: Path) -> int:
+    """The context length a GGUF was trained with, read from its header (vocabulary only, no weights)."""
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    with _quiet_stderr():
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        return 0  # the real load says what is wrong with the file
+    try:
+        # With the vocabulary only, llama_model_n_ctx_train() reads 0; the header's key does not.
+        buf = ctypes.create_string_buffer(64)
+        llama_cpp.llama_model_meta_val_str(model, b"general.architecture", buf, len(buf))
+        key = f"{buf.value.decode(errors='replace')}.context_length".encode()
+        if llama_cpp.llama_model_meta_val_str(model, key, buf, len(buf)) < 0:
+            return 0
+        return int(buf.value or 0)
+    except ValueError:
+        return 0
+    finally:
+        llama_cpp.llama_model_free(model)
 
 
 def _thread_setting(value: Any) -> int | None:

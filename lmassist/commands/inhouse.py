@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from lmassist.config import valid_name
 from lmassist.generation import LMAssistError
 from lmassist.hookspecs import hookimpl
 
@@ -78,12 +79,6 @@ def _checkpoint_path(name: str) -> Path:
     raise LMAssistError(f"unknown in-house model {name!r}{hint}")
 
 
-def _valid_name(name: str) -> str:
-    if not name or "/" in name or "\\" in name or name.startswith(".") or ":" in name:
-        raise LMAssistError(f"invalid model name {name!r}: use letters, digits, '-' and '_'")
-    return name
-
-
 def train_command(
     files: tuple[str, ...],
     name: str,
@@ -99,7 +94,7 @@ def train_command(
     """Run ``train`` with the command line's options; ``options`` are :class:`TrainConfig` fields."""
     if minutes is not None and steps is not None:
         raise LMAssistError("give --minutes or --steps, not both")
-    folder = Path(out).expanduser() if out else _models_dir() / _valid_name(name)
+    folder = Path(out).expanduser() if out else _models_dir() / valid_name(name)
     if devices > 1 and "WORLD_SIZE" not in os.environ:
         _relaunch(devices)
         return
@@ -213,7 +208,7 @@ def optimize_command(
         raise LMAssistError(f"--rounds must be at least 1, got {rounds}")
     source = _checkpoint_path(name)
     suffix = "-".join(([quantize] if quantize else []) + ([f"pruned{int(prune * 100)}"] if prune else []))
-    target = _models_dir() / _valid_name(new_name or f"{source.name}-{suffix}")
+    target = _models_dir() / valid_name(new_name or f"{source.name}-{suffix}")
     if target.resolve() == source.resolve():
         raise LMAssistError("--name must differ from the source model")
     click.echo(f"writing {target.name}, then measuring both ({rounds} rounds of decoding each)...", err=True)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lmassist.generation import LMAssistError
-from lmassist.textinput import decode_text
+from lmassist.textinput import decode_text, read_file_bytes
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ".org"}
 MEMMAP_TOKENS = 20_000_000  # above this many tokens, keep ids on disk and map them
@@ -52,11 +52,7 @@ def read_text_file(path: Path) -> str:
 
     Unlike the tasks' reader there is no size limit: a training corpus may be large.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise LMAssistError(f"cannot read {path}: {e.strerror or e}") from None
-    return decode_text(raw, str(path))
+    return decode_text(read_file_bytes(str(path), bounded=False), str(path))
 
 
 _SPACES = re.compile(r"[^\S\n]+\n")  # trailing whitespace on a line

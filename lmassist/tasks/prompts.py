@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from lmassist.generation import decode_escapes
+
 Form = Literal["chat", "completion"]
 
 DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
@@ -92,4 +94,4 @@ def render(template_text: str, /, **fields: str) -> str:
 def stops(task: str, key: str = "stop", settings: Any = None) -> tuple[str, ...]:
     """Stop strings of a completion template (a settings value may use ``\\n`` escapes)."""
     raw = template(task, "completion", key, settings)
-    return tuple(s.encode().decode("unicode_escape") for s in raw.split("|") if s) or ("\n\n",)
+    return tuple(decode_escapes(s) for s in raw.split("|") if s) or ("\n\n",)
