@@ -470,6 +470,8 @@ class Backend(ABC):
     name: str = ""
     description: str = ""
     install_hint: str = ""  # how to make an unavailable backend available
+    # A backend whose models() asks a server: the registry asks it only when the user names it.
+    remote: bool = False
 
     def unavailable_reason(self) -> str | None:
         """Why the backend cannot run here (a missing library), or None when it can."""

@@ -451,7 +451,8 @@ def test_an_exported_api_key_sends_nothing_until_an_openai_model_is_named(record
     assert listing.returncode == 0, listing.stderr
     names = [m["name"] for m in json.loads(listing.stdout)]
     assert "llamacpp:smollm2-135m-instruct" in names and not any(n.startswith("openai:") for n in names)
-    assert run_cli("models", "list", env=env).returncode == 0
+    plain = run_cli("models", "list", env=env)
+    assert plain.returncode == 0 and "lmassist models list --backend openai" in plain.stdout
     typo = run_cli("ask", "-m", "smollm", "--no-log", "hi", env=env)
     assert_one_line_error(typo, "unknown model 'smollm'", "openai:smollm")
     bare = run_cli("ask", "-m", "smollm2-135m-instruct", "-O", "max_new_tokens", "4", "-O", "temperature", "0",
@@ -471,6 +472,9 @@ def test_an_exported_api_key_sends_nothing_until_an_openai_model_is_named(record
     recorder.seen.clear()
     asked = run_cli("models", "list", "--backend", "openai", "--json", env=env)  # asking for the list is asking
     assert asked.returncode == 0 and set(recorder.seen) == {"CONNECT api.openai.com:443 HTTP/1.1"}
+    recorder.seen.clear()
+    everything = run_cli("models", "list", "--remote", "--json", env=env)
+    assert everything.returncode == 0 and set(recorder.seen) == {"CONNECT api.openai.com:443 HTTP/1.1"}
 
 
 def test_a_configured_server_is_asked_only_when_named(recorder, tmp_path):

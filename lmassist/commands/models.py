@@ -26,14 +26,19 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--backend", help="Only this backend's models.")
+@click.option("--backend", help="Only this backend's models (a server's backend is asked when named).")
+@click.option("--remote", is_flag=True, help="Also ask the servers of remote backends (e.g. openai) for their models.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_models(backend: str | None, as_json: bool) -> None:
-    """Every model, its backend, size on disk, context length and whether it is installed."""
+def list_models(backend: str | None, remote: bool, as_json: bool) -> None:
+    """Every model, its backend, size on disk, context length and whether it is installed.
+
+    Backends that run models on a server (the lmassist-openai plugin) are not asked unless you
+    name them (--backend NAME) or pass --remote: listing stays on this machine.
+    """
     reg = get_registry()
     if backend:
         reg.backend(backend)
-    specs = reg.models(backend)
+    specs = reg.models(backend, remote=remote)
     default = reg.settings.default_model
     if as_json:
         rows = [
@@ -72,6 +77,9 @@ def list_models(backend: str | None, as_json: bool) -> None:
     out.print(table)
     if any(not s.installed for s in specs):
         console().print("\nInstall a model with: lmassist models pull NAME")
+    if not (backend or remote):
+        for name in reg.remote_backends():
+            click.echo(f"{name}: models on a server are listed only when asked: lmassist models list --backend {name}")
 
 
 @models.command()
