@@ -313,3 +313,20 @@ class Settings:
                 if value is not None and not (value == "auto" and key in SETTINGS and SETTINGS[key].kind == "auto-int"):
                     out[key[len(prefix):]] = value
         return out
+
+
+# -- progress --------------------------------------------------------------------------------------
+
+PROGRESS_INTERVAL_ENV = "LMASSIST_PROGRESS_INTERVAL"
+DEFAULT_PROGRESS_INTERVAL = 5.0
+
+
+def progress_interval() -> float:
+    """Seconds between plain progress lines when stderr is not a terminal (``LMASSIST_PROGRESS_INTERVAL``;
+    0 turns them off). Logs and CI then show that long work is alive, without a line per step."""
+    raw = os.environ.get(PROGRESS_INTERVAL_ENV, "")
+    try:
+        value = float(raw) if raw.strip() else DEFAULT_PROGRESS_INTERVAL
+    except ValueError:
+        return DEFAULT_PROGRESS_INTERVAL
+    return value if value >= 0 and value == value else DEFAULT_PROGRESS_INTERVAL

@@ -141,3 +141,14 @@ def test_bench_inhouse_prints_the_race_and_training_memory(tmp_path):
     losses = [float(v) for v in re.findall(r"val (\d+\.\d+) nats/char", out)]
     assert len(losses) == 3 and all(0 < v < 10 for v in losses)
     assert re.search(r"peak resident memory of 'lmassist train --size small' .*: [\d,]+ MB", out)
+
+
+def test_training_with_stderr_not_a_terminal_prints_progress_lines(tmp_path):
+    """A log file or CI sees that training is alive, not three silent minutes."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat and looked at the hat. " * 400)
+    proc = run_cli("train", str(corpus), "--steps", "40", "--size", "tiny", "--name", "piped",
+                   env={"LMASSIST_PROGRESS_INTERVAL": "0.001"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("train: step ")]
+    assert lines and "/40" in lines[0] and "loss" in lines[0]

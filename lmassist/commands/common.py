@@ -3,7 +3,6 @@ tables whose names are never cut, and the progress shown on stderr during long w
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from lmassist.config import progress_interval
 from lmassist.generation import Model
 from lmassist.textinput import MAX_INPUT_BYTES, decode_text, read_stdin, read_text_file  # noqa: F401 - re-exported
 
@@ -179,21 +179,6 @@ class NamesTable:
 
 
 # -- progress on stderr: a bar on a terminal, a plain line every few seconds otherwise ---------------
-
-
-PROGRESS_INTERVAL_ENV = "LMASSIST_PROGRESS_INTERVAL"
-DEFAULT_PROGRESS_INTERVAL = 5.0
-
-
-def progress_interval() -> float:
-    """Seconds between plain progress lines when stderr is not a terminal (``LMASSIST_PROGRESS_INTERVAL``;
-    0 turns them off). Logs and CI then show that long work is alive, without a line per step."""
-    raw = os.environ.get(PROGRESS_INTERVAL_ENV, "")
-    try:
-        value = float(raw) if raw.strip() else DEFAULT_PROGRESS_INTERVAL
-    except ValueError:
-        return DEFAULT_PROGRESS_INTERVAL
-    return value if value >= 0 and value == value else DEFAULT_PROGRESS_INTERVAL
 
 
 def _duration(seconds: float) -> str:

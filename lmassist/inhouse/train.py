@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from lmassist.config import progress_interval
 from lmassist.generation import LMAssistError
 from lmassist.inhouse import checkpoint as ckpt
 from lmassist.inhouse.data import DataReport, check_trainable, encode_ids, read_corpus, split_text
@@ -514,6 +516,7 @@ class _Progress:
         self.enabled = enabled
         self.steps, self.budget_s = steps, budget_s
         self._p: Any = None
+        self._last_line = 0.0
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -538,6 +541,13 @@ class _Progress:
         ppl = math.exp(min(loss, 50))
         info = f"step {step}  loss {loss:.3f}  ppl {ppl:.2f}  {tok_s:,.0f} tok/s"
         self._p.update(self._task, completed=step if self.steps else min(elapsed, self.budget_s or 0), info=info)
+        # Not a terminal (a log, CI, nohup): rich draws nothing until the end, so say it is alive.
+        interval = progress_interval()
+        if not sys.stderr.isatty() and interval and elapsed - self._last_line >= interval:
+            self._last_line = elapsed
+            of = f"/{self.steps}" if self.steps else f", {elapsed:.0f}/{self.budget_s:.0f} s"
+            print(f"train: step {step}{of}  loss {loss:.3f}  ppl {ppl:.2f}  {tok_s:,.0f} tok/s",
+                  file=sys.stderr, flush=True)
 
     def note(self, text: str) -> None:
         if self._p is not None:
