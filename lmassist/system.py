@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lmassist.errors import ModelLoadError
+
 
 def available_cpus() -> int:
     """Logical CPUs this process may run on (its affinity mask where the OS has one)."""
@@ -118,3 +120,18 @@ class ThreadGovernor:
         if threads != self.threads:
             self.threads = threads
             self._apply(threads)
+
+
+def thread_setting(value: object, key: str) -> int | None:
+    """A ``*.threads`` setting: a fixed count of threads, or None for ``auto`` (from the machine's load)."""
+    if value is None or value == 0 or (isinstance(value, str) and value.strip().lower() in ("", "auto", "0")):
+        return None
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ModelLoadError(f"{key} must be 'auto' or a whole number of threads, not {value!r}")
+    try:
+        threads = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ModelLoadError(f"{key} must be 'auto' or a whole number of threads, not {value!r}") from None
+    if threads < 1:
+        raise ModelLoadError(f"{key} must be 'auto' or at least 1, not {threads}")
+    return threads

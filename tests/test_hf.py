@@ -410,18 +410,18 @@ def test_seeded_sampling_leaves_torchs_global_generator_alone(tiny) -> None:
 
 
 def test_threads_setting_is_checked() -> None:
-    from lmassist.backends.hf import thread_setting
     from lmassist.errors import ModelLoadError
+    from lmassist.system import thread_setting
 
-    assert thread_setting(None) is None
-    assert thread_setting("auto") is None
-    assert thread_setting(" AUTO ") is None
-    assert thread_setting(0) is None
-    assert thread_setting(3) == 3
-    assert thread_setting("2") == 2
+    assert thread_setting(None, "hf.threads") is None
+    assert thread_setting("auto", "hf.threads") is None
+    assert thread_setting(" AUTO ", "hf.threads") is None
+    assert thread_setting(0, "hf.threads") is None
+    assert thread_setting(3, "hf.threads") == 3
+    assert thread_setting("2", "hf.threads") == 2
     for bad in ("many", -1, 1.5, True, [2]):
         with pytest.raises(ModelLoadError, match="hf.threads must be 'auto'"):
-            thread_setting(bad)
+            thread_setting(bad, "hf.threads")
 
 
 def test_auto_threads_back_off_beside_busy_processes(tiny_gpt2: Path) -> None:

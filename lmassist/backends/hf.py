@@ -31,7 +31,7 @@ from lmassist.generation import (
     ProgressCallback,
 )
 from lmassist.modelfiles import DEFAULT_GGUF, check_gguf
-from lmassist.system import CpuSample, physical_cores
+from lmassist.system import CpuSample, physical_cores, thread_setting
 
 DEFAULT_HUB_MODEL = "gpt2"
 DTYPES = ("float32", "float16", "bfloat16")
@@ -130,21 +130,6 @@ def _no_gguf_progress_bar() -> Iterator[None]:
         yield
     finally:
         gguf_utils.tqdm = original
-
-
-def thread_setting(value: Any) -> int | None:
-    """``hf.threads``: a fixed count of torch threads, or None for ``auto`` (chosen from the machine's load)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", "0")) or value == 0:
-        return None
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ModelLoadError(f"hf.threads must be 'auto' or a whole number of threads, not {value!r}")
-    try:
-        threads = int(value)
-    except (TypeError, ValueError):
-        raise ModelLoadError(f"hf.threads must be 'auto' or a whole number of threads, not {value!r}") from None
-    if threads < 1:
-        raise ModelLoadError(f"hf.threads must be 'auto' or at least 1, not {threads}")
-    return threads
 
 
 def _one_line(e: BaseException) -> str:
@@ -248,7 +233,7 @@ class HFBackend(Backend):
         device = pick_device(settings.get("device"))
         dtype = pick_dtype(device, settings.get("dtype"))
         trust = _truthy(settings.get("trust_remote_code", False))
-        threads = thread_setting(settings.get("threads"))
+        threads = thread_setting(settings.get("threads"), "hf.threads")
         loading = CpuSample.now()  # what the machine does while we load is the first look at its load
         details: dict[str, Any] = {"source": spec.source}
         with _quiet_transformers():

@@ -37,7 +37,7 @@ from lmassist.generation import (
     transcript_prompt,
 )
 from lmassist.modelfiles import KNOWN_GGUFS, check_gguf, local_ggufs, pull_known
-from lmassist.system import CpuSample, ThreadGovernor, physical_cores
+from lmassist.system import CpuSample, ThreadGovernor, physical_cores, thread_setting
 
 if TYPE_CHECKING:
     from lmassist.backends.llamacpp_prefixes import PrefixStates
@@ -361,7 +361,7 @@ class LlamaCppBackend(Backend):
         from lmassist.backends.llamacpp_check import checked_extra_buffers, load_llama
 
         cores = physical_cores()
-        fixed = _thread_setting(settings.get("threads"))
+        fixed = thread_setting(settings.get("threads"), "llamacpp.threads")
         # Never more context than the model was trained for: llama.cpp would allocate it all first.
         n_ctx = min(int(settings.get("n_ctx") or DEFAULT_N_CTX), _trained_context(llama_cpp, path) or 2**31)
         gpu_layers = int(settings.get("n_gpu_layers", -1 if llama_cpp.llama_supports_gpu_offload() else 0))
@@ -418,19 +418,6 @@ def _trained_context(llama_cpp: Any, path: Path) -> int:
         return 0
     finally:
         llama_cpp.llama_model_free(model)
-
-
-def _thread_setting(value: Any) -> int | None:
-    """``llamacpp.threads``: a fixed count, or None for ``auto`` (chosen from the machine's load)."""
-    if value in (None, "", "auto", 0, "0"):
-        return None
-    try:
-        threads = int(value)
-    except (TypeError, ValueError):
-        raise ModelLoadError(f"llamacpp.threads must be 'auto' or a whole number of threads, not {value!r}") from None
-    if threads < 1:
-        raise ModelLoadError(f"llamacpp.threads must be 'auto' or at least 1, not {threads}")
-    return threads
 
 
 def _puller(known: Any) -> Any:
