@@ -99,6 +99,7 @@ class ThreadGovernor:
     """
 
     INTERVAL = 0.5  # seconds between re-checks while computing
+    MIN_WINDOW = 0.05  # a shorter look at the machine says nothing: CPU times tick every 10 ms
 
     def __init__(self, apply: Callable[[int], None], cores: int, fixed: int | None = None, since: CpuSample | None = None) -> None:
         self._apply = apply
@@ -106,14 +107,18 @@ class ThreadGovernor:
         self.fixed = fixed
         self.threads = fixed or cores
         self._last = since or CpuSample.now()
+        self._looked = False  # until the first look, the count is a guess (all cores)
 
     def tick(self, force: bool = False) -> None:
         """Re-check the machine if :data:`INTERVAL` has passed (or, with ``force``, if any time has)."""
         if self.fixed:
             return
-        now = time.monotonic()
-        if now - self._last.at < (0.05 if force else self.INTERVAL):
+        waited = time.monotonic() - self._last.at
+        if not self._looked and waited < self.MIN_WINDOW:
+            time.sleep(self.MIN_WINDOW - waited)  # a model that loads in no time: look once, briefly
+        elif waited < (self.MIN_WINDOW if force else self.INTERVAL):
             return
+        self._looked = True
         sample = CpuSample.now()
         threads = free_cores(self.cores, sample.others_busy(self._last))
         self._last = sample
