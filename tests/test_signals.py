@@ -112,7 +112,10 @@ def test_a_second_ctrl_c_exits_at_once_even_while_the_prompt_is_read(default_ggu
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     took = time.monotonic() - sent
-    assert proc.returncode == 130, err
+    # The first Ctrl+C may already have ended the turn (prompts are read in short batches) and the
+    # second then lands while Python shuts down with its default handler: killed by SIGINT, which a
+    # shell reports as 130 too.
+    assert proc.returncode in (130, -signal.SIGINT), err
     assert took < 3, f"the second Ctrl+C took {took:.1f} s to act"
     assert b"Traceback" not in err and b"Interrupted" in err
     with history(lmassist_home) as store:
