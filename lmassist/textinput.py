@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -60,6 +62,21 @@ def read_stdin() -> str | None:
     return None if data is None else decode_text(data, "stdin")
 
 
+@contextmanager
+def _one_line_errors(path: str) -> Iterator[None]:
+    """The file system's errors while looking at or reading ``path``, as one line naming it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise LMAssistError(f"no such file: {path}") from None
+    except PermissionError:
+        raise LMAssistError(f"cannot read {path}: permission denied") from None
+    except IsADirectoryError:
+        raise LMAssistError(f"{path} is a folder; give a file") from None
+    except OSError as e:
+        raise LMAssistError(f"cannot read {path}: {e.strerror or e}") from None
+
+
 def read_file_bytes(path: str, bounded: bool = True) -> bytes:
     """A regular file's bytes; a missing file, a folder, a pipe or a device is a one-line error.
 
@@ -68,14 +85,8 @@ def read_file_bytes(path: str, bounded: bool = True) -> bytes:
     training corpus may be larger than the tasks' bound (``bounded=False``); it is still a file.
     """
     p = Path(path).expanduser()
-    try:
+    with _one_line_errors(path):
         st = p.stat()
-    except FileNotFoundError:
-        raise LMAssistError(f"no such file: {path}") from None
-    except PermissionError:
-        raise LMAssistError(f"cannot read {path}: permission denied") from None
-    except OSError as e:
-        raise LMAssistError(f"cannot read {path}: {e.strerror or e}") from None
     mode = st.st_mode
     if stat.S_ISDIR(mode):
         raise LMAssistError(f"{path} is a folder; give a file")
@@ -86,15 +97,8 @@ def read_file_bytes(path: str, bounded: bool = True) -> bytes:
                             f"(at most {MAX_INPUT_BYTES // 2**20} MB is read)")
     if bounded and st.st_size > MAX_INPUT_BYTES:
         raise LMAssistError(f"{path} is {st.st_size / 2**20:.0f} MB; the limit is {MAX_INPUT_BYTES // 2**20} MB")
-    try:
-        with p.open("rb") as f:
-            return _bounded_read(f, path) if bounded else f.read()
-    except PermissionError:
-        raise LMAssistError(f"cannot read {path}: permission denied") from None
-    except IsADirectoryError:
-        raise LMAssistError(f"{path} is a folder; give a file") from None
-    except OSError as e:
-        raise LMAssistError(f"cannot read {path}: {e.strerror or e}") from None
+    with _one_line_errors(path), p.open("rb") as f:
+        return _bounded_read(f, path) if bounded else f.read()
 
 
 def read_text_file(path: str) -> str:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,22 @@ def smollm(default_gguf: Path):
     model = Registry(plugins.PluginManager(load_entry_points=False)).load("llamacpp:smollm2-135m-instruct", threads=1)
     yield model
     model.close()
+
+
+@pytest.fixture
+def busy_cores():
+    """One busy process per physical core (a user's compile, a second model), killed afterwards."""
+    from lmassist.system import physical_cores
+
+    cores = physical_cores()
+    if cores < 2:
+        pytest.skip("one core: there is no thread count to back off from")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    time.sleep(0.5)  # let them show up in the machine's CPU accounting
+    yield cores
+    for proc in busy:
+        proc.kill()
+        proc.wait()
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str, ignore: tuple[str, ...] = ()) -> str:

@@ -424,33 +424,20 @@ def test_threads_setting_is_checked() -> None:
             thread_setting(bad, "hf.threads")
 
 
-def test_auto_threads_back_off_beside_busy_processes(tiny_gpt2: Path) -> None:
+def test_auto_threads_back_off_beside_busy_processes(tiny_gpt2: Path, busy_cores: int) -> None:
     """With every core taken by another process, torch computes with one thread, not all of them."""
     from lmassist.plugins import PluginManager
     from lmassist.registry import Registry
-    from lmassist.system import physical_cores
 
-    cores = physical_cores()
-    if cores < 2:
-        pytest.skip("one core: there is no thread count to choose")
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    model = Registry(PluginManager(load_entry_points=False)).load("hf:" + str(tiny_gpt2), threads="auto")
     try:
-        import time
-
-        time.sleep(1.0)
-        model = Registry(PluginManager(load_entry_points=False)).load("hf:" + str(tiny_gpt2), threads="auto")
-        try:
-            counts: list[int] = []
-            hook = model._model.register_forward_pre_hook(lambda module, args: counts.append(torch.get_num_threads()))
-            model.complete("Once", GREEDY.replace(max_new_tokens=4)).result()
-            hook.remove()
-        finally:
-            model.close()
+        counts: list[int] = []
+        hook = model._model.register_forward_pre_hook(lambda module, args: counts.append(torch.get_num_threads()))
+        model.complete("Once", GREEDY.replace(max_new_tokens=4)).result()
+        hook.remove()
     finally:
-        for proc in busy:
-            proc.kill()
-            proc.wait()
+        model.close()
         torch.set_num_threads(1)
     assert model.info.details["threads"] == "auto"
-    assert model.info.details["cores"] == cores
+    assert model.info.details["cores"] == busy_cores
     assert counts and set(counts) == {1}

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 from conftest import assert_one_line_error, run_cli
@@ -14,7 +11,7 @@ from conftest import assert_one_line_error, run_cli
 from lmassist.backends import llamacpp_check as lc
 from lmassist.generation import CancelToken, GenerationOptions, Message
 from lmassist.plugins import PluginManager
-from lmassist.system import free_cores, physical_cores
+from lmassist.system import free_cores
 
 # What llama-cpp-python 0.3.36 prints on a Xeon with AMX (from the trial in issue 13).
 AMX_INFO = (
@@ -125,29 +122,19 @@ def test_threads_follow_the_cores_other_processes_leave():
     assert free_cores(8, 3.0) == 5
 
 
-def test_a_busy_machine_makes_auto_threads_back_off_while_generating(default_gguf):
+def test_a_busy_machine_makes_auto_threads_back_off_while_generating(default_gguf, busy_cores):
     """With every core taken by a busy process, `auto` threads drop to one between decode steps."""
-    cores = physical_cores()
-    if cores < 2:
-        pytest.skip("one core: nothing to back off from")
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
-    try:
-        time.sleep(0.5)
-        model = _registry().load("llamacpp:smollm2-135m-instruct", threads="auto")
-        try:
-            import llama_cpp
+    import llama_cpp
 
-            gen = model.chat([Message("user", "Count from one to thirty in words.")],
-                             GenerationOptions(temperature=0, max_new_tokens=48))
-            gen.result()
-            assert model.info.details["threads"] == "auto"
-            assert llama_cpp.llama_n_threads(model._llm._ctx.ctx) == 1
-        finally:
-            model.close()
+    model = _registry().load("llamacpp:smollm2-135m-instruct", threads="auto")
+    try:
+        gen = model.chat([Message("user", "Count from one to thirty in words.")],
+                         GenerationOptions(temperature=0, max_new_tokens=48))
+        gen.result()
+        assert model.info.details["threads"] == "auto"
+        assert llama_cpp.llama_n_threads(model._llm._ctx.ctx) == 1
     finally:
-        for p in busy:
-            p.kill()
-            p.wait()
+        model.close()
 
 
 def test_a_fixed_thread_count_is_kept(default_gguf):
