@@ -41,12 +41,10 @@ BUILTIN_PLUGINS = (
     "lmassist.commands.settings",
     "lmassist.commands.history",
     "lmassist.commands.inhouse",
-    "lmassist.commands.bench",
-    "lmassist.commands.bench_hf",
-    "lmassist.commands.bench_tui",
     "lmassist.commands.install",
     "lmassist.commands.doctor",
     "lmassist.tasks.builtin",
+    "lmassist.bench",
 )
 
 

@@ -113,9 +113,3 @@ def register_commands(cli: click.Group) -> None:
         manager.command_owner[(task.name,)] = plugin  # the task's plugin owns its command
     if "tasks" not in cli.commands:
         cli.add_command(tasks_command)
-    from lmassist.commands.bench_tasks import register_bench_commands, register_eval_command
-
-    bench = cli.commands.get("bench")
-    if isinstance(bench, click.Group):
-        register_bench_commands(bench)
-    register_eval_command(cli)
