@@ -21,3 +21,20 @@ class ContextLengthError(LMAssistError):
 
 class UnsupportedError(LMAssistError):
     """The backend cannot do what was asked (for example ``score`` over a remote API)."""
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` folded onto one line and cut to ``limit`` characters: a server's or a tool's message
+    may run to pages, and an error here is always one line."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe(error: BaseException, limit: int = 300) -> str:
+    """An exception as the one line a user sees: our own errors as written, any other with its type
+    name in front, since "KeyError: 'x'" says more than "'x'"."""
+    if isinstance(error, LMAssistError):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return one_line(text, limit)

@@ -31,7 +31,7 @@ from lmassist.generation import (
     ProgressCallback,
 )
 from lmassist.modelfiles import DEFAULT_GGUF, check_gguf
-from lmassist.system import CpuSample, physical_cores, thread_setting
+from lmassist.system import CpuSample, physical_cores, pick_device, thread_setting
 
 DEFAULT_HUB_MODEL = "gpt2"
 DTYPES = ("float32", "float16", "bfloat16")
@@ -42,36 +42,6 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
-
-
-def pick_device(requested: str | None = None) -> str:
-    """CUDA, then Apple MPS, then CPU; a requested device that is not there is a one-line error."""
-    import torch
-
-    want = (requested or "auto").strip().lower()
-    if want == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-    if want == "cpu":
-        return "cpu"
-    if want == "gpu" or want.startswith("cuda"):
-        if not torch.cuda.is_available():
-            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ModelLoadError(f"--device {requested} was asked for, but {why}; use --device cpu (or auto)")
-        index = want.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise ModelLoadError(f"--device {requested}: there are {torch.cuda.device_count()} CUDA device(s)")
-        return "cuda" if want == "gpu" else want
-    if want == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ModelLoadError("--device mps was asked for, but Apple MPS is not available here; use --device cpu")
-        return "mps"
-    raise ModelLoadError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
 def pick_dtype(device: str, requested: str | None = None) -> Any:

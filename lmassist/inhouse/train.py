@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from lmassist import system
 from lmassist.config import progress_interval
 from lmassist.generation import LMAssistError
 from lmassist.inhouse import checkpoint as ckpt
@@ -162,11 +163,11 @@ def setup_distributed(device_type: str) -> Dist:
 
 
 def pick_device(requested: str | None, dist: Dist) -> torch.device:
-    if requested:
-        return torch.device(requested)
-    if torch.cuda.is_available():
+    """The checked device, one GPU per process of a distributed run; training never picks MPS itself."""
+    device = torch.device(system.pick_device(requested or ("cuda" if torch.cuda.is_available() else "cpu")))
+    if device.type == "cuda" and device.index is None:
         return torch.device("cuda", dist.local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
+    return device
 
 
 # -- pieces of the recipe -------------------------------------------------------------------------
