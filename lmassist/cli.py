@@ -7,20 +7,18 @@ exception prints one line too, and its traceback only with ``--debug``.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 import click
 
 from lmassist import __version__
-from lmassist.generation import LMAssistError
+from lmassist.errors import INTERRUPTED, debug_enabled, exit_for
+from lmassist.install_hints import missing_module_message
+from lmassist.plugins import get_manager
+from lmassist.start import open_chat
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def debug_enabled() -> bool:
-    return "--debug" in sys.argv[1:] or os.environ.get("LMASSIST_DEBUG", "") not in ("", "0")
 
 
 # ``lmassist --help`` groups the commands by what people come to do, in the order of a first tour.
@@ -100,8 +98,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
       lmassist history search budget         full-text search over past chats
     """
     if ctx.invoked_subcommand is None:  # `lmassist --debug` with no command: the chat app, as bare `lmassist`
-        from lmassist.launch import open_chat
-
         open_chat()
 
 
@@ -112,8 +108,6 @@ def bench() -> None:
 
 def build_cli() -> click.Group:
     """Let every plugin add its commands, then report plugins that failed to load."""
-    from lmassist.plugins import get_manager
-
     manager = get_manager()
     manager.call("register_commands", cli=cli)
     for error in manager.errors:
@@ -124,8 +118,6 @@ def build_cli() -> click.Group:
 def missing_extra_message(error: BaseException, args: list[str]) -> str | None:
     """For an optional dependency that is not installed (torch for ``train``, llama_cpp, ...), the one
     line that names the extra to install, fitted to this machine; None for any other error."""
-    from lmassist.install_hints import missing_module_message
-
     seen: set[int] = set()
     e: BaseException | None = error
     while e is not None and id(e) not in seen:  # also when a wrapper re-raised it
@@ -137,36 +129,18 @@ def missing_extra_message(error: BaseException, args: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the console script: run the CLI and turn failures into one-line errors."""
+    """Entry point of the command line: run it and turn failures into one-line errors (click's own
+    here, every other as :func:`lmassist.errors.exit_status` maps them)."""
     args = sys.argv[1:] if argv is None else argv
     try:
         return build_cli().main(args=args, prog_name="lmassist", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        # The reader went away (``lmassist ask ... | head``): not an error worth a message.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
-    except LMAssistError as e:
-        if debug_enabled():
-            raise
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
-    except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
-        if debug_enabled():
-            raise
-        missing = missing_extra_message(e, args)
-        if missing is not None:
-            click.echo(f"Error: {missing}", err=True)
-            sys.exit(1)
-        click.echo(f"Error: {type(e).__name__}: {e} (run with --debug for details)", err=True)
-        sys.exit(1)
+    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - the last line of defence against tracebacks
+        exit_for(e, debug=debug_enabled(), explain=lambda error: missing_extra_message(error, args))
