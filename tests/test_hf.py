@@ -62,7 +62,7 @@ def tiny(tiny_gpt2: Path):
 def _raw_new_ids(model, ids: list[int], n: int) -> list[int]:
     config = model.generation_config(GREEDY, n)
     with torch.inference_mode():
-        out = model._model.generate(**model.input_tensors(ids), generation_config=config)
+        out = model.hf_model.generate(**model.input_tensors(ids), generation_config=config)
     return out[0, len(ids):].tolist()
 
 
@@ -93,7 +93,7 @@ def test_stream_is_one_piece_per_token_and_matches_raw_generate(tiny) -> None:
     gen = tiny.complete(prompt, GREEDY)
     pieces = list(gen)
     raw = _raw_new_ids(tiny, ids, GREEDY.max_new_tokens)
-    if raw and raw[-1] in tiny._eos:
+    if raw and raw[-1] in tiny.eos_token_ids:
         raw = raw[:-1]
     assert gen.stats.prompt_tokens == len(ids)
     assert gen.stats.generated_tokens == len(raw) == len(pieces)
@@ -178,7 +178,7 @@ def test_score_is_the_log_softmax_of_one_forward_pass(tiny) -> None:
         p = tiny._encode(prompt, special=True)
         ids = tiny._encode(prompt + cont, special=True)
         with torch.inference_mode():
-            logp = tiny._model(torch.tensor([ids])).logits[0].log_softmax(-1)
+            logp = tiny.hf_model(torch.tensor([ids])).logits[0].log_softmax(-1)
         want = sum(float(logp[i - 1, ids[i]]) for i in range(len(p), len(ids)))
         assert got == pytest.approx(want, abs=1e-4)
         assert got < 0
@@ -351,7 +351,7 @@ def test_decoding_runs_in_the_callers_thread_with_the_models_thread_count(tiny) 
     ``generate`` on a quiet 2-core machine), so where the work runs is the behaviour under test.
     """
     calls: list[tuple[int, int]] = []
-    hook = tiny._model.register_forward_pre_hook(
+    hook = tiny.hf_model.register_forward_pre_hook(
         lambda module, args: calls.append((threading.get_ident(), torch.get_num_threads()))
     )
     seen: dict[str, object] = {}
@@ -387,9 +387,9 @@ def test_greedy_with_repetition_penalty_matches_generate(tiny) -> None:
     gen = tiny.complete(prompt, opts)
     text = gen.result()
     with torch.inference_mode():
-        out = tiny._model.generate(**tiny.input_tensors(ids), generation_config=tiny.generation_config(opts, 20))
+        out = tiny.hf_model.generate(**tiny.input_tensors(ids), generation_config=tiny.generation_config(opts, 20))
     raw = out[0, len(ids):].tolist()
-    if raw and raw[-1] in tiny._eos:
+    if raw and raw[-1] in tiny.eos_token_ids:
         raw = raw[:-1]
     assert gen.stats.generated_tokens == len(raw)
     assert text == tiny._tokenizer.decode(raw)
@@ -432,7 +432,7 @@ def test_auto_threads_back_off_beside_busy_processes(tiny_gpt2: Path, busy_cores
     model = Registry(PluginManager(load_entry_points=False)).load("hf:" + str(tiny_gpt2), threads="auto")
     try:
         counts: list[int] = []
-        hook = model._model.register_forward_pre_hook(lambda module, args: counts.append(torch.get_num_threads()))
+        hook = model.hf_model.register_forward_pre_hook(lambda module, args: counts.append(torch.get_num_threads()))
         model.complete("Once", GREEDY.replace(max_new_tokens=4)).result()
         hook.remove()
     finally:

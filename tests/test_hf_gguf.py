@@ -151,14 +151,14 @@ def test_streamed_chat_equals_generate_on_the_real_model(hf_smollm) -> None:
 
     msgs = [Message("user", "Explain in two sentences how a bicycle works.")]
     opts = GenerationOptions(max_new_tokens=40, temperature=0.0)  # repetition_penalty 1.1, the default
-    ids = hf_smollm._encode_chat(msgs)
+    ids = hf_smollm.encode_messages(msgs)
     gen = hf_smollm.chat(msgs, opts)
     pieces = list(gen)
     with torch.inference_mode():
-        out = hf_smollm._model.generate(**hf_smollm.input_tensors(ids),
+        out = hf_smollm.hf_model.generate(**hf_smollm.input_tensors(ids),
                                         generation_config=hf_smollm.generation_config(opts, 40))
     raw = out[0, len(ids):].tolist()
-    if raw and raw[-1] in hf_smollm._eos:
+    if raw and raw[-1] in hf_smollm.eos_token_ids:
         raw = raw[:-1]
     assert len(raw) >= 10
     assert gen.stats.generated_tokens == len(pieces) == len(raw)

@@ -51,14 +51,14 @@ def test_an_amx_cpu_loads_without_extra_buffers_and_generates(default_gguf, monk
     model = _registry().load("llamacpp:smollm2-135m-instruct", threads=1)
     try:
         assert model.info.details["extra_buffers"] is False
-        assert model._llm.model_params.use_extra_bufts is False
+        assert model.llama.model_params.use_extra_bufts is False
         reply = model.chat([Message("user", "Say hello.")], GenerationOptions(temperature=0, max_new_tokens=8))
         assert reply.result().strip()
     finally:
         model.close()
     model = _registry().load("llamacpp:smollm2-135m-instruct", threads=1, extra_buffers="on")
     try:
-        assert model.info.details["extra_buffers"] is True and model._llm.model_params.use_extra_bufts is True
+        assert model.info.details["extra_buffers"] is True and model.llama.model_params.use_extra_bufts is True
     finally:
         model.close()
 
@@ -132,7 +132,7 @@ def test_a_busy_machine_makes_auto_threads_back_off_while_generating(default_ggu
                          GenerationOptions(temperature=0, max_new_tokens=48))
         gen.result()
         assert model.info.details["threads"] == "auto"
-        assert llama_cpp.llama_n_threads(model._llm._ctx.ctx) == 1
+        assert llama_cpp.llama_n_threads(model.llama._ctx.ctx) == 1
     finally:
         model.close()
 
@@ -143,21 +143,21 @@ def test_a_fixed_thread_count_is_kept(default_gguf):
         import llama_cpp
 
         model.chat([Message("user", "Hi")], GenerationOptions(temperature=0, max_new_tokens=4)).result()
-        assert llama_cpp.llama_n_threads(model._llm._ctx.ctx) == 2 and model.info.details["threads"] == 2
+        assert llama_cpp.llama_n_threads(model.llama._ctx.ctx) == 2 and model.info.details["threads"] == 2
     finally:
         model.close()
 
 
 def test_cancel_takes_effect_while_a_long_prompt_is_read(smollm):
     """Ctrl+C during prompt evaluation stops it between batches, not after the whole prompt."""
-    smollm._llm.reset()
+    smollm.llama.reset()
     words = " ".join(f"item{i}" for i in range(600))
     token = CancelToken()
     gen = smollm.chat([Message("user", f"Summarize: {words}")], GenerationOptions(temperature=0, max_new_tokens=8), token)
     threading.Timer(0.3, token.cancel).start()
     text = gen.result()
     assert gen.stats.stop_reason == "cancelled" and text == ""
-    assert 0 < gen.stats.prompt_tokens and smollm._llm.n_tokens < gen.stats.prompt_tokens - 128
+    assert 0 < gen.stats.prompt_tokens and smollm.llama.n_tokens < gen.stats.prompt_tokens - 128
 
 
 def test_bench_ask_runs_every_thread_and_wait_policy_beside_busy_processes(default_gguf):

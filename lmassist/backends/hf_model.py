@@ -194,8 +194,11 @@ class HFModel(Model):
     def _encode(self, text: str, special: bool) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=special)["input_ids"])
 
-    def _encode_chat(self, messages: list[Message]) -> list[int]:
-        # The chat template writes its own special tokens; a transcript is plain text.
+    def encode_messages(self, messages: list[Message]) -> list[int]:
+        """The prompt ids for ``messages``, as generation would read them (no trimming).
+
+        The chat template writes its own special tokens; a transcript is plain text.
+        """
         return self._encode(self._render(messages), special=not self._has_template)
 
     def count_tokens(self, text: str) -> int:
@@ -205,8 +208,8 @@ class HFModel(Model):
         ctx = self.context_length
         budget = ctx - min(request.options.max_new_tokens, ctx // 4)
         if request.messages is not None:
-            msgs = fit_messages(request.messages, lambda ms: len(self._encode_chat(ms)), budget)
-            ids = self._encode_chat(msgs)
+            msgs = fit_messages(request.messages, lambda ms: len(self.encode_messages(ms)), budget)
+            ids = self.encode_messages(msgs)
         else:
             ids = self._encode(request.prompt or "", special=True)
             if len(ids) > budget:
@@ -241,6 +244,16 @@ class HFModel(Model):
     def input_tensors(self, ids: list[int]) -> dict[str, torch.Tensor]:
         input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
         return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+    @property
+    def hf_model(self) -> Any:
+        """The transformers model (``None`` once closed)."""
+        return self._model
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        """The ids that end a reply (the checkpoint's generation config and the tokenizer's)."""
+        return frozenset(self._eos)
 
     @property
     def threads(self) -> int:

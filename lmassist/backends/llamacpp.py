@@ -109,6 +109,11 @@ class LlamaCppModel(Model):
             default_options=defaults,
         )
 
+    @property
+    def llama(self) -> Any:
+        """The ``llama_cpp.Llama`` this model drives (for benchmarks and tests that compare with it)."""
+        return self._llm
+
     # -- prompts ----------------------------------------------------------------------------
 
     def _render(self, messages: list[Message]) -> str:
