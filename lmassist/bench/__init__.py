@@ -12,7 +12,10 @@ from lmassist.hookspecs import hookimpl
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from lmassist.commands import bench, bench_hf, bench_tasks, bench_tui
+    from lmassist.bench import hf as bench_hf
+    from lmassist.bench import llamacpp as bench
+    from lmassist.bench import tasks as bench_tasks
+    from lmassist.bench import tui as bench_tui
 
     for module in (bench, bench_hf, bench_tui):
         module.register_commands(cli)

@@ -65,7 +65,7 @@ def ask_configurations(cores: int) -> dict[str, dict[str, Any]]:
 def _run_child(model: str, config: dict[str, Any], tokens: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     proc = subprocess.run(
-        [sys.executable, "-m", "lmassist.commands.bench", config["path"], model, str(config["threads"]), str(tokens)],
+        [sys.executable, "-m", "lmassist.bench.llamacpp", config["path"], model, str(config["threads"]), str(tokens)],
         capture_output=True, text=True, env={**env, **config["env"]}, stdin=subprocess.DEVNULL, timeout=600,
     )
     if proc.returncode != 0:
@@ -169,7 +169,7 @@ def bench_buffers(models: tuple[str, ...], threads: int, tokens: int, rounds: in
             for name, buffers, site in configs[i % len(configs):] + configs[: i % len(configs)]:
                 env = {**os.environ, "PYTHONPATH": site} if site else None
                 proc = subprocess.run(
-                    [sys.executable, "-m", "lmassist.commands.bench", "buffers", path, buffers, str(threads),
+                    [sys.executable, "-m", "lmassist.bench.llamacpp", "buffers", path, buffers, str(threads),
                      str(tokens)], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600,
                 )
                 if proc.returncode != 0:

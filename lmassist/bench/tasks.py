@@ -445,7 +445,7 @@ def _memory_figures(model: str | None) -> dict[str, Any]:
     """Peak RSS of reading and chunking a 10 KB and a 10 MB file (``summarize --plan``), in fresh processes."""
     import tempfile
 
-    from lmassist.commands.bench import peak_rss_mb
+    from lmassist.bench.llamacpp import peak_rss_mb
 
     para = ("The committee reviewed the budget, the schedule and the staffing plan in detail. " * 6).strip()
     out: dict[str, Any] = {}

@@ -323,8 +323,8 @@ def _register(cli: Any) -> None:
         def bench_inhouse(model: str, tokens: int, seconds: float, data: str | None) -> None:
             """KV-cached vs uncached generation speed, and our training recipe vs a reference recipe
             for the same wall-clock time, side by side in one run."""
-            from lmassist.commands.bench import peak_rss_mb
-            from lmassist.inhouse.bench import run_bench
+            from lmassist.bench.inhouse import run_bench
+            from lmassist.bench.llamacpp import peak_rss_mb
 
             run_bench(_checkpoint_path(model), tokens, seconds, data, click.echo, peak_rss_mb)
 
