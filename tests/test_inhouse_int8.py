@@ -13,13 +13,8 @@ torch = pytest.importorskip("torch")
 
 from lmassist.errors import ModelLoadError  # noqa: E402
 from lmassist.inhouse import checkpoint as ckpt  # noqa: E402
-from lmassist.inhouse.optimize import (  # noqa: E402
-    SCALE,
-    OptimizeReport,
-    dequantize_int8,
-    optimize_checkpoint,
-    quantize_int8,
-)
+from lmassist.inhouse.int8 import SCALE, dequantize_int8, quantize_int8  # noqa: E402
+from lmassist.inhouse.optimize import OptimizeReport, optimize_checkpoint  # noqa: E402
 from lmassist.inhouse.train import TrainConfig, train  # noqa: E402
 
 TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog.\n" * 16

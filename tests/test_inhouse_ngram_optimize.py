@@ -9,14 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lmassist.inhouse import checkpoint as ckpt  # noqa: E402
+from lmassist.inhouse.int8 import dequantize_state, quantize_state  # noqa: E402
 from lmassist.inhouse.model import generate  # noqa: E402
 from lmassist.inhouse.ngram import KneserNey, baseline_for_checkpoint  # noqa: E402
-from lmassist.inhouse.optimize import (  # noqa: E402
-    dequantize_state,
-    optimize_checkpoint,
-    prune_magnitude,
-    quantize_state,
-)
+from lmassist.inhouse.optimize import optimize_checkpoint, prune_magnitude  # noqa: E402
 from lmassist.inhouse.train import TrainConfig, train  # noqa: E402
 
 TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog.\n" * 16

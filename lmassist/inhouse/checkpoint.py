@@ -26,9 +26,11 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from safetensors.torch import load_file, save_file
 
 from lmassist.generation import ModelLoadError
-from lmassist.inhouse.model import build_model, config_from_dict, config_to_dict
+from lmassist.inhouse.int8 import dequantize_state
+from lmassist.inhouse.model import ModelConfig, build_model, config_from_dict, config_to_dict
 from lmassist.inhouse.tokenizers import Tokenizer, tokenizer_from_json
 
 FORMAT = "lmassist-inhouse"
@@ -78,8 +80,6 @@ def save_checkpoint(
     train_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint folder atomically. ``config`` must hold ``model`` (the model settings)."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
@@ -143,8 +143,6 @@ def read_tokenizer(folder: Path) -> Tokenizer:
 
 
 def read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     if not path.is_file():
         raise ModelLoadError(f"{path} is missing")
     try:
@@ -188,8 +186,6 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> C
     tensors = read_tensors(folder / WEIGHTS)
     quant = config.get("quantization")
     if quant == "int8":  # int8 on disk, fp32 in memory (see optimize.py for why)
-        from lmassist.inhouse.optimize import load_int8
-
         model = load_int8(model_config, tensors, folder / WEIGHTS)
     elif quant:
         raise ModelLoadError(f"{folder / CONFIG}: unknown quantization {quant!r}")
@@ -200,6 +196,18 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> C
     model.eval()
     history = read_history(folder)
     return Checkpoint(folder, model, tokenizer, config, history)
+
+
+def load_int8(config: ModelConfig, tensors: dict[str, torch.Tensor], source: Path) -> nn.Module:
+    """Rebuild a model saved as int8 (:mod:`lmassist.inhouse.int8`): int8 on disk, fp32 (and full
+    speed) in memory."""
+    try:
+        weights = dequantize_state(tensors)
+    except ValueError as e:
+        raise ModelLoadError(f"{source} is damaged: {e}") from None
+    model = build_model(config)
+    load_weights(model, weights, source)
+    return model
 
 
 def read_history(folder: Path) -> list[dict[str, Any]]:

@@ -1,17 +1,13 @@
 """A smaller copy of a model: int8 weights on disk, and magnitude pruning.
 
-* **int8** is weight-only quantization, written here (no ``torch.ao``): each weight matrix ``W``
-  (out × in, as ``nn.Linear``, the recurrent layers and the embeddings store it) becomes int8 values
-  ``q`` and one fp32 scale per output row, ``s = max|W_row| / 127``, so that ``W ≈ q · s`` with an
-  error of at most half a step per weight. Biases and norms stay fp32. The file is about a quarter
-  of the fp32 size.
+* **int8** is weight-only quantization, written here (no ``torch.ao``), in the format of
+  :mod:`lmassist.inhouse.int8`: the file is about a quarter of the fp32 size.
 
   Loading multiplies ``q · s`` back to fp32, and the model then runs exactly as the original does.
   That is deliberate: a model this small spends its decoding time on per-operation overhead, not on
-  reading its weights, so int8 arithmetic only adds work. On ``inhouse:shakespeare`` (one thread,
-  greedy decoding) PyTorch's dynamic int8 kernels ran at 0.81× the fp32 speed and int8 weights
-  cast to fp32 in every ``forward`` at 0.90×; dequantized once at load, 0.98–1.0× (noise).
-  So the copy is smaller on disk and to ship; it is not faster, nor smaller in memory once loaded.
+  reading its weights, so int8 arithmetic only adds work (int8 kernels and per-``forward`` casts
+  were both slower than fp32, see docs/benchmarks.md). So the copy is smaller on disk and to ship;
+  it is not faster, nor smaller in memory once loaded.
 * **Pruning** sets the given fraction of each weight matrix's smallest-magnitude entries to zero,
   in place: the zeros are the weights, there is no mask to carry around (permanent). Dense kernels
   multiply zeros like any other number, so pruning alone changes neither the size nor the speed; it
@@ -31,11 +27,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from lmassist.generation import LMAssistError, ModelLoadError
+from lmassist.generation import LMAssistError
 from lmassist.inhouse import checkpoint as ckpt
-from lmassist.inhouse.model import ModelConfig, build_model, config_from_dict, generate
-
-SCALE = "__int8_scale__."  # prefix of the per-row scale stored beside each int8 matrix
+from lmassist.inhouse.data import encode_ids, normalize, read_corpus, read_text_file, split_text
+from lmassist.inhouse.evaluate import evaluate_ids
+from lmassist.inhouse.int8 import quantize_state
+from lmassist.inhouse.model import build_model, config_from_dict, generate
+from lmassist.system import CpuSample
 
 
 def prunable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -64,64 +62,6 @@ def prune_magnitude(model: nn.Module, amount: float) -> float:
         zeros += int((w == 0).sum())
         total += w.numel()
     return zeros / max(1, total)
-
-
-# -- int8 weights ---------------------------------------------------------------------------------
-
-
-def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-output-channel int8: ``w`` (out × in) → int8 values and one fp32 scale per row."""
-    w = w.detach().float()
-    scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0  # the largest |w| of a row maps to ±127
-    q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
-    return q, scale
-
-
-def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """int8 values and per-row scales back to an fp32 matrix."""
-    return q.float() * scale[:, None]
-
-
-def quantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Every float matrix as int8 plus its scales (``__int8_scale__.NAME``); vectors stay as they are."""
-    out: dict[str, torch.Tensor] = {}
-    for name, t in state.items():
-        if t.dim() == 2 and t.is_floating_point():
-            out[name], out[SCALE + name] = quantize_int8(t)
-        else:
-            out[name] = t
-    return out
-
-
-def dequantize_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The fp32 state dict an int8 file stands for; a damaged file is a ValueError naming the tensor."""
-    out: dict[str, torch.Tensor] = {}
-    for name, t in tensors.items():
-        if name.startswith(SCALE):
-            if name[len(SCALE):] not in tensors:
-                raise ValueError(f"scale {name!r} has no int8 matrix")
-            continue
-        scale = tensors.get(SCALE + name)
-        if t.dtype == torch.int8:
-            if scale is None or scale.dim() != 1 or t.dim() != 2 or scale.numel() != t.size(0):
-                raise ValueError(f"int8 matrix {name!r} has no matching per-row scale")
-            out[name] = dequantize_int8(t, scale)
-        elif scale is not None:
-            raise ValueError(f"{name!r} has a scale but is not int8")
-        else:
-            out[name] = t
-    return out
-
-
-def load_int8(config: ModelConfig, tensors: dict[str, torch.Tensor], source: Path) -> nn.Module:
-    """Rebuild a model saved by :func:`quantize_state`: int8 on disk, fp32 (and full speed) in memory."""
-    try:
-        weights = dequantize_state(tensors)
-    except ValueError as e:
-        raise ModelLoadError(f"{source} is damaged: {e}") from None
-    model = build_model(config)
-    ckpt.load_weights(model, weights, source)
-    return model
 
 
 # -- the optimize command's work: write the new model, measure before and after -------------------
@@ -209,16 +149,13 @@ def compare_speed(
 ) -> tuple[float, float, list[float], float | None]:
     """Tokens/s of both models decoding in lockstep, one token each in turn, one thread.
 
-    On a shared machine the load changes from one second to the next (we saw two runs of the same
-    model differ by 30%); alternating token by token puts both models under the same load, so the
-    ratio stays meaningful even where the absolute figures do not. Returns the median tokens/s of
-    each over ``rounds`` rounds, the ratio (after / before) of every round, and how many cores other
+    On a shared machine the load changes from one second to the next; alternating token by token
+    puts both models under the same load, so the ratio stays meaningful even where the absolute
+    figures do not. Returns the median tokens/s of each over ``rounds`` rounds, the ratio (after / before) of every round, and how many cores other
     processes kept busy meanwhile (None where that cannot be read).
     """
     prompt = prompt or [0]
     try:
-        from lmassist.system import CpuSample
-
         first: Any = CpuSample.now()
     except ImportError:  # psutil missing: measure anyway, say nothing about the load
         first = None
@@ -247,8 +184,6 @@ def compare_speed(
 
 def validation_ids(ck: ckpt.Checkpoint, eval_file: str | None) -> tuple[Any, int, str] | None:
     """Token ids to measure perplexity on: ``eval_file``, or the model's own validation split."""
-    from lmassist.inhouse.data import encode_ids, normalize, read_corpus, read_text_file, split_text
-
     lowercase = bool(ck.config.get("training", {}).get("recipe", {}).get("lowercase", False))
     if eval_file:
         text = normalize(read_text_file(Path(eval_file)), lowercase)
@@ -274,8 +209,6 @@ def optimize_checkpoint(
     rounds: int = 5,
 ) -> OptimizeReport:
     """Write an optimized copy of ``source`` to ``target`` and measure both side by side."""
-    from lmassist.inhouse.evaluate import evaluate_ids
-
     if quantize not in (None, "int8"):
         raise LMAssistError(f"unknown quantization {quantize!r}; only int8 is supported")
     source, target = Path(source), Path(target)
