@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmassist.generation import LMAssistError
+from lmassist.errors import LMAssistError
 
 APP = "lmassist"
 DEFAULT_MODEL = "llamacpp:smollm2-135m-instruct"

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO
 
 from lmassist.config import atomic_write_text, paths, valid_name, warn
-from lmassist.generation import LMAssistError, ModelLoadError, ProgressCallback
+from lmassist.errors import LMAssistError, ModelLoadError
+from lmassist.generation import ProgressCallback
 
 GGUF_MAGIC = b"GGUF"
 

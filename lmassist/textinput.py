@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from lmassist.generation import LMAssistError
+from lmassist.errors import LMAssistError
 
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 

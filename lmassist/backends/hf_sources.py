@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from lmassist.config import paths
-from lmassist.generation import LMAssistError, ProgressCallback
+from lmassist.errors import LMAssistError
+from lmassist.generation import ProgressCallback
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")

@@ -20,7 +20,7 @@ import click
 from lmassist import __version__, hookimpl
 from lmassist.commands.common import console, get_registry, human_size, model_option
 from lmassist.config import paths
-from lmassist.generation import LMAssistError
+from lmassist.errors import LMAssistError
 from lmassist.system import available_cpus, free_cores, others_busy_now, physical_cores
 
 PACKAGES = ("llama-cpp-python", "torch", "transformers", "textual", "rich", "click", "pluggy", "platformdirs", "psutil")

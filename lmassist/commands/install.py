@@ -28,7 +28,7 @@ from typing import Any
 import click
 
 from lmassist import hookimpl
-from lmassist.generation import LMAssistError
+from lmassist.errors import LMAssistError
 
 ENTRY_POINT_GROUP = "lmassist"
 

@@ -9,7 +9,7 @@ import click
 
 from lmassist import hookimpl
 from lmassist.commands.common import console, get_registry, human_size, progress_bar
-from lmassist.generation import LMAssistError
+from lmassist.errors import LMAssistError
 
 
 @click.group()

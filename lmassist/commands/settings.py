@@ -114,7 +114,7 @@ def set_(key: str, value: str) -> None:
     """Set KEY to VALUE, checked against the setting's type and range ('lmassist settings' lists them)."""
     if key == "default_model":
         from lmassist.commands.common import get_registry
-        from lmassist.generation import LMAssistError
+        from lmassist.errors import LMAssistError
 
         if not value.strip():
             raise LMAssistError("give a model name for default_model (see 'lmassist models list'), "

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from lmassist.generation import ModelLoadError
+from lmassist.errors import ModelLoadError
 from lmassist.inhouse.int8 import dequantize_state
 from lmassist.inhouse.model import ModelConfig, build_model, config_from_dict, config_to_dict
 from lmassist.inhouse.tokenizers import Tokenizer, tokenizer_from_json

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lmassist.generation import LMAssistError
+from lmassist.errors import LMAssistError
 from lmassist.textinput import decode_text, read_file_bytes
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ".org"}

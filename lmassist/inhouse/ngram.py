@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lmassist.generation import LMAssistError
+from lmassist.errors import LMAssistError
 
 
 class KneserNey:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from lmassist.generation import LMAssistError
+from lmassist.errors import LMAssistError
 from lmassist.inhouse import checkpoint as ckpt
 from lmassist.inhouse.data import encode_ids, normalize, read_corpus, read_text_file, split_text
 from lmassist.inhouse.evaluate import evaluate_ids

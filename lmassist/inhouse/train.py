@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from lmassist import system
 from lmassist.config import progress_interval
-from lmassist.generation import LMAssistError
+from lmassist.errors import LMAssistError
 from lmassist.inhouse import checkpoint as ckpt
 from lmassist.inhouse.data import DataReport, check_trainable, encode_ids, read_corpus, split_text
 from lmassist.inhouse.evaluate import evaluate_ids
