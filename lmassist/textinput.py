@@ -101,11 +101,15 @@ def read_file_bytes(path: str, bounded: bool = True) -> bytes:
         return _bounded_read(f, path) if bounded else f.read()
 
 
-def read_text_file(path: str) -> str:
-    """A file's text, with '-' meaning stdin; each failure a one-line error naming the file."""
-    if path == "-":
+def read_text_file(path: str | Path, bounded: bool = True) -> str:
+    """A file's text, with '-' meaning stdin; each failure a one-line error naming the file.
+
+    ``bounded=False`` lifts the size limit for a file (a training corpus may be large); stdin keeps it.
+    """
+    name = str(path)
+    if name == "-":
         text = read_stdin()
         if text is None:
             raise LMAssistError("'-' means stdin, but nothing was piped in")
         return text
-    return decode_text(read_file_bytes(path), path)
+    return decode_text(read_file_bytes(name, bounded), name)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lmassist.hookspecs import hookimpl
+from lmassist import hookimpl
 
 if TYPE_CHECKING:
     from rich.console import Console

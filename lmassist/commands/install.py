@@ -28,7 +28,7 @@ from typing import Any
 import click
 
 from lmassist import hookimpl
-from lmassist.errors import LMAssistError
+from lmassist.errors import LMAssistError, one_line
 
 ENTRY_POINT_GROUP = "lmassist"
 
@@ -119,14 +119,9 @@ def pip_error(output: str) -> str:
     # build") last; the summary reads best unless it only says "see above".
     for line in reversed(errors):
         if line and "see above" not in line.lower():
-            return _one_line(line)
+            return one_line(line)
     interesting = [ln for ln in lines if ln.lower().startswith(("error", "×", "x "))]
-    return _one_line((interesting or lines or ["pip failed with no output"])[-1].lstrip("×x ").strip())
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line((interesting or lines or ["pip failed with no output"])[-1].lstrip("×x ").strip())
 
 
 def _is_url(target: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lmassist.errors import LMAssistError
-from lmassist.textinput import decode_text, read_file_bytes
+from lmassist.textinput import read_text_file
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".text", ".org"}
 MEMMAP_TOKENS = 20_000_000  # above this many tokens, keep ids on disk and map them
@@ -47,14 +47,6 @@ def find_text_files(inputs: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def read_text_file(path: Path) -> str:
-    """A file's text, refusing binary and non-UTF-8 data with a message that names the file.
-
-    Unlike the tasks' reader there is no size limit: a training corpus may be large.
-    """
-    return decode_text(read_file_bytes(str(path), bounded=False), str(path))
-
-
 _SPACES = re.compile(r"[^\S\n]+\n")  # trailing whitespace on a line
 _BLANKS = re.compile(r"\n{3,}")
 
@@ -73,7 +65,7 @@ def normalize(text: str, lowercase: bool = False) -> str:
 def read_corpus(inputs: Iterable[str | Path], lowercase: bool = False) -> tuple[str, list[Path]]:
     """All input files, normalised and joined by blank lines; raises if nothing is left."""
     files = find_text_files(inputs)
-    parts = [normalize(read_text_file(p), lowercase) for p in files]
+    parts = [normalize(read_text_file(p, bounded=False), lowercase) for p in files]  # no size limit
     text = "\n".join(p for p in parts if p)
     if not text.strip():
         names = ", ".join(str(p) for p in files[:3]) + (" ..." if len(files) > 3 else "")

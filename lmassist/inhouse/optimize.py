@@ -29,11 +29,12 @@ import torch.nn as nn
 
 from lmassist.errors import LMAssistError
 from lmassist.inhouse import checkpoint as ckpt
-from lmassist.inhouse.data import encode_ids, normalize, read_corpus, read_text_file, split_text
+from lmassist.inhouse.data import encode_ids, normalize, read_corpus, split_text
 from lmassist.inhouse.evaluate import evaluate_ids
 from lmassist.inhouse.int8 import quantize_state
 from lmassist.inhouse.model import build_model, config_from_dict, generate
 from lmassist.system import CpuSample
+from lmassist.textinput import read_text_file
 
 
 def prunable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -186,7 +187,7 @@ def validation_ids(ck: ckpt.Checkpoint, eval_file: str | None) -> tuple[Any, int
     """Token ids to measure perplexity on: ``eval_file``, or the model's own validation split."""
     lowercase = bool(ck.config.get("training", {}).get("recipe", {}).get("lowercase", False))
     if eval_file:
-        text = normalize(read_text_file(Path(eval_file)), lowercase)
+        text = normalize(read_text_file(eval_file, bounded=False), lowercase)
         where = str(eval_file)
     else:
         files = ck.config.get("training", {}).get("data", {}).get("files") or []
