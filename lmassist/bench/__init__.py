@@ -1,25 +1,25 @@
 """Benchmarks: ``lmassist bench ...`` and ``lmassist eval-task``, registered in one place.
 
-Being moved here from ``lmassist/commands/bench*.py``; this hook is their one registration.
+One module per subject (``llamacpp``, ``hf``, ``tui``, ``inhouse``, ``tasks``), what they share in
+``common``, the task scores in ``metrics``; ``python -m lmassist.bench`` is the child process that
+``bench ask`` and ``bench buffers`` measure in. Figures and the commands that reproduce them:
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import click
 
-from lmassist.hookspecs import hookimpl
+from lmassist import hookimpl
+from lmassist.bench import hf, inhouse, llamacpp, tasks, tui
+
+BENCHMARKS = (*llamacpp.COMMANDS, *hf.COMMANDS, *tui.COMMANDS, *inhouse.COMMANDS, *tasks.COMMANDS)
 
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from lmassist.bench import hf as bench_hf
-    from lmassist.bench import llamacpp as bench
-    from lmassist.bench import tasks as bench_tasks
-    from lmassist.bench import tui as bench_tui
-
-    for module in (bench, bench_hf, bench_tui):
-        module.register_commands(cli)
     group = cli.commands.get("bench")
     if isinstance(group, click.Group):
-        bench_tasks.register_bench_commands(group)
-    bench_tasks.register_eval_command(cli)
+        for command in BENCHMARKS:
+            group.add_command(command)
+    cli.add_command(tasks.eval_task)

@@ -8,18 +8,14 @@ against the first load that converts the GGUF.
 
 from __future__ import annotations
 
-import json
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
 
 import click
 
-from lmassist import hookimpl
+from lmassist.bench.common import busy_processes, machine, median, report
 from lmassist.commands.common import get_registry, load_options
 from lmassist.generation import GenerationOptions, LMAssistError, Message
 
@@ -33,15 +29,15 @@ def _raw_generate(model: Any, messages: list[Message], opts: GenerationOptions) 
     """transformers' own ``generate`` on the prompt our chat path builds: (tokens/s, tokens)."""
     import torch
 
-    ids = model._encode_chat(messages)
+    ids = model.encode_messages(messages)
     inputs = model.input_tensors(ids)
     config = model.generation_config(opts, opts.max_new_tokens)
     start = time.perf_counter()
     with torch.inference_mode():
-        out = model._model.generate(**inputs, generation_config=config)
+        out = model.hf_model.generate(**inputs, generation_config=config)
     elapsed = time.perf_counter() - start
     new = out[0, len(ids):].tolist()
-    if new and new[-1] in model._eos:  # we do not count the end-of-sequence token as output
+    if new and new[-1] in model.eos_token_ids:  # we do not count the end-of-sequence token as output
         new = new[:-1]
     return len(new) / elapsed, len(new)
 
@@ -74,7 +70,7 @@ def bench_hf(
     count (all cores) unless --threads fixes both sides; ours streams token by token with its
     threads chosen from the machine's load (hf.threads = auto). Rounds alternate which side goes
     first; medians are compared. The first load converts the GGUF in a fresh temporary cache (your
-    own cache is left alone), so it costs the full conversion (~20 s for the default model).
+    own cache is left alone), so it costs the full conversion.
       lmassist bench hf --tokens 128                  # target: ours >= 0.95x raw
       lmassist bench hf --tokens 128 --background 1   # beside one busy process
     """
@@ -87,10 +83,9 @@ def bench_hf(
 
     raw_threads = threads or torch.get_num_threads()  # what raw transformers uses as it comes
     settings = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code, "threads": threads}
-    figures: dict[str, Any] = {"model": spec.full_name, "background": background}
+    figures: dict[str, Any] = {**machine(), "model": spec.full_name, "background": background}
     targets = {"stream_ratio": ">= 0.95"}
-    busy = _busy_processes(background)
-    try:
+    with busy_processes(background):
         ours_model = None
         if spec.details.get("kind") == "gguf" and not no_load:
             figures.update(_load_figures(spec.full_name, settings))
@@ -103,16 +98,7 @@ def bench_hf(
         finally:
             ours_model.close()
         figures["load_average_1m"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-    finally:
-        for proc in busy:
-            proc.kill()
-            proc.wait()
-    _report(figures, as_json, targets=targets)
-
-
-def _busy_processes(n: int) -> list[subprocess.Popen]:
-    """N processes that keep a core busy each: a user's other work (a compile, a second model)."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    report(figures, targets, as_json, width=24)
 
 
 def _load_figures(name: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -171,10 +157,10 @@ def _stream_figures(ours_model: Any, tokens: int, rounds: int, raw_threads: int)
         "raw_torch_threads": raw_threads,
         "ours_torch_threads": ",".join(str(t) for t in sorted(ours_threads)),
         "tokens": counts[-1][1],
-        "raw_tokens_per_s": statistics.median(raw_tps),
-        "ours_tokens_per_s": statistics.median(ours_tps),
-        "ours_decode_tokens_per_s": statistics.median(ours_decode),
-        "stream_ratio": statistics.median(ours_tps) / statistics.median(raw_tps),
+        "raw_tokens_per_s": median(raw_tps),
+        "ours_tokens_per_s": median(ours_tps),
+        "ours_decode_tokens_per_s": median(ours_decode),
+        "stream_ratio": median(ours_tps) / median(raw_tps),
         "rounds_raw": [round(x, 2) for x in raw_tps],
         "rounds_ours": [round(x, 2) for x in ours_tps],
     }
@@ -183,19 +169,4 @@ def _stream_figures(ours_model: Any, tokens: int, rounds: int, raw_threads: int)
     return figures
 
 
-def _report(figures: dict[str, Any], as_json: bool, targets: dict[str, str]) -> None:
-    figures = {"python": sys.version.split()[0], "cpus": os.cpu_count(), **figures}
-    if as_json:
-        click.echo(json.dumps({**figures, "targets": targets}, indent=2))
-        return
-    for key, value in figures.items():
-        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-        target = f"   (target {targets[key]})" if key in targets else ""
-        click.echo(f"{key:>24}: {shown}{target}")
-
-
-@hookimpl
-def register_commands(cli: click.Group) -> None:
-    group = cli.commands.get("bench")
-    if isinstance(group, click.Group):
-        group.add_command(bench_hf)
+COMMANDS = (bench_hf,)

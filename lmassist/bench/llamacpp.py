@@ -1,32 +1,24 @@
-"""``lmassist bench``: speed and memory figures, measured side by side in one run.
+"""``lmassist bench ask|buffers|conversation``: the llama.cpp backend's speed and memory figures.
 
-The machines we run on are shared and noisy, so each benchmark interleaves the things it compares
-and reports ratios, not absolute numbers alone.
+``ask`` and ``buffers`` measure each configuration in a process of its own (``python -m
+lmassist.bench``, :func:`measure` here); ``conversation`` runs in this one.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from lmassist import hookimpl
+from lmassist.bench.common import busy_processes, machine, median, peak_rss_mb, report, run_child
 from lmassist.commands.common import console, get_registry, model_option
 from lmassist.generation import GenerationOptions, LMAssistError, Message
-from lmassist.system import physical_cores, rusage_to_mb
+from lmassist.system import physical_cores
 
 PROMPT = "Explain in a few paragraphs how a bicycle works, part by part."
-
-
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
 
 
 def _raw_stream(llm: Any, messages: list[dict[str, str]], max_tokens: int) -> tuple[float, float, int]:
@@ -64,19 +56,8 @@ def ask_configurations(cores: int) -> dict[str, dict[str, Any]]:
 
 def _run_child(model: str, config: dict[str, Any], tokens: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "lmassist.bench.llamacpp", config["path"], model, str(config["threads"]), str(tokens)],
-        capture_output=True, text=True, env={**env, **config["env"]}, stdin=subprocess.DEVNULL, timeout=600,
-    )
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
-        raise LMAssistError(f"bench child ({config['path']}, {config['threads']} threads) failed: {lines[-1]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _busy_processes(n: int) -> list[subprocess.Popen]:
-    """N processes that keep a core busy each: a user's other work (a compile, a second model)."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    return run_child([config["path"], model, str(config["threads"]), str(tokens)],
+                     f"bench child ({config['path']}, {config['threads']} threads)", {**env, **config["env"]})
 
 
 @click.command("ask")
@@ -104,8 +85,7 @@ def bench_ask(model: str | None, tokens: int, rounds: int, background: int, as_j
     configs = ask_configurations(physical_cores())
     results: dict[str, dict[str, list[float]]] = {name: {"tps": [], "ttft": []} for name in configs}
     names = list(configs)
-    busy = _busy_processes(background)
-    try:
+    with busy_processes(background):
         time.sleep(0.5 if background else 0)
         for i in range(rounds):
             order = names[i % len(names):] + names[: i % len(names)]  # each goes first once in a while
@@ -113,26 +93,23 @@ def bench_ask(model: str | None, tokens: int, rounds: int, background: int, as_j
                 out = _run_child(spec.full_name, configs[name], tokens)
                 results[name]["tps"].append(out["tokens_per_s"])
                 results[name]["ttft"].append(out["ttft_s"])
-    finally:
-        for p in busy:
-            p.kill()
-            p.wait()
-    tps = {name: _median(r["tps"]) for name, r in results.items()}
+    tps = {name: median(r["tps"]) for name, r in results.items()}
     ours_name = names[-1]
     best = max((n for n in names if n != ours_name), key=lambda n: tps[n])
-    figures: dict[str, Any] = {"model": spec.full_name, "background": background, "cores": physical_cores()}
+    figures: dict[str, Any] = {**machine(), "model": spec.full_name, "background": background,
+                               "cores": physical_cores()}
     for name in names:
         figures[f"{name}: tokens/s"] = tps[name]
     figures["best raw"] = best
     figures["ratio"] = tps[ours_name] / tps[best] if tps[best] else float("nan")
-    figures["raw_ttft_ms"] = _median(results[best]["ttft"]) * 1000
-    figures["ours_ttft_ms"] = _median(results[ours_name]["ttft"]) * 1000
+    figures["raw_ttft_ms"] = median(results[best]["ttft"]) * 1000
+    figures["ours_ttft_ms"] = median(results[ours_name]["ttft"]) * 1000
     figures["ttft_diff_ms"] = figures["ours_ttft_ms"] - figures["raw_ttft_ms"]
     figures["ask_peak_rss_mb"] = peak_rss_mb(["ask", "--no-log", "-O", "max_new_tokens", "32", "Say hi"])
     figures["help_peak_rss_mb"] = peak_rss_mb(["--help"])
-    _report(figures, as_json, targets={
+    report(figures, {
         "ratio": ">= 0.9" if background else ">= 0.97", "ask_peak_rss_mb": "< 400", "help_peak_rss_mb": "< 60",
-    })
+    }, as_json, echo=console().print)
 
 
 @click.command("buffers")
@@ -162,32 +139,27 @@ def bench_buffers(models: tuple[str, ...], threads: int, tokens: int, rounds: in
     configs = [("native, extra buffers on", "on", None), ("native, extra buffers off", "off", None)]
     if portable_site:
         configs.append(("portable build", "on", portable_site))
-    figures: dict[str, Any] = {"threads": threads}
+    figures: dict[str, Any] = {**machine(), "threads": threads}
     for path in paths:
         runs: dict[str, dict[str, list[float]]] = {c[0]: {"pp": [], "tg": []} for c in configs}
         for i in range(rounds):
             for name, buffers, site in configs[i % len(configs):] + configs[: i % len(configs)]:
                 env = {**os.environ, "PYTHONPATH": site} if site else None
-                proc = subprocess.run(
-                    [sys.executable, "-m", "lmassist.bench.llamacpp", "buffers", path, buffers, str(threads),
-                     str(tokens)], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600,
-                )
-                if proc.returncode != 0:
-                    raise LMAssistError(f"{name} on {Path(path).name} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
-                out = json.loads(proc.stdout.strip().splitlines()[-1])
+                out = run_child(["buffers", path, buffers, str(threads), str(tokens)],
+                                f"{name} on {Path(path).name}", env)
                 runs[name]["pp"].append(out["prompt_tokens_per_s"])
                 runs[name]["tg"].append(out["tokens_per_s"])
         base = configs[0][0]
         for name in runs:
-            pp, tg = _median(runs[name]["pp"]), _median(runs[name]["tg"])
+            pp, tg = median(runs[name]["pp"]), median(runs[name]["tg"])
             figures[f"{Path(path).name} | {name}"] = (
-                f"prompt {pp:.0f} tok/s ({pp / _median(runs[base]['pp']):.2f}x), "
-                f"decode {tg:.1f} tok/s ({tg / _median(runs[base]['tg']):.2f}x)"
+                f"prompt {pp:.0f} tok/s ({pp / median(runs[base]['pp']):.2f}x), "
+                f"decode {tg:.1f} tok/s ({tg / median(runs[base]['tg']):.2f}x)"
             )
-    _report(figures, as_json, targets={})
+    report(figures, {}, as_json, echo=console().print)
 
 
-def _buffers_child(path: str, buffers: str, threads: int, tokens: int) -> None:
+def _buffers_child(path: str, buffers: str, threads: int, tokens: int) -> dict[str, float]:
     import llama_cpp
 
     from lmassist.backends.llamacpp_check import load_llama
@@ -205,15 +177,14 @@ def _buffers_child(path: str, buffers: str, threads: int, tokens: int) -> None:
         n += 1
         if n >= tokens:
             break
-    print(json.dumps({"prompt_tokens_per_s": pp, "tokens_per_s": n / (time.perf_counter() - start)}))
+    return {"prompt_tokens_per_s": pp, "tokens_per_s": n / (time.perf_counter() - start)}
 
 
-def _child_main(argv: list[str]) -> None:
-    """One measurement in this process, printed as JSON: ``raw|ours MODEL THREADS TOKENS`` or
-    ``buffers PATH on|off THREADS TOKENS``."""
+def measure(argv: list[str]) -> dict[str, float]:
+    """One measurement in this process: ``raw|ours MODEL THREADS TOKENS`` or ``buffers PATH on|off
+    THREADS TOKENS`` (what ``python -m lmassist.bench`` runs)."""
     if argv[0] == "buffers":
-        _buffers_child(argv[1], argv[2], int(argv[3]), int(argv[4]))
-        return
+        return _buffers_child(argv[1], argv[2], int(argv[3]), int(argv[4]))
     path, model, threads, tokens = argv[0], argv[1], argv[2], int(argv[3])
     reg = get_registry()
     if path == "ours":
@@ -222,8 +193,7 @@ def _child_main(argv: list[str]) -> None:
         ours.chat([Message("user", "Hi")], opts.replace(max_new_tokens=4)).result()  # warm up, as raw does
         gen = ours.chat([Message("user", PROMPT)], opts)
         gen.result()
-        print(json.dumps({"tokens_per_s": gen.stats.tokens_per_s, "ttft_s": gen.stats.time_to_first_token_s}))
-        return
+        return {"tokens_per_s": gen.stats.tokens_per_s, "ttft_s": gen.stats.time_to_first_token_s}
     import llama_cpp
 
     from lmassist.backends.llamacpp import DEFAULT_N_CTX
@@ -238,21 +208,7 @@ def _child_main(argv: list[str]) -> None:
                      n_threads_batch=n, n_gpu_layers=0, verbose=False)
     _raw_stream(llm, [{"role": "user", "content": "Hi"}], 4)
     ttft, tps, _ = _raw_stream(llm, [{"role": "user", "content": PROMPT}], tokens)
-    print(json.dumps({"tokens_per_s": tps, "ttft_s": ttft}))
-
-
-def peak_rss_mb(args: list[str]) -> float:
-    """Peak resident memory of ``lmassist ARGS`` in a fresh process, from the kernel's accounting."""
-    code = (
-        "import resource, subprocess, sys; "
-        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, sys.executable, "-m", "lmassist", *args],
-        capture_output=True, text=True, check=True,
-    )
-    return rusage_to_mb(int(out.stdout.strip()))
+    return {"tokens_per_s": tps, "ttft_s": ttft}
 
 
 @click.command("conversation")
@@ -277,35 +233,16 @@ def bench_conversation(model: str | None, turns: int, tokens: int, as_json: bool
         messages.append(Message("assistant", gen.result()))
         per_turn.append({"turn": i + 1, "prompt_tokens": gen.stats.prompt_tokens,
                          "ttft_ms": round((gen.stats.time_to_first_token_s or 0) * 1000, 1)})
-    figures = {"model": llm.info.name, "turns": per_turn,
+    figures = {**machine(), "model": llm.info.name, "turns": per_turn,
                "last_over_first": per_turn[-1]["ttft_ms"] / max(per_turn[0]["ttft_ms"], 1e-9)}
-    _report(figures, as_json, targets={"last_over_first": "<= 1.5"})
+    report(figures, {"last_over_first": "<= 1.5"}, as_json, echo=console().print, lines=_turn_lines)
 
 
-def _report(figures: dict[str, Any], as_json: bool, targets: dict[str, str]) -> None:
-    figures = {"python": sys.version.split()[0], "cpus": os.cpu_count(), **figures}
-    if as_json:
-        click.echo(json.dumps({**figures, "targets": targets}, indent=2))
-        return
-    out = console()
-    for key, value in figures.items():
-        if key == "turns":
-            for t in value:
-                out.print(f"  turn {t['turn']:>2}: prompt {t['prompt_tokens']:>5} tokens, first token {t['ttft_ms']:.1f} ms")
-            continue
-        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-        target = f"   (target {targets[key]})" if key in targets else ""
-        out.print(f"{key:>20}: {shown}{target}")
+def _turn_lines(key: str, value: Any) -> list[str] | None:
+    if key != "turns":
+        return None
+    return [f"  turn {t['turn']:>2}: prompt {t['prompt_tokens']:>5} tokens, first token {t['ttft_ms']:.1f} ms"
+            for t in value]
 
 
-@hookimpl
-def register_commands(cli: click.Group) -> None:
-    group = cli.commands.get("bench")
-    if isinstance(group, click.Group):
-        group.add_command(bench_ask)
-        group.add_command(bench_conversation)
-        group.add_command(bench_buffers)
-
-
-if __name__ == "__main__":
-    _child_main(sys.argv[1:])
+COMMANDS = (bench_ask, bench_conversation, bench_buffers)

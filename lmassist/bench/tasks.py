@@ -1,16 +1,13 @@
-"""Task quality benchmarks: ``lmassist bench sentiment|qa`` and ``lmassist eval-task``.
+"""Task quality benchmarks: ``lmassist bench sentiment|qa|summarize|translate`` and ``lmassist eval-task``.
 
 Figures are printed, never asserted. Each benchmark runs its variants side by side on the same
 labelled file in one process, with the simplest honest baseline beside them, and reports the time
-each variant took (the machines are shared, so compare within a run). Registered from
-:mod:`lmassist.tasks.builtin`'s ``register_commands``.
+each variant took (the machines are shared, so compare within a run).
 """
 
 from __future__ import annotations
 
-import json
-import re
-import string
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,95 +15,32 @@ from typing import Any
 
 import click
 
-from lmassist.commands.common import model_option
+from lmassist.bench.common import data_option, dev_file, peak_rss_mb, print_table
+from lmassist.bench.metrics import (
+    chrf_bleu,
+    classification_metrics,
+    lead_sentences,
+    load_jsonl,
+    qa_scores,
+    rouge,
+    says_no_answer,
+    spread,
+)
+from lmassist.commands.common import load_model, model_option
 from lmassist.generation import LMAssistError
-
-EVAL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eval"
-
-
-def eval_file(name: str) -> Path:
-    return (EVAL_DIR / name).resolve()
-
-
-def load_jsonl(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
-    p = Path(path)
-    if not p.is_file():
-        raise LMAssistError(f"no such data file: {path}")
-    rows = []
-    with p.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except ValueError as e:
-                raise LMAssistError(f"{path}:{n} is not valid JSON ({e})") from None
-            if limit and len(rows) >= limit:
-                break
-    if not rows:
-        raise LMAssistError(f"{path} has no rows")
-    return rows
-
-
-def spread(rows: list[dict[str, Any]], limit: int | None, key: str) -> list[dict[str, Any]]:
-    """``limit`` rows taken evenly across the file so both classes stay represented."""
-    if not limit or limit >= len(rows):
-        return rows
-    step = len(rows) / limit
-    return [rows[int(i * step)] for i in range(limit)]
-
-
-# -- metrics ---------------------------------------------------------------------------------------
-
-
-def classification_metrics(gold: list[str], pred: list[str]) -> dict[str, float]:
-    """Accuracy, macro precision / recall / F1 (the few lines sklearn would cost 1 s of import for)."""
-    labels = sorted(set(gold))
-    acc = sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
-    ps, rs, fs = [], [], []
-    for lab in labels:
-        tp = sum(g == lab and p == lab for g, p in zip(gold, pred, strict=True))
-        fp = sum(g != lab and p == lab for g, p in zip(gold, pred, strict=True))
-        fn = sum(g == lab and p != lab for g, p in zip(gold, pred, strict=True))
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
-        ps.append(prec)
-        rs.append(rec)
-        fs.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-    n = len(labels)
-    return {"accuracy": acc, "precision": sum(ps) / n, "recall": sum(rs) / n, "macro_f1": sum(fs) / n}
-
-
-def squad_normalize(s: str) -> str:
-    """SQuAD's official answer normalization: lower case, no punctuation, articles or extra spaces."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-def squad_f1(pred: str, gold: str) -> float:
-    p, g = squad_normalize(pred).split(), squad_normalize(gold).split()
-    common = Counter(p) & Counter(g)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(p), same / len(g)
-    return 2 * precision * recall / (precision + recall)
-
-
-def qa_scores(pred: str, answers: list[str]) -> tuple[float, float]:
-    em = max(float(squad_normalize(pred) == squad_normalize(a)) for a in answers)
-    f1 = max(squad_f1(pred, a) for a in answers)
-    return em, f1
-
-
-_ABSTAIN = re.compile(r"does not (contain|say|mention|state)|doesn't|not (mentioned|stated|given)|\bunknown\b|no answer|cannot answer", re.I)
-
-
-def says_no_answer(text: str) -> bool:
-    return bool(_ABSTAIN.search(text))
-
+from lmassist.tasks.qa import (
+    ELSEWHERE_MIN,
+    LENGTH_BONUS,
+    MARGIN,
+    MAX_MISSING,
+    OVERLAP_MIN,
+    PMI_MIN,
+    QuestionAnswerer,
+    content_words,
+)
+from lmassist.tasks.sentiment import SentimentClassifier
+from lmassist.tasks.summarize import W_CENTRAL, W_LEAD, Summarizer
+from lmassist.tasks.translate import Translator
 
 # -- sentiment -------------------------------------------------------------------------------------
 
@@ -139,9 +73,8 @@ DEFAULT_SENTIMENT = ("default,default+cal,default+batchcal,direct,channel,both,r
                      "review-4shot-first-token+cal,review-4shot-2orders")
 
 
-def run_sentiment(model: Any, rows: list[dict[str, Any]], variants: list[str]) -> list[dict[str, Any]]:
-    from lmassist.tasks.sentiment import SentimentClassifier
 
+def run_sentiment(model: Any, rows: list[dict[str, Any]], variants: list[str]) -> list[dict[str, Any]]:
     gold = [r["label"] for r in rows]
     majority = Counter(gold).most_common(1)[0][0]
     report = [{"variant": "majority-class", **classification_metrics(gold, [majority] * len(gold)), "seconds": 0.0}]
@@ -163,59 +96,72 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
            length_bonus: float | None = None, elsewheres: list[int] | None = None) -> list[dict[str, Any]]:
     """Span extraction (never abstaining, and each abstention rule: margin, PMI, question overlap,
     the default missing-names + words-elsewhere rule) and free generation, from one extraction pass."""
-    from lmassist.tasks.qa import ELSEWHERE_MIN, LENGTH_BONUS, OVERLAP_MIN, PMI_MIN, QuestionAnswerer
-
     report = []
     for name in variants:
-        start = time.perf_counter()
         if name == "spans":
-            from lmassist.tasks.qa import MAX_MISSING, content_words
-
-            # rule="pmi" also computes the PMI, so every rule is reported from the same answers.
-            qa = QuestionAnswerer(model, method="spans", rule="pmi",
-                                  length_bonus=LENGTH_BONUS if length_bonus is None else length_bonus)
-            outs = [qa.answer(r["question"], [("context", r["context"])]) for r in rows]
-            took = time.perf_counter() - start
-            best = [o["candidates"][0] if o["candidates"] else None for o in outs]
-            preds = [b["text"] if b else "" for b in best]
-            report.append(_qa_row("spans, never abstain", rows, preds, [False] * len(rows), took))
-            for max_missing in (1.0, MAX_MISSING):
-                for margin in margins:
-                    abstain = []
-                    for r, o, b in zip(rows, outs, best, strict=True):
-                        nq = max(1, len(content_words(r["question"])))
-                        ok = (b is not None and b["logprob"] >= o["unknown_logprob"] - margin
-                              and len(o["missing_words"]) <= max_missing * nq)
-                        abstain.append(not ok)
-                    label = f"spans, margin {margin:g}" + ("" if max_missing >= 1 else f", missing<={max_missing:g}")
-                    report.append(_qa_row(label, rows, preds, abstain, took))
-            names = [bool(o["missing_names"]) for o in outs]
-            report.append(_qa_row("spans, missing names only", rows, preds, names, took))
-            for t in pmis if pmis is not None else [PMI_MIN]:
-                abstain = [n or o["pmi"] is None or o["pmi"] < t for n, o in zip(names, outs, strict=True)]
-                report.append(_qa_row(f"spans, missing names or pmi<{t:g}", rows, preds, abstain, took))
-            for t in overlaps if overlaps is not None else [OVERLAP_MIN]:
-                abstain = [n or o["overlap"] is None or o["overlap"] < t for n, o in zip(names, outs, strict=True)]
-                report.append(_qa_row(f"spans, missing names or overlap<{t:g}", rows, preds, abstain, took))
-            for k in elsewheres if elsewheres is not None else [ELSEWHERE_MIN]:
-                abstain = [n or o["words_elsewhere"] is None or not o["overlap"] or len(o["words_elsewhere"]) >= k
-                           for n, o in zip(names, outs, strict=True)]
-                default = " (default)" if k == ELSEWHERE_MIN else ""
-                report.append(_qa_row(f"spans, missing names or >={k} words elsewhere{default}", rows, preds,
-                                      abstain, took))
-            continue
-        if name not in ("generate-chat", "generate-completion"):
+            rules = {"margins": margins, "pmis": [PMI_MIN] if pmis is None else pmis,
+                     "overlaps": [OVERLAP_MIN] if overlaps is None else overlaps,
+                     "elsewheres": [ELSEWHERE_MIN] if elsewheres is None else elsewheres}
+            report += _span_rows(model, rows, LENGTH_BONUS if length_bonus is None else length_bonus, **rules)
+        elif name in ("generate-chat", "generate-completion"):
+            report.append(_generate_row(model, rows, name))
+        else:
             raise LMAssistError(f"unknown QA variant {name!r}; choose from spans, generate-chat, generate-completion")
-        qa = QuestionAnswerer(model, method="generate")
-        form = name.split("-")[1]
-        original = model.info.chat_template
-        model.info.chat_template = form == "chat"  # the prompt form under test, on the same model
-        try:
-            preds = [qa.answer(r["question"], [("context", r["context"])])["answer"] for r in rows]
-        finally:
-            model.info.chat_template = original
-        report.append(_qa_row(name, rows, preds, [says_no_answer(p) for p in preds], time.perf_counter() - start))
     return report
+
+
+def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, margins: list[float],
+               pmis: list[float], overlaps: list[float], elsewheres: list[int]) -> list[dict[str, Any]]:
+    """One extraction pass, scored under every abstention rule and threshold asked for."""
+    start = time.perf_counter()
+    # rule="pmi" also computes the PMI, so every rule is reported from the same answers.
+    qa = QuestionAnswerer(model, method="spans", rule="pmi", length_bonus=length_bonus)
+    outs = [qa.answer(r["question"], [("context", r["context"])]) for r in rows]
+    took = time.perf_counter() - start
+    best = [o["candidates"][0] if o["candidates"] else None for o in outs]
+    preds = [b["text"] if b else "" for b in best]
+
+    def row(label: str, abstain: list[bool]) -> dict[str, Any]:
+        return _qa_row(label, rows, preds, abstain, took)
+
+    report = [row("spans, never abstain", [False] * len(rows))]
+    for max_missing in (1.0, MAX_MISSING):
+        for margin in margins:
+            abstain = []
+            for r, o, b in zip(rows, outs, best, strict=True):
+                nq = max(1, len(content_words(r["question"])))
+                ok = (b is not None and b["logprob"] >= o["unknown_logprob"] - margin
+                      and len(o["missing_words"]) <= max_missing * nq)
+                abstain.append(not ok)
+            report.append(row(f"spans, margin {margin:g}" + ("" if max_missing >= 1 else f", missing<={max_missing:g}"),
+                              abstain))
+    names = [bool(o["missing_names"]) for o in outs]
+    report.append(row("spans, missing names only", names))
+    for t in pmis:
+        report.append(row(f"spans, missing names or pmi<{t:g}",
+                          [n or o["pmi"] is None or o["pmi"] < t for n, o in zip(names, outs, strict=True)]))
+    for t in overlaps:
+        report.append(row(f"spans, missing names or overlap<{t:g}",
+                          [n or o["overlap"] is None or o["overlap"] < t for n, o in zip(names, outs, strict=True)]))
+    for k in elsewheres:
+        abstain = [n or o["words_elsewhere"] is None or not o["overlap"] or len(o["words_elsewhere"]) >= k
+                   for n, o in zip(names, outs, strict=True)]
+        default = " (default)" if k == ELSEWHERE_MIN else ""
+        report.append(row(f"spans, missing names or >={k} words elsewhere{default}", abstain))
+    return report
+
+
+def _generate_row(model: Any, rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """Free generation in the chat or the completion prompt form, abstaining when the reply says so."""
+    start = time.perf_counter()
+    qa = QuestionAnswerer(model, method="generate")
+    original = model.info.chat_template
+    model.info.chat_template = name == "generate-chat"  # the prompt form under test, on the same model
+    try:
+        preds = [qa.answer(r["question"], [("context", r["context"])])["answer"] for r in rows]
+    finally:
+        model.info.chat_template = original
+    return _qa_row(name, rows, preds, [says_no_answer(p) for p in preds], time.perf_counter() - start)
 
 
 def _qa_row(name: str, rows: list[dict[str, Any]], preds: list[str], abstain: list[bool], seconds: float) -> dict[str, Any]:
@@ -236,34 +182,6 @@ def _qa_row(name: str, rows: list[dict[str, Any]], preds: list[str], abstain: li
 # -- summaries and translation ---------------------------------------------------------------------
 
 
-def lead_sentences(text: str, n: int = 3) -> str:
-    from lmassist.tasks.chunking import split_sentences
-
-    return " ".join(split_sentences(" ".join(text.split()))[:n])
-
-
-def rouge(preds: list[str], refs: list[str]) -> dict[str, float]:
-    """Mean ROUGE-1/2/L F1 with Google's rouge-score (Porter stemming), as the papers report it."""
-    try:
-        from rouge_score import rouge_scorer
-    except ImportError:
-        raise LMAssistError("ROUGE needs the rouge-score package: pip install rouge-score") from None
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    sums = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
-    for p, r in zip(preds, refs, strict=True):
-        for k, v in scorer.score(r, p).items():
-            sums[k] += v.fmeasure
-    return {k: v / len(preds) for k, v in sums.items()}
-
-
-def chrf_bleu(preds: list[str], refs: list[str]) -> dict[str, float]:
-    try:
-        import sacrebleu
-    except ImportError:
-        raise LMAssistError("chrF and BLEU need sacrebleu: pip install sacrebleu") from None
-    return {"chrF": sacrebleu.corpus_chrf(preds, [refs]).score, "BLEU": sacrebleu.corpus_bleu(preds, [refs]).score}
-
-
 SUMMARY_MODES = ("extractive", "extractive+lm", "abstractive")
 
 
@@ -275,8 +193,6 @@ def run_summaries(model: Any, rows: list[dict[str, Any]], variants: list[str],
     adds the model's PMI of each sentence as the summary (weight 0.2), ``abstractive`` the map-reduce
     generation.
     """
-    from lmassist.tasks.summarize import W_CENTRAL, W_LEAD, Summarizer
-
     refs = [r["summary"] for r in rows]
     report = [{"variant": "lead-3 sentences", **rouge([lead_sentences(r["document"]) for r in rows], refs), "seconds": 0.0}]
     for name in variants:
@@ -293,8 +209,6 @@ def run_summaries(model: Any, rows: list[dict[str, Any]], variants: list[str],
 
 
 def run_translation(model: Any, rows: list[dict[str, Any]], target: str) -> list[dict[str, Any]]:
-    from lmassist.tasks.translate import Translator
-
     refs = [r[target] for r in rows]
     report = [{"variant": "copy source", **chrf_bleu([r["en"] for r in rows], refs), "seconds": 0.0}]
     start = time.perf_counter()
@@ -307,47 +221,33 @@ def run_translation(model: Any, rows: list[dict[str, Any]], target: str) -> list
 # -- commands --------------------------------------------------------------------------------------
 
 
-def _print_table(title: str, rows: list[dict[str, Any]], as_json: bool, extra: dict[str, Any]) -> None:
-    if as_json:
-        click.echo(json.dumps({**extra, "results": rows}, indent=2))
-        return
-    from rich.table import Table
+def _items(text: str, cast: Any = str) -> list[Any]:
+    """A comma list from the command line, blanks dropped."""
+    return [cast(x.strip()) for x in text.split(",") if x.strip()]
 
-    from lmassist.commands.common import console
 
-    table = Table(title=title)
-    keys = list(rows[0])
-    for k in keys:
-        table.add_column(k, justify="left" if k == "variant" else "right")
-    for r in rows:
-        table.add_row(*(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys))
-    out = console()
-    out.print(table)
-    for k, v in extra.items():
-        out.print(f"{k}: {v}")
+def _show(what: str, model: Any, rows: list[dict[str, Any]], report: list[dict[str, Any]], as_json: bool,
+          **extra: Any) -> None:
+    print_table(f"{what}, {model.info.name}", report, as_json, {"model": model.info.name, "rows": len(rows), **extra})
 
 
 @click.command("sentiment")
 @model_option
-@click.option("--data", type=click.Path(), help="Labelled JSONL ({text, label}); default: the shared dev set.")
+@data_option("sentiment-dev.jsonl", "Labelled JSONL ({text, label})")
 @click.option("--limit", type=int, help="Use N rows spread evenly over the file.")
 @click.option("--variants", default=DEFAULT_SENTIMENT, show_default=True,
               help=f"Comma list from: {', '.join(SENTIMENT_VARIANTS)}.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_sentiment(model: str | None, data: str | None, limit: int | None, variants: str, as_json: bool) -> None:
+def bench_sentiment(model: str | None, data: str, limit: int | None, variants: str, as_json: bool) -> None:
     """Sentiment accuracy of prompt variants (calibration on/off, ensembles) vs the majority class."""
-    from lmassist.commands.common import load_model
-
-    rows = spread(load_jsonl(data or eval_file("sentiment-dev.jsonl")), limit, "label")
+    rows = spread(load_jsonl(dev_file(data, "sentiment-dev.jsonl")), limit)
     llm = load_model(model)
-    report = run_sentiment(llm, rows, [v.strip() for v in variants.split(",") if v.strip()])
-    _print_table(f"sentiment on {len(rows)} rows, {llm.info.name}", report, as_json,
-                 {"model": llm.info.name, "rows": len(rows)})
+    _show(f"sentiment on {len(rows)} rows", llm, rows, run_sentiment(llm, rows, _items(variants)), as_json)
 
 
 @click.command("qa")
 @model_option
-@click.option("--data", type=click.Path(), help="JSONL of {context, question, answers, answerable}; default: shared dev set.")
+@data_option("qa-dev.jsonl", "JSONL of {context, question, answers, answerable}")
 @click.option("--limit", type=int, help="Use N rows spread evenly over the file.")
 @click.option("--variants", default="spans,generate-chat,generate-completion", show_default=True)
 @click.option("--margins", default="0,2,4,99", show_default=True,
@@ -361,18 +261,18 @@ def bench_sentiment(model: str | None, data: str | None, limit: int | None, vari
 @click.option("--length-bonus", type=float, default=None,
               help="Nats per token added to each span's log-likelihood when ranking (default: the task's).")
 @click.option("--json", "as_json", is_flag=True)
-def bench_qa(model: str | None, data: str | None, limit: int | None, variants: str, margins: str, pmis: str,
+def bench_qa(model: str | None, data: str, limit: int | None, variants: str, margins: str, pmis: str,
              overlaps: str, elsewheres: str, length_bonus: float | None, as_json: bool) -> None:
     """QA exact match / token F1 (answerable) and abstention rate (unanswerable): spans vs free generation."""
-    from lmassist.commands.common import load_model
-
-    rows = spread(load_jsonl(data or eval_file("qa-dev.jsonl")), limit, "answerable")
+    rows = spread(load_jsonl(dev_file(data, "qa-dev.jsonl")), limit)
     llm = load_model(model)
-    report = run_qa(llm, rows, [v.strip() for v in variants.split(",") if v.strip()],
-                    [float(m) for m in margins.split(",") if m.strip()], [float(m) for m in pmis.split(",") if m.strip()],
-                    [float(m) for m in overlaps.split(",") if m.strip()], length_bonus,
-                    [int(k) for k in elsewheres.split(",") if k.strip()])
-    _print_table(f"qa on {len(rows)} rows, {llm.info.name}", report, as_json, {"model": llm.info.name, "rows": len(rows)})
+    report = run_qa(llm, rows, _items(variants), _items(margins, float), _items(pmis, float),
+                    _items(overlaps, float), length_bonus, _items(elsewheres, int))
+    _show(f"qa on {len(rows)} rows", llm, rows, report, as_json)
+
+
+EVAL_FIELDS = {"sentiment": ("text", "label"), "qa": ("context", "question", "answers", "answerable"),
+               "summarize": ("document", "summary"), "translate": ("en",)}
 
 
 @click.command("eval-task")
@@ -387,14 +287,11 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
     sentiment: accuracy, macro precision/recall/F1; qa: exact match and token F1 (SQuAD
     normalization); summarize: ROUGE-1/2/L (rouge-score); translate: chrF and BLEU (sacrebleu).
     """
-    from lmassist.commands.common import load_model
-
-    if task not in ("sentiment", "qa", "summarize", "translate"):
+    if task not in EVAL_FIELDS:
         raise LMAssistError(f"eval-task knows sentiment, qa, summarize and translate, not {task!r}")
     rows = load_jsonl(data, limit)
     target = next((k for k in rows[0] if k not in ("en", "source")), "fr") if task == "translate" else ""
-    need = {"sentiment": ("text", "label"), "qa": ("context", "question", "answers", "answerable"),
-            "summarize": ("document", "summary"), "translate": ("en", target)}[task]
+    need = EVAL_FIELDS[task] + ((target,) if target else ())
     missing = [k for k in need if k not in rows[0]]
     if missing:
         raise LMAssistError(f"{data} rows need the fields {', '.join(need)}; missing {', '.join(missing)}")
@@ -402,19 +299,17 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
     if task == "sentiment":
         report = run_sentiment(llm, rows, ["default"])
     elif task == "qa":
-        from lmassist.tasks.qa import MARGIN, OVERLAP_MIN
-
         report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=[OVERLAP_MIN, 0.4, 0.5], elsewheres=[1, 2, 3])
     elif task == "summarize":
         report = run_summaries(llm, rows, ["medium"], ("extractive", "abstractive"))
     else:
         report = run_translation(llm, rows, target)
-    _print_table(f"{task} on {len(rows)} rows, {llm.info.name}", report, as_json, {"model": llm.info.name, "rows": len(rows)})
+    _show(f"{task} on {len(rows)} rows", llm, rows, report, as_json)
 
 
 @click.command("summarize")
 @model_option
-@click.option("--data", type=click.Path(), help="JSONL of {document, summary, source}; default: shared dev set.")
+@data_option("summarization-dev.jsonl", "JSONL of {document, summary, source}")
 @click.option("--source", "only", type=click.Choice(["all", "cnn_dailymail", "bbc"]), default="cnn_dailymail", show_default=True)
 @click.option("--limit", type=int, default=15, show_default=True)
 @click.option("--lengths", default="medium", show_default=True, help="Comma list of summary lengths to run.")
@@ -422,31 +317,21 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
               help=f"Comma list of summary modes from: {', '.join(SUMMARY_MODES)}.")
 @click.option("--memory/--no-memory", default=True, help="Also print peak memory of chunking a 10 KB vs a 10 MB file.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_summarize(model: str | None, data: str | None, only: str, limit: int, lengths: str, modes: str,
+def bench_summarize(model: str | None, data: str, only: str, limit: int, lengths: str, modes: str,
                     memory: bool, as_json: bool) -> None:
     """ROUGE-1/2/L of extractive and map-reduce summaries vs the first three sentences; peak memory 10 KB vs 10 MB."""
-    from lmassist.commands.common import load_model
-
-    rows = load_jsonl(data or eval_file("summarization-dev.jsonl"))
+    rows = load_jsonl(dev_file(data, "summarization-dev.jsonl"))
     rows = [r for r in rows if only == "all" or r.get("source", "").lower().startswith(only.split("_")[0])][:limit]
     if not rows:
         raise LMAssistError(f"no rows with source {only!r}")
-    extra: dict[str, Any] = {}
-    if memory:
-        extra.update(_memory_figures(model))
+    extra = _memory_figures(model) if memory else {}
     llm = load_model(model)
-    report = run_summaries(llm, rows, [x.strip() for x in lengths.split(",") if x.strip()],
-                           [x.strip() for x in modes.split(",") if x.strip()])
-    _print_table(f"summaries of {len(rows)} {only} articles, {llm.info.name}", report, as_json,
-                 {"model": llm.info.name, "rows": len(rows), **extra})
+    report = run_summaries(llm, rows, _items(lengths), _items(modes))
+    _show(f"summaries of {len(rows)} {only} articles", llm, rows, report, as_json, **extra)
 
 
 def _memory_figures(model: str | None) -> dict[str, Any]:
     """Peak RSS of reading and chunking a 10 KB and a 10 MB file (``summarize --plan``), in fresh processes."""
-    import tempfile
-
-    from lmassist.bench.llamacpp import peak_rss_mb
-
     para = ("The committee reviewed the budget, the schedule and the staffing plan in detail. " * 6).strip()
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -467,24 +352,14 @@ def _memory_figures(model: str | None) -> dict[str, Any]:
 @click.command("translate")
 @model_option
 @click.option("--to", "target", default="fr", show_default=True, type=click.Choice(["fr", "de", "es"]))
+@data_option("translation-en-TO-dev.jsonl", "JSONL of {en, TO} pairs")
 @click.option("--limit", type=int, default=100, show_default=True, help="First N pairs of the dev file.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_translate(model: str | None, target: str, limit: int, as_json: bool) -> None:
+def bench_translate(model: str | None, target: str, data: str, limit: int, as_json: bool) -> None:
     """chrF and BLEU (sacrebleu) of sentence translation vs copying the source."""
-    from lmassist.commands.common import load_model
-
-    rows = load_jsonl(eval_file(f"translation-en-{target}-dev.jsonl"), limit)
+    rows = load_jsonl(dev_file(data, f"translation-en-{target}-dev.jsonl"), limit)
     llm = load_model(model)
-    report = run_translation(llm, rows, target)
-    _print_table(f"en->{target} on {len(rows)} pairs, {llm.info.name}", report, as_json, {"model": llm.info.name, "rows": len(rows)})
+    _show(f"en->{target} on {len(rows)} pairs", llm, rows, run_translation(llm, rows, target), as_json)
 
 
-def register_bench_commands(bench: click.Group) -> None:
-    for cmd in (bench_sentiment, bench_qa, bench_summarize, bench_translate):
-        if cmd.name not in bench.commands:
-            bench.add_command(cmd)
-
-
-def register_eval_command(cli: click.Group) -> None:
-    if "eval-task" not in cli.commands:
-        cli.add_command(eval_task)
+COMMANDS = (bench_sentiment, bench_qa, bench_summarize, bench_translate)

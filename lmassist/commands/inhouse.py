@@ -1,4 +1,5 @@
-"""The ``train``, ``eval`` and ``optimize`` commands (and ``bench inhouse``) for the in-house models.
+"""The ``train``, ``eval`` and ``optimize`` commands for the in-house models (``bench inhouse`` lives
+with the other benchmarks, in :mod:`lmassist.bench.inhouse`).
 
 They register through the same ``register_commands`` hook a third-party plugin uses. torch and the
 models are imported inside the commands, so ``lmassist --help`` stays fast. Every failure is an
@@ -18,9 +19,9 @@ from typing import Any
 
 import click
 
+from lmassist import hookimpl
 from lmassist.config import valid_name
-from lmassist.generation import LMAssistError
-from lmassist.hookspecs import hookimpl
+from lmassist.errors import INTERRUPTED, LMAssistError, exit_for
 
 TRAIN_HELP = """Train your own language model on FILES (text or Markdown files, or folders of them).
 
@@ -60,7 +61,7 @@ def _models_dir() -> Path:
     return paths().models / "inhouse"
 
 
-def _checkpoint_path(name: str) -> Path:
+def checkpoint_path(name: str) -> Path:
     """A model name (``shakespeare``, ``inhouse:shakespeare``) or a checkpoint folder path."""
     bare = name.split(":", 1)[1] if name.startswith("inhouse:") else name
     path = Path(bare).expanduser()
@@ -162,7 +163,7 @@ def eval_command(
     from lmassist.inhouse.data import encode_ids, normalize, read_text_file
     from lmassist.inhouse.evaluate import evaluate_ids
 
-    folder = _checkpoint_path(model_name)
+    folder = checkpoint_path(model_name)
     ck = load_checkpoint(folder)
     path = Path(file).expanduser()
     if path.is_dir():
@@ -206,7 +207,7 @@ def optimize_command(
         raise LMAssistError(f"--prune must be a fraction in [0, 1), got {prune}")
     if rounds < 1:
         raise LMAssistError(f"--rounds must be at least 1, got {rounds}")
-    source = _checkpoint_path(name)
+    source = checkpoint_path(name)
     suffix = "-".join(([quantize] if quantize else []) + ([f"pruned{int(prune * 100)}"] if prune else []))
     target = _models_dir() / valid_name(new_name or f"{source.name}-{suffix}")
     if target.resolve() == source.resolve():
@@ -295,13 +296,12 @@ def _register(cli: Any) -> None:
         by side (size, tokens/s in interleaved rounds, perplexity) and say what the copy is.
 
         \b
-        What to expect: --quantize int8 gives a file about 0.26x the size at the
-        same perplexity (4.755 -> 4.757 on inhouse:shakespeare). It is not faster:
-        the weights are turned back into fp32 when the model loads, because a model
-        this small decodes faster in fp32 than with int8 arithmetic (PyTorch's int8
-        kernels ran at 0.8x). Once loaded it is the same model, at the same speed
-        and memory. --prune zeroes weights to show how much a model tolerates
-        (0.3 costs 2% perplexity there); it saves neither space nor time.
+        What to expect: --quantize int8 gives a file about a quarter of the size at
+        the same perplexity. It is not faster: the weights are turned back into fp32
+        when the model loads, because a model this small decodes faster in fp32 than
+        with int8 arithmetic. Once loaded it is the same model, at the same speed
+        and memory. --prune zeroes weights to show how much a model tolerates; it
+        saves neither space nor time. Measured figures: docs/benchmarks.md.
 
         \b
         Examples:
@@ -311,27 +311,10 @@ def _register(cli: Any) -> None:
         """
         optimize_command(name, quantize, prune, new_name, file, rounds)
 
-    bench = getattr(cli, "commands", {}).get("bench")
-    if bench is not None and hasattr(bench, "command"):
-
-        @bench.command("inhouse")
-        @click.option("--model", default="shakespeare", show_default=True, help="Model for the generation figures.")
-        @click.option("--tokens", type=int, default=500, show_default=True, help="Tokens to generate.")
-        @click.option("--seconds", type=float, default=100.0, show_default=True,
-                      help="Wall-clock budget of each training run (0 skips training).")
-        @click.option("--data", type=click.Path(), default=None, help="Training text (default tinyshakespeare).")
-        def bench_inhouse(model: str, tokens: int, seconds: float, data: str | None) -> None:
-            """KV-cached vs uncached generation speed, and our training recipe vs a reference recipe
-            for the same wall-clock time, side by side in one run."""
-            from lmassist.bench.inhouse import run_bench
-            from lmassist.bench.llamacpp import peak_rss_mb
-
-            run_bench(_checkpoint_path(model), tokens, seconds, data, click.echo, peak_rss_mb)
-
 
 @hookimpl
 def register_commands(cli: Any) -> None:
-    """Add train, eval, optimize (and bench inhouse) to the lmassist command line."""
+    """Add train, eval and optimize to the lmassist command line."""
     _register(cli)
 
 
@@ -341,14 +324,13 @@ def main() -> None:
     _register(group)
     try:
         group.main(standalone_mode=False)
-    except LMAssistError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
+    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - one line, as for every lmassist command
+        exit_for(e)
 
 
 if __name__ == "__main__":
