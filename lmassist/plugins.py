@@ -26,6 +26,7 @@ from typing import Any
 import pluggy
 
 from lmassist import hookspecs
+from lmassist.errors import describe
 
 ENTRY_POINT_GROUP = "lmassist"
 
@@ -44,6 +45,7 @@ BUILTIN_PLUGINS = (
     "lmassist.commands.install",
     "lmassist.commands.doctor",
     "lmassist.tasks.builtin",
+    "lmassist.commands.tasks",
     "lmassist.bench",
 )
 
@@ -71,10 +73,6 @@ class PluginError:
         return f"plugin {self.plugin} {where}: {self.message}"
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
 class PluginManager:
     """pluggy's manager plus the bookkeeping that makes broken plugins harmless and visible."""
 
@@ -92,7 +90,7 @@ class PluginManager:
                 self.register(importlib.import_module(module_name), name=module_name, builtin=True)
             except ModuleNotFoundError as e:
                 if e.name != module_name:  # a built-in that is present but broken is a bug to report
-                    self._fail(module_name, "import", e)
+                    self.report(module_name, "import", e)
         if load_entry_points:
             self._load_entry_points()
 
@@ -121,8 +119,10 @@ class PluginManager:
         info = self.info.setdefault(err.plugin, PluginInfo(name=err.plugin))
         info.error = info.error or str(err)
 
-    def _fail(self, plugin: str, where: str, exc: BaseException) -> None:
-        self._record(PluginError(plugin, where, _describe(exc)))
+    def report(self, plugin: str, where: str, exc: BaseException) -> None:
+        """Record that ``plugin`` failed in ``where`` (``"import"``, a hook's name, or what a caller
+        was doing with what it registered): shown by ``lmassist plugins`` and once as a warning."""
+        self._record(PluginError(plugin, where, describe(exc)))
 
     def clash(self, plugin: str, where: str, what: str, name: str, owner: str) -> None:
         """Report that ``plugin`` registered ``what`` ``name``, which ``owner`` had first (it is ignored)."""
@@ -147,7 +147,7 @@ class PluginManager:
                 plugin = ep.load()
                 self.register(plugin, name=dist, version=version)
             except Exception as e:  # noqa: BLE001 - any failure in a third-party import is reported
-                self._fail(dist, "import", e)
+                self.report(dist, "import", e)
                 self.info[dist].version = version
 
     def ordered(self, hook: str) -> list[Any]:
@@ -174,7 +174,7 @@ class PluginManager:
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as e:  # noqa: BLE001
-                self._fail(impl.plugin_name, hook, e)
+                self.report(impl.plugin_name, hook, e)
             if group is not None:
                 self._keep_commands(impl.plugin_name, group, before)
 
@@ -202,7 +202,7 @@ class PluginManager:
             try:
                 impl.function(register=registered.append)
             except Exception as e:  # noqa: BLE001
-                self._fail(impl.plugin_name, hook, e)
+                self.report(impl.plugin_name, hook, e)
                 continue
             found.extend((impl.plugin_name, obj) for obj in registered)
         return found

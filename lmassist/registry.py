@@ -14,6 +14,7 @@ from lmassist.config import Settings
 from lmassist.generation import Backend, LMAssistError, Model, ModelLoadError, ModelSpec
 from lmassist.install_hints import backend_install_hint
 from lmassist.plugins import PluginManager, get_manager
+from lmassist.tasks.base import Task, as_task
 
 
 class Registry:
@@ -35,7 +36,7 @@ class Registry:
         self._backend_plugin: dict[str, str] = {}
         for plugin, backend in self.manager.collect("register_backends"):
             if not isinstance(backend, Backend) or not backend.name:
-                self.manager._fail(plugin, "register_backends", TypeError(f"not a named Backend: {backend!r}"))
+                self.manager.report(plugin, "register_backends", TypeError(f"not a named Backend: {backend!r}"))
                 continue
             if backend.name in self.backends:
                 self.manager.clash(plugin, "register_backends", "backend", backend.name,
@@ -47,7 +48,7 @@ class Registry:
         self._model_plugin: dict[str, str] = {}
         for plugin, spec in self.manager.collect("register_models"):
             if not isinstance(spec, ModelSpec):
-                self.manager._fail(plugin, "register_models", TypeError(f"not a ModelSpec: {spec!r}"))
+                self.manager.report(plugin, "register_models", TypeError(f"not a ModelSpec: {spec!r}"))
                 continue
             owner = self._model_plugin.get(spec.full_name)
             if owner is None and not self.manager.is_builtin(plugin):
@@ -61,17 +62,8 @@ class Registry:
                 continue
             self._registered[spec.full_name] = spec
             self._model_plugin[spec.full_name] = plugin
-        self.tasks: dict[str, Any] = {}
-        self._task_plugin: dict[str, str] = {}
-        for plugin, task in self.manager.collect("register_tasks"):
-            if not getattr(task, "name", None):
-                self.manager._fail(plugin, "register_tasks", TypeError(f"not a named task: {task!r}"))
-                continue
-            if task.name in self.tasks:
-                self.manager.clash(plugin, "register_tasks", "task", task.name, self._task_plugin[task.name])
-                continue
-            self.tasks[task.name] = task
-            self._task_plugin[task.name] = plugin
+        self.task_table = TaskTable(self.manager)
+        self.tasks: dict[str, Task] = self.task_table.tasks
 
     def is_remote(self, backend: str) -> bool:
         """Whether the backend's models live on a server, so that listing them is a request."""
@@ -94,12 +86,12 @@ class Registry:
             known = ", ".join(sorted(self.backends)) or "none"
             raise LMAssistError(f"unknown backend {name!r}; known backends: {known}") from None
 
-    def task(self, name: str) -> Any:
-        try:
-            return self.tasks[name]
-        except KeyError:
-            known = ", ".join(sorted(self.tasks)) or "none"
-            raise LMAssistError(f"unknown task {name!r}; known tasks: {known}") from None
+    def task(self, name: str) -> Task:
+        return self.task_table.task(name)
+
+    def task_plugin(self, name: str) -> str:
+        """The plugin that registered the task ``name`` (``lmassist.tasks.builtin`` for a built-in)."""
+        return self.task_table.plugin(name)
 
     def _listed(self, backend: str) -> list[ModelSpec]:
         """What one backend lists (its own models only); a listing that raises is reported, not fatal."""
@@ -109,7 +101,7 @@ class Registry:
         try:
             return [spec for spec in b.models() if spec.backend == b.name]
         except Exception as e:  # noqa: BLE001 - a broken backend must not hide the others
-            self.manager._fail(self._backend_plugin.get(b.name, b.name), "models", e)
+            self.manager.report(self._backend_plugin.get(b.name, b.name), "models", e)
             return []
 
     def models(self, backend: str | None = None, remote: bool = False) -> list[ModelSpec]:
@@ -209,3 +201,42 @@ class Registry:
             )
         merged = {**self.settings.backend_settings(backend.name), **{k: v for k, v in settings.items() if v is not None}}
         return backend.load(spec, **merged)
+
+
+class TaskTable:
+    """The tasks the plugins registered, each checked against the task contract once, here, and
+    which plugin registered it: the registry's task half, which the command line builds alone
+    (its task commands need neither backends nor models).
+
+    A name goes to the first plugin that registers it (built-ins first); a later one is reported as
+    a clash. An object that is not a task (:func:`lmassist.tasks.base.as_task` says why) is
+    reported as its plugin's failure and skipped, like a backend that is not a ``Backend``.
+    """
+
+    def __init__(self, manager: PluginManager) -> None:
+        self.tasks: dict[str, Task] = {}
+        self._plugin: dict[str, str] = {}
+        for plugin, obj in manager.collect("register_tasks"):
+            name = getattr(obj, "name", None)
+            if isinstance(name, str) and name in self.tasks:
+                manager.clash(plugin, "register_tasks", "task", name, self._plugin[name])
+                continue
+            try:
+                task = as_task(obj)
+            except TypeError as e:
+                manager.report(plugin, "register_tasks", e)
+                continue
+            self.tasks[task.name] = task
+            self._plugin[task.name] = plugin
+
+    def task(self, name: str) -> Task:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise LMAssistError(f"unknown task {name!r}; known tasks: {known}") from None
+
+    def plugin(self, name: str) -> str:
+        """The plugin that registered the task ``name``."""
+        self.task(name)
+        return self._plugin[name]

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from lmassist.commands.tasks import command_for
 from lmassist.generation import CancelToken, LMAssistError, Model, ModelInfo, StreamRequest
 from lmassist.plugins import PluginManager
 from lmassist.registry import Registry
-from lmassist.tasks.builtin import command_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = ROOT / "plugins" / "lmassist-proofread"

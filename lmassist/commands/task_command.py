@@ -20,24 +20,23 @@ from lmassist.outputs import check_output, write_output
 from lmassist.tasks.base import Task
 
 
-def task_command(task: Any) -> click.Command:
+def task_command(task: Task) -> click.Command:
     """A click command from the task's declared parameters plus the shared ones (model, loading,
-    ``-o`` when it writes output, ``--json`` when it has a schema). Works for duck-typed tasks too."""
-    help_text = getattr(task, "description", "") or task.summary
-    examples = getattr(task, "examples", ())
-    if examples:
-        help_text += "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples)
-    schema = getattr(task, "json_schema", None)
+    ``-o`` when it writes output, ``--json`` when it has a schema)."""
+    help_text = task.description or task.summary
+    if task.examples:
+        help_text += "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in task.examples)
+    schema = task.json_schema
     if schema is not None:
         help_text += f"\n\nWith --json the output is one JSON object; 'lmassist tasks --schema {task.name}' prints its schema."
 
     def callback(**kwargs: Any) -> None:
         run_task_command(task, kwargs)
 
-    params = Task.click_params(task)
-    cmd = click.Command(task.name, callback=callback, params=params, help=help_text, short_help=task.summary)
+    cmd = click.Command(task.name, callback=callback, params=task.click_params(), help=help_text,
+                        short_help=task.summary)
     extra = [model_option, load_options]
-    if getattr(task, "writes_output", True):
+    if task.writes_output:
         extra.append(click.option(
             "-o", "--output", metavar="FILE",
             help="Write the result to FILE instead of stdout: a regular file is replaced atomically and "
@@ -52,7 +51,7 @@ def task_command(task: Any) -> click.Command:
     return cmd
 
 
-def run_task_command(task: Any, kwargs: dict[str, Any]) -> None:
+def run_task_command(task: Task, kwargs: dict[str, Any]) -> None:
     """Check the input and the output path before loading the model (a bad path fails in
     milliseconds), run with progress on stderr, and write text or JSON to stdout or ``--output``."""
     model_name = kwargs.pop("model", None)
@@ -62,8 +61,8 @@ def run_task_command(task: Any, kwargs: dict[str, Any]) -> None:
     task.check(kwargs)
     target = check_output(output) if output and output != "-" else None
     cancel = CancelToken()
-    with progress_reporter(task.name, getattr(task, "progress_unit", "")) as progress:
-        model = load_model(model_name, **load) if getattr(task, "needs_model", True) else None
+    with progress_reporter(task.name, task.progress_unit) as progress:
+        model = load_model(model_name, **load) if task.needs_model else None
         with cancel_on_sigint(cancel):
             result = task.run(model, kwargs, progress=progress, cancel=cancel)
     if cancel.cancelled:

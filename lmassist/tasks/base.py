@@ -1,28 +1,29 @@
-"""The task contract: what a task declares, and how it runs as a slash command.
+"""The task contract: what a task declares, checked once when a plugin registers it.
 
-A task is declared once — its name, one-line summary, arguments and JSON schema — and served by
-three faces from that one declaration: a click command (``lmassist summarize ...``, built by
+A task is declared once (its name, one-line summary, arguments and JSON schema) and served by three
+faces from that one declaration: a click command (``lmassist summarize ...``, built by
 :mod:`lmassist.commands.task_command`), scripts (stdin/stdout and ``--json``) and the TUI, which
-calls the duck-typed interface below:
+calls ``task.run_slash(model, argline, progress=None, cancel=None) -> str`` (Markdown).
 
-``task.name``, ``task.summary``, ``task.slash_usage`` and
-``task.run_slash(model, argline, progress=None, cancel=None) -> str`` (Markdown).
-
-Third-party tasks subclass :class:`Task` (or implement the same attributes) and register it with
-``register_tasks``; they appear in ``lmassist tasks``, as a CLI command and in the TUI with no change
-to lmassist. A task gets its model through :mod:`lmassist.generation` only, never a backend.
+Tasks subclass :class:`Task` and register with ``register_tasks``; they appear in ``lmassist tasks``,
+as a CLI command and in the TUI with no change to lmassist. A plugin object that does not subclass
+it but offers a ``name`` and a way to run (:class:`TaskLike`) is wrapped once, at registration, in
+a :class:`PluginTask`, so every caller reads a :class:`Task`. A task gets its model through
+:mod:`lmassist.generation` only, never a backend.
 """
 
 from __future__ import annotations
 
+import codecs
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import click
 
 from lmassist.generation import CancelToken, LMAssistError, Model
+from lmassist.textinput import read_file_bytes, read_stdin, read_stdin_bytes, read_text_file
 
 Progress = Callable[[int, "int | None"], None]
 
@@ -109,16 +110,12 @@ class Task:
     writes_output: bool = True
     needs_model: bool = True  # False: run() gets model=None and no model is loaded
     examples: tuple[str, ...] = ()
+    progress_unit: str = ""  # what the progress bar counts ("lines"); empty: steps
 
     # -- what a task implements -----------------------------------------------------------------
 
-    def run(
-        self,
-        model: Model,
-        values: dict[str, Any],
-        progress: Progress | None = None,
-        cancel: CancelToken | None = None,
-    ) -> TaskResult:
+    def run(self, model: Model, values: dict[str, Any], progress: Progress | None = None,
+            cancel: CancelToken | None = None) -> TaskResult:
         """Run on already-parsed ``values`` (what the CLI or slash parser produced)."""
         raise NotImplementedError
 
@@ -128,6 +125,15 @@ class Task:
     def needs_files(self, values: dict[str, Any]) -> bool:
         """True when a slash command got no FILE: the TUI has no stdin to fall back on."""
         return any(p.files and not values.get(p.name) for p in self.params)
+
+    def command(self) -> click.Command | None:
+        """A click command of the task's own, replacing the one lmassist builds from the declaration;
+        None (the default) lets lmassist build it."""
+        return None
+
+    def result(self, model: Model, text: str, markdown: str | None = None, **data: Any) -> TaskResult:
+        """What :meth:`run` returns: ``--json`` data opens with the task's and the model's names."""
+        return TaskResult(text=text, data={"task": self.name, "model": model.info.name, **data}, markdown=markdown)
 
     # -- the TUI's interface ----------------------------------------------------------------------
 
@@ -154,13 +160,8 @@ class Task:
         self.check(values)
         return values
 
-    def run_slash(
-        self,
-        model: Model,
-        argline: str,
-        progress: Progress | None = None,
-        cancel: CancelToken | None = None,
-    ) -> str:
+    def run_slash(self, model: Model, argline: str, progress: Progress | None = None,
+                  cancel: CancelToken | None = None) -> str:
         """Parse ``argline``, read files, run, and return Markdown to show."""
         values = self.parse_slash(argline)
         result = self.run(model, values, progress=progress, cancel=cancel)
@@ -177,10 +178,112 @@ class Task:
         return params
 
 
+FILES = Param("files", "argument", metavar="[FILE|-]", multiple=True, files=True)
+"""The FILE arguments of a task that reads files or stdin (``-`` or none)."""
+
+
+class FileTask(Task):
+    """A task over FILE arguments (:data:`FILES`, read with ``--encoding``) or stdin."""
+
+    reads_files = True
+
+    def inputs(self, values: dict[str, Any]) -> list[TaskInput]:
+        return read_inputs(values.get("files") or (), values.get("encoding"))
+
+
+class TaskLike(Protocol):
+    """The least a registered object offers when it does not subclass :class:`Task`: a ``name`` and
+    at least one way to run, ``run_slash`` (the chat), ``run`` (with a declaration, the command
+    line builds a command from it) or ``command()`` (a click command of its own)."""
+
+    name: str
+
+    def run_slash(self, model: Model, argline: str, progress: Progress | None = None,
+                  cancel: CancelToken | None = None) -> str: ...
+
+
+# What a PluginTask takes from the object it wraps, when it has it; Task's defaults otherwise.
+_DECLARATION = ("summary", "description", "params", "json_schema", "reads_files", "writes_output",
+                "needs_model", "examples", "progress_unit")
+_FACES = ("run_slash", "run", "command")
+_HOOKS = ("check", "needs_files", "parse_slash")  # Task's methods a wrapped object may replace
+
+
+class PluginTask(Task):
+    """A plugin's task object that does not subclass :class:`Task`, wrapped once at registration
+    so that the CLI, the TUI and ``lmassist tasks`` read one contract with one set of defaults."""
+
+    def __init__(self, task: TaskLike) -> None:
+        self.wrapped = task
+        self.name = task.name
+        for attr in _DECLARATION:
+            if hasattr(task, attr):
+                setattr(self, attr, getattr(task, attr))
+        usage = getattr(task, "slash_usage", None)
+        self._usage = usage if isinstance(usage, str) and usage else None
+        self._faces = {face: method for face in _FACES if callable(method := getattr(task, face, None))}
+        self._hooks = {hook: method for hook in _HOOKS if callable(method := getattr(task, hook, None))}
+
+    @property
+    def slash_usage(self) -> str:
+        return self._usage or super().slash_usage
+
+    def run(self, model: Model, values: dict[str, Any], progress: Progress | None = None,
+            cancel: CancelToken | None = None) -> TaskResult:
+        if "run" not in self._faces:
+            raise LMAssistError(f"task {self.name!r} runs only in the chat app (/{self.name})")
+        return self._faces["run"](model, values, progress=progress, cancel=cancel)
+
+    def run_slash(self, model: Model, argline: str, progress: Progress | None = None,
+                  cancel: CancelToken | None = None) -> str:
+        if "run_slash" in self._faces:
+            return self._faces["run_slash"](model, argline, progress=progress, cancel=cancel)
+        if "run" not in self._faces:
+            raise LMAssistError(f"task {self.name!r} runs only on the command line: lmassist {self.name}")
+        return super().run_slash(model, argline, progress=progress, cancel=cancel)
+
+    def check(self, values: dict[str, Any]) -> None:
+        if "check" in self._hooks:
+            self._hooks["check"](values)
+
+    def needs_files(self, values: dict[str, Any]) -> bool:
+        if "needs_files" in self._hooks:
+            return bool(self._hooks["needs_files"](values))
+        return super().needs_files(values)
+
+    def parse_slash(self, argline: str) -> dict[str, Any]:
+        if "parse_slash" in self._hooks:
+            return self._hooks["parse_slash"](argline)
+        return super().parse_slash(argline)
+
+    def command(self) -> click.Command | None:
+        if "command" in self._faces:
+            return self._faces["command"]()
+        if "run" not in self._faces:
+            raise TypeError(f"task {self.name!r} has no command line: it offers neither command() nor run()")
+        return None
+
+
+def as_task(task: Task | TaskLike) -> Task:
+    """``task`` checked against the contract: itself when it is a :class:`Task`, else wrapped in a
+    :class:`PluginTask`. TypeError (which the registry reports as the plugin's failure) says what
+    is missing."""
+    name = getattr(task, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"not a named task: {task!r}")
+    if not isinstance(task, Task):
+        if not any(callable(getattr(task, face, None)) for face in _FACES):
+            raise TypeError(f"task {name!r} offers no way to run: subclass lmassist.tasks.base.Task, "
+                            f"or give it run_slash(), run() or command()")
+        task = PluginTask(task)
+    bad = [p for p in task.params if not isinstance(p, Param)]
+    if bad:
+        raise TypeError(f"task {name!r} declares a parameter that is not a lmassist.tasks.base.Param: {bad[0]!r}")
+    return task
+
+
 def read_inputs(paths: tuple[str, ...] | list[str], encoding: str | None = None) -> list[TaskInput]:
     """The texts of FILE arguments (``-`` or none meaning stdin), each failure a one-line error."""
-    from lmassist.textinput import read_stdin
-
     if not paths:
         text = read_stdin()
         if text is None:
@@ -191,35 +294,34 @@ def read_inputs(paths: tuple[str, ...] | list[str], encoding: str | None = None)
 
 def read_one(path: str, encoding: str | None = None) -> str:
     """One file's text; a non-UTF-8 file's error hints at ``--encoding``."""
-    from lmassist.textinput import read_text_file
-
     if encoding and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
-        import codecs
-
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise LMAssistError(f"unknown encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
-        from lmassist.textinput import read_file_bytes, read_stdin_bytes
-
-        if path == "-":
-            data = read_stdin_bytes()
-            if data is None:
-                raise LMAssistError("'-' means stdin, but nothing was piped in")
-        else:
-            data = read_file_bytes(path)
-        if b"\x00" in data[:8192]:
-            raise LMAssistError(f"{path} looks like a binary file, not text")
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError as e:
-            raise LMAssistError(f"{path} is not valid {encoding} text (byte {e.start})") from None
+        return _read_encoded(path, encoding)
     try:
         return read_text_file(path)
     except LMAssistError as e:
         if "not UTF-8" in str(e):
             raise LMAssistError(f"{e}; pass --encoding (e.g. --encoding latin-1)") from None
         raise
+
+
+def _read_encoded(path: str, encoding: str) -> str:
+    """A file (or ``-``) decoded from ``encoding``, with the same one-line errors as UTF-8 input."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise LMAssistError(f"unknown encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+    if path == "-":
+        data = read_stdin_bytes()
+        if data is None:
+            raise LMAssistError("'-' means stdin, but nothing was piped in")
+    else:
+        data = read_file_bytes(path)
+    if b"\x00" in data[:8192]:
+        raise LMAssistError(f"{path} looks like a binary file, not text")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise LMAssistError(f"{path} is not valid {encoding} text (byte {e.start})") from None
 
 
 def _non_empty(text: str, source: str) -> str:
