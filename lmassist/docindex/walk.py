@@ -21,7 +21,7 @@ from lmassist.textinput import decode_text
 # Folders no one means to index: version control, dependency trees, caches, virtual environments.
 SKIP_DIRS = frozenset({
     ".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".nox", ".mypy_cache",
-    ".pytest_cache", ".ruff_cache", "site-packages", "dist", "build", ".idea", ".vscode", "target",
+    ".pytest_cache", ".ruff_cache", "site-packages",
 })
 MAX_FILE_BYTES = 5 * 1024 * 1024  # past this a "note" is a data dump or a log; its passages bury the rest
 
@@ -35,6 +35,8 @@ NOT_REGULAR = "not a regular file"
 UNREADABLE = "unreadable"
 EXCLUDED = "excluded by pattern"
 UNREADABLE_DIR = "unreadable folder"
+IGNORED_DIR = "ignored folder"  # hidden, version control, dependencies, caches
+HIDDEN = "hidden file"
 
 
 class Skipped(Exception):
@@ -92,10 +94,13 @@ class Walk:
                 self.skipped[UNREADABLE] += 1
                 continue
             if is_dir:
-                if not (entry.name.startswith(".") or entry.name in SKIP_DIRS):
+                if entry.name.startswith(".") or entry.name in SKIP_DIRS:
+                    self.skipped[IGNORED_DIR] += 1
+                else:
                     yield from self._scan(Path(entry.path), rel + "/")
                 continue
             if entry.name.startswith("."):
+                self.skipped[HIDDEN] += 1
                 continue
             info = self._check(entry, rel)
             if info is not None:
@@ -165,6 +170,9 @@ def to_text(data: bytes, name: str) -> str:
     """Text from a file's bytes, decoded the way every lmassist input is (``textinput``), or
     :class:`Skipped` saying whether it looked binary or was another encoding."""
     try:
-        return decode_text(data, name)
+        text = decode_text(data, name)
     except LMAssistError as e:
         raise Skipped(BINARY if "binary" in str(e) else NOT_UTF8, str(e)) from None
+    if "\x00" in text:  # decode_text looks for NUL bytes at the start only
+        raise Skipped(BINARY, f"{name} has NUL bytes")
+    return text
