@@ -14,6 +14,7 @@ from lmassist import hookimpl
 from lmassist.generation import Backend, Model, ModelInfo, ModelSpec, StreamRequest
 from lmassist.plugins import PluginManager
 from lmassist.registry import Registry
+from lmassist.tasks.base import Param, PluginTask, Task, TaskResult
 
 
 class EchoModel(Model):
@@ -399,3 +400,84 @@ def test_a_plugin_may_add_a_model_to_a_builtin_backend(manager):
     assert reg.resolve("llamacpp:my-extra").source == "/tmp/my-extra.gguf"
     assert reg.resolve("my-extra").full_name == "llamacpp:my-extra"
     assert not manager.errors
+
+
+# -- the task contract, checked once when a plugin registers a task -----------------------------------
+
+
+class NamelessTask:
+    summary = "no name"
+
+    def run_slash(self, model, argline, progress=None, cancel=None) -> str:
+        return argline
+
+
+class MuteTask:
+    name = "mute"
+    summary = "a name and nothing to run"
+
+
+class BadParamTask(Task):
+    name = "bad-param"
+    params = ("--words",)  # a flag spelled as a string, not a Param
+
+
+class DuckTask:
+    """A task that does not subclass Task: its declaration and run(), as docs/plugins.md allows."""
+
+    name = "duck"
+    summary = "Repeat the words."
+    params = (Param("words", "argument", multiple=True),)
+    needs_model = False
+
+    def run(self, model, values, progress=None, cancel=None):
+        return TaskResult(text=" ".join(values["words"]))
+
+
+class ContractPlugin:
+    @hookimpl
+    def register_tasks(self, register):
+        for task in (NamelessTask(), MuteTask(), BadParamTask(), DuckTask()):
+            register(task)
+
+
+def test_a_task_is_checked_once_at_registration_and_a_bad_one_is_reported_and_skipped(manager):
+    manager.register(ContractPlugin(), name="contract-plugin")
+    reg = Registry(manager)
+    assert {"summarize", "translate", "sentiment", "qa", "duck"} == set(reg.tasks)
+    assert all(isinstance(task, Task) for task in reg.tasks.values())
+    assert [(e.plugin, e.where) for e in manager.errors] == [("contract-plugin", "register_tasks")] * 3
+    nameless, mute, bad_param = (str(e) for e in manager.errors)
+    assert "not a named task: a NamelessTask object with no name" in nameless
+    assert "'mute' offers no way to run" in mute
+    assert "'bad-param' declares a parameter that is not a lmassist.tasks.base.Param: '--words'" in bad_param
+    Registry(manager)
+    assert len(manager.errors) == 3  # reported once, however many registries are built
+
+
+def test_a_task_that_is_not_a_task_subclass_reads_as_one(manager):
+    manager.register(ContractPlugin(), name="contract-plugin")
+    reg = Registry(manager)
+    duck = reg.task("duck")
+    assert isinstance(duck, PluginTask) and duck.wrapped.__class__ is DuckTask
+    assert reg.task_plugin("duck") == "contract-plugin" and reg.task_plugin("qa") == "lmassist.tasks.builtin"
+    assert (duck.summary, duck.slash_usage, duck.needs_model, duck.json_schema) == (
+        "Repeat the words.", "/duck WORDS...", False, None)
+    assert duck.run_slash(None, "hello there") == "hello there"  # parsed with the declaration, then run()
+    assert duck.command() is None  # the command line builds one from the declaration
+
+
+def test_the_task_commands_are_the_registrys_tasks(manager):
+    from lmassist import plugins
+    from lmassist.cli import LMAssistGroup
+
+    manager.register(ContractPlugin(), name="contract-plugin")
+    plugins.reset_manager(manager)
+    group = LMAssistGroup("lmassist")
+    manager.call("register_commands", cli=group)
+    tasks = {name: cmd.lmassist_task for name, cmd in group.commands.items() if hasattr(cmd, "lmassist_task")}
+    reg = Registry(manager)
+    assert list(tasks) == list(reg.tasks)
+    assert [type(t) for t in tasks.values()] == [type(t) for t in reg.tasks.values()]
+    assert "tasks" in group.commands
+    assert len(manager.errors) == 3  # the bad tasks, once: building the commands checked the same contract

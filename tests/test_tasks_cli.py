@@ -152,3 +152,54 @@ def test_plugin_task_appears_in_tasks_and_as_a_command(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout == "HELLO WORLD\n", r.stderr
     r = run_cli("shout", "hi", "--json", env=env)
     assert json.loads(r.stdout) == {"task": "shout", "text": "HI"}
+
+
+DUCK_PLUGIN = textwrap.dedent('''
+    from lmassist import hookimpl
+    from lmassist.tasks.base import Param, TaskResult
+
+
+    class Echo:
+        """Not a Task subclass: a declaration and run(), which is all the contract asks."""
+
+        name = "echo-words"
+        summary = "Print the words back (a duck-typed test task)."
+        params = (Param("words", "argument", multiple=True),)
+        needs_model = False
+
+        def run(self, model, values, progress=None, cancel=None):
+            return TaskResult(text=" ".join(values["words"]))
+
+
+    class Mute:
+        name = "mute"
+
+
+    @hookimpl
+    def register_tasks(register):
+        register(Echo())
+        register(Mute())
+''')
+
+
+def test_a_plugin_task_is_checked_at_registration_and_a_good_one_runs_from_the_cli(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "lmassist_duck.py").write_text(DUCK_PLUGIN)
+    info = site / "lmassist_duck-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmassist-duck\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[lmassist]\nduck = lmassist_duck\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    r = run_cli("tasks", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    rows = {t["name"]: t for t in json.loads(r.stdout)}
+    assert "mute" not in rows
+    assert rows["echo-words"] == {"name": "echo-words", "summary": "Print the words back (a duck-typed test task).",
+                                  "plugin": "lmassist-duck", "builtin": False, "slash_usage": "/echo-words WORDS..."}
+    assert r.stderr.splitlines() == [
+        "Warning: plugin lmassist-duck raised in register_tasks: TypeError: task 'mute' offers no way to run: "
+        "subclass lmassist.tasks.base.Task, or give it run_slash(), run() or command()"]
+    r = run_cli("echo-words", "hello", "world", env=env)
+    assert r.returncode == 0 and r.stdout == "hello world\n", r.stderr
+    assert "echo-words" in run_cli("--help", env=env).stdout.split("Tasks:")[1].split("\n\n")[0]

@@ -270,11 +270,11 @@ def as_task(task: Task | TaskLike) -> Task:
     is missing."""
     name = getattr(task, "name", None)
     if not isinstance(name, str) or not name.strip():
-        raise TypeError(f"not a named task: {task!r}")
+        raise TypeError(f"not a named task: a {type(task).__qualname__} object with no name")
     if not isinstance(task, Task):
         if not any(callable(getattr(task, face, None)) for face in _FACES):
             raise TypeError(f"task {name!r} offers no way to run: subclass lmassist.tasks.base.Task, "
-                            f"or give it run_slash(), run() or command()")
+                            "or give it run_slash(), run() or command()")
         task = PluginTask(task)
     bad = [p for p in task.params if not isinstance(p, Param)]
     if bad:
