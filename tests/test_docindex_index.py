@@ -114,6 +114,30 @@ def test_update_counts_unreadable_files_and_folders(tmp_path: Path, index: DocIn
     assert "2 skipped (permission denied 1, unreadable folder 1)" in summary.line()
 
 
+def test_permission_errors_are_counted_even_as_root(tmp_path: Path, index: DocIndex, monkeypatch):
+    """The same path as chmod 000, for runs as root (which reads any file): the OS's own errors."""
+    root = tmp_path / "r"
+    write(root / "ok.md", "readable\n")
+    write(root / "locked.md", "no\n")
+    write(root / "closed" / "inner.md", "no\n")
+    real_open, real_scandir = os.open, os.scandir
+
+    def fake_open(path, *args, **kwargs):
+        if Path(path).name == "locked.md":
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    def fake_scandir(path):
+        if Path(path).name == "closed":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(walk.os, "open", fake_open)
+    monkeypatch.setattr(walk.os, "scandir", fake_scandir)
+    summary = index.add("r", root)
+    assert (summary.added, summary.skipped) == (1, {walk.PERMISSION: 1, walk.UNREADABLE_DIR: 1})
+
+
 def test_file_deleted_between_listing_and_reading_is_skipped(tmp_path: Path, index: DocIndex, monkeypatch):
     root = tmp_path / "r"
     write(root / "a.md", "alpha\n")
