@@ -131,8 +131,9 @@ class Task:
         None (the default) lets lmassist build it."""
         return None
 
-    def result(self, model: Model, text: str, markdown: str | None = None, **data: Any) -> TaskResult:
-        """What :meth:`run` returns: ``--json`` data opens with the task's and the model's names."""
+    def result(self, model: Model, text: str, markdown: str | None = None, /, **data: Any) -> TaskResult:
+        """What :meth:`run` returns: ``--json`` data opens with the task's and the model's names,
+        then ``data`` (any keys, ``text`` included)."""
         return TaskResult(text=text, data={"task": self.name, "model": model.info.name, **data}, markdown=markdown)
 
     # -- the TUI's interface ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
-from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
+from lmassist.tasks.base import FILES, FileTask, Param, Progress, TaskResult
 from lmassist.tasks.chunking import Block, chunk_text, iter_blocks
 
 TONES: dict[str, str] = {
@@ -261,7 +261,7 @@ PROOFREAD_SCHEMA: dict[str, Any] = {
 }
 
 
-class ProofreadTask(Task):
+class ProofreadTask(FileTask):
     name = "proofread"
     summary = "Proofread files or stdin, or rewrite them in a tone (--tone), keeping Markdown and code."
     description = (
@@ -271,13 +271,12 @@ class ProofreadTask(Task):
         "--diff prints a unified diff instead of the edited text. (Plugin lmassist-proofread.)"
     )
     params = (
-        Param("files", "argument", metavar="[FILE|-]", multiple=True, files=True),
+        FILES,
         Param("tone", "option", metavar="TONE",
               help="Rewrite in this tone instead of proofreading: formal, friendly, concise, casual, simple, ..."),
         Param("diff", "flag", help="Print a unified diff of the changes instead of the edited text."),
     )
     json_schema = PROOFREAD_SCHEMA
-    reads_files = True
     examples = (
         "lmassist proofread notes.md --diff",
         "cat email.txt | lmassist proofread - --tone friendly",
@@ -294,19 +293,15 @@ class ProofreadTask(Task):
     def run(self, model: Model, values: dict[str, Any], progress: Progress | None = None,
             cancel: CancelToken | None = None) -> TaskResult:
         self.check(values)
-        inputs = read_inputs(values.get("files") or (), values.get("encoding"))
         editor = Proofreader(model, values.get("tone"))
-        edits = [editor.edit_document(i.text, i.source, progress, cancel) for i in inputs]
+        edits = [editor.edit_document(i.text, i.source, progress, cancel) for i in self.inputs(values)]
         if values.get("diff"):
             text = "".join(e.diff() for e in edits)
             markdown = f"```diff\n{text}```" if text else "No changes."
         else:
             text = edits[0].text if len(edits) == 1 else "\n".join(e.text for e in edits)
             markdown = text
-        data = {
-            "task": "proofread", "model": model.info.name, "mode": "tone" if editor.tone else "proofread",
-            "tone": values.get("tone"),
-            "results": [{"source": e.source, "text": e.text, "diff": e.diff(), "edited_blocks": e.edited_blocks,
-                         "kept_blocks": e.kept_blocks} for e in edits],
-        }
-        return TaskResult(text=text, data=data, markdown=markdown)
+        results = [{"source": e.source, "text": e.text, "diff": e.diff(), "edited_blocks": e.edited_blocks,
+                    "kept_blocks": e.kept_blocks} for e in edits]
+        return self.result(model, text, markdown, mode="tone" if editor.tone else "proofread",
+                           tone=values.get("tone"), results=results)
