@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from conftest import run_cli  # noqa: E402
 
+from lmassist import bench as bench_plugin  # noqa: E402
 from lmassist.commands.inhouse import register_commands  # noqa: E402
 from lmassist.generation import LMAssistError  # noqa: E402
 
@@ -26,6 +27,7 @@ def cli(tmp_path, monkeypatch):
     bench = click.Group("bench")
     group.add_command(bench)
     register_commands(group)
+    bench_plugin.register_commands(group)  # bench inhouse lives with the other benchmarks
     return group
 
 

@@ -296,8 +296,8 @@ def _register(cli: Any) -> None:
         by side (size, tokens/s in interleaved rounds, perplexity) and say what the copy is.
 
         \b
-        What to expect: --quantize int8 gives a file about a quarter of the size at
-        the same perplexity. It is not faster: the weights are turned back into fp32
+        What to expect: --quantize int8 gives a file about 0.26x the size at the
+        same perplexity. It is not faster: the weights are turned back into fp32
         when the model loads, because a model this small decodes faster in fp32 than
         with int8 arithmetic. Once loaded it is the same model, at the same speed
         and memory. --prune zeroes weights to show how much a model tolerates; it

@@ -1,0 +1,69 @@
+"""The ``lmassist bench`` group: every benchmark listed once, one registration, dev data by option."""
+
+from __future__ import annotations
+
+import re
+
+import click
+from conftest import run_cli
+
+from lmassist import bench
+
+BENCHMARKS = ("ask", "buffers", "conversation", "hf", "inhouse", "qa", "sentiment", "summarize", "translate", "tui")
+
+
+def test_bench_help_lists_every_benchmark_once():
+    proc = run_cli("bench", "--help")
+    assert proc.returncode == 0, proc.stderr
+    listed = re.findall(r"^  ([a-z-]+)  ", proc.stdout.split("Commands:", 1)[1], re.M)
+    assert sorted(listed) == sorted(BENCHMARKS)
+    assert len(listed) == len(set(listed))
+
+
+def test_one_hook_registers_every_benchmark_and_eval_task():
+    cli = click.Group("lmassist")
+    cli.add_command(click.Group("bench"))
+    bench.register_commands(cli)
+    assert sorted(cli.commands["bench"].commands) == sorted(BENCHMARKS)
+    assert "eval-task" in cli.commands
+    assert {c.callback.__module__ for c in bench.BENCHMARKS} <= {
+        f"lmassist.bench.{m}" for m in ("llamacpp", "hf", "tui", "inhouse", "tasks")}
+
+
+def test_missing_dev_data_is_one_line_naming_the_option(tmp_path):
+    for args in (("sentiment",), ("qa",), ("summarize", "--no-memory"), ("translate",), ("inhouse", "--seconds", "1")):
+        proc = run_cli("bench", *args, "--data", str(tmp_path / "nowhere"))
+        assert proc.returncode == 1, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--data" in lines[0] and str(tmp_path / "nowhere") in lines[0], (args, lines)
+        assert "Traceback" not in proc.stderr
+
+
+def test_the_default_dev_data_is_shown_in_help_and_relative_to_the_working_directory():
+    proc = run_cli("bench", "sentiment", "--help")
+    assert "../shared/data/eval" in " ".join(proc.stdout.split())
+    assert "working directory" in " ".join(proc.stdout.split())
+
+
+def test_a_folder_given_to_data_is_searched_for_the_dev_file(tmp_path):
+    proc = run_cli("bench", "translate", "--to", "de", "--data", str(tmp_path))
+    assert proc.returncode == 1
+    assert str(tmp_path / "translation-en-de-dev.jsonl") in proc.stderr
+
+
+def test_bench_tui_takes_the_first_frame_tool_as_an_option(tmp_path):
+    """No machine path in the code: without --tool, the built-in tmux method; a missing tool is refused."""
+    proc = run_cli("bench", "tui", "--help")
+    assert "--tool PATH" in proc.stdout and "tmux" in proc.stdout
+    proc = run_cli("bench", "tui", "--tool", str(tmp_path / "missing"), "--skip-lag")
+    assert proc.returncode == 2 and "--tool" in proc.stderr
+
+
+def test_no_bench_module_reads_another_modules_private_names():
+    from pathlib import Path
+
+    for path in Path(bench.__file__).parent.glob("*.py"):
+        for line in path.read_text().splitlines():
+            code = line.split("#", 1)[0]
+            found = [m for m in re.findall(r"\b(\w+)\._[a-z]\w*", code) if m != "self"]
+            assert not found, f"{path.name}: {line.strip()}"
