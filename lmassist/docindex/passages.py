@@ -109,17 +109,19 @@ def split_block(block: Block, max_tokens: int, count_tokens: Callable[[str], int
     exact = len(lines) == block.end_line - block.start_line + 1
     out: list[Block] = []
     buf: list[str] = []
-    first = 0
+    first = used = 0
     for idx, line in enumerate(lines):
-        if buf and count_tokens("".join(buf) + line) > max_tokens:
+        n = count_tokens(line)  # summed per line: counting the growing piece again would be quadratic
+        if buf and used + n > max_tokens:
             out.append(_piece(block, "".join(buf), first, idx - 1, exact))
-            buf = []
+            buf, used = [], 0
         if not buf:
             first = idx
-        if count_tokens(line) > max_tokens:
+        if n > max_tokens:
             out.extend(_piece(block, part, idx, idx, exact) for part in _split_line(line, max_tokens, count_tokens))
             continue
         buf.append(line)
+        used += n
     if buf:
         out.append(_piece(block, "".join(buf), first, len(lines) - 1, exact))
     return [p for p in out if p.text.strip()]

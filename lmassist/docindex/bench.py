@@ -1,0 +1,214 @@
+"""Figures for the document index: retrieval on the folder-QA dev set against today's rank-bm25
+passages, and indexing speed, memory, update and query time on a generated folder.
+
+A benchmark prints figures and asserts nothing; the machines are shared, so it says how busy the
+machine was. Run ``python -m lmassist.docindex.bench --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lmassist.docindex.index import WEIGHTS, DocIndex
+from lmassist.docindex.passages import approx_tokens
+from lmassist.system import rusage_to_mb
+
+DEV = "../shared/data/eval/folder-qa-dev"
+SHAKESPEARE = "../shared/data/tinyshakespeare.txt"
+GRID_WEIGHTS = ((1.0, 1.0, 1.0), (0.0, 1.0, 1.0), (1.0, 2.0, 1.0), (1.0, 5.0, 1.0), (3.0, 2.0, 1.0), (0.0, 0.0, 1.0))
+GRID_TOKENS = (100, 150, 200, 300)
+
+Ranker = Callable[[str, int], list[str]]  # question, k -> the files of the top-k passages, best first
+
+
+# -- retrieval quality ---------------------------------------------------------------------------
+
+
+def load_questions(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def hits(rank: Ranker, questions: Sequence[dict]) -> tuple[float, float]:
+    """hit@1 and hit@3: the question's file is the first passage's / among the first three's."""
+    at1 = at3 = 0
+    for q in questions:
+        files = rank(q["question"], 3)
+        at1 += bool(files) and files[0] == q["doc"]
+        at3 += q["doc"] in files
+    n = max(1, len(questions))
+    return at1 / n, at3 / n
+
+
+def fts_ranker(docs: Path, workdir: Path, max_tokens: int, weights: Sequence[float]) -> tuple[Ranker, DocIndex]:
+    index = DocIndex(workdir / f"dev-{max_tokens}.db", max_tokens=max_tokens, weights=weights)
+    if not index.list():
+        index.add("dev", docs)
+
+    def rank(question: str, k: int) -> list[str]:
+        return [h.path for h in index.search("dev", question, k)]
+
+    return rank, index
+
+
+def rank_bm25_ranker(docs: Path) -> Ranker:
+    """What ``qa --context`` does today: ~160-token passages ranked with rank-bm25's BM25Okapi.
+    Imported here only: issue #16 replaces it, and then this comparison goes with it."""
+    from lmassist.tasks.chunking import chunk_text, paragraphs
+    from lmassist.tasks.qa import Passage, retrieve
+
+    pieces: list[Passage] = []
+    for path in sorted(docs.iterdir()):
+        text = path.read_text(encoding="utf-8")
+        for chunk in chunk_text(paragraphs(text.splitlines(keepends=True)), approx_tokens, 160):
+            pieces.append(Passage(path.name, chunk))
+
+    def rank(question: str, k: int) -> list[str]:
+        fresh = [Passage(p.source, p.text) for p in pieces]
+        return [p.source for p in retrieve(question, fresh, k)]
+
+    return rank
+
+
+def retrieval(dev: Path, out: Callable[[str], None]) -> dict[str, float]:
+    questions = [q for q in load_questions(dev / "questions.jsonl") if q.get("answerable", True)]
+    tune, held = questions[0::2], questions[1::2]
+    out(f"retrieval: {len(questions)} answerable questions, tuned on the {len(tune)} even rows, "
+        f"{len(held)} odd rows held out; 39 notes in {dev / 'docs'}")
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        grid = []
+        indexes = []
+        for max_tokens in GRID_TOKENS:
+            for weights in GRID_WEIGHTS:
+                rank, index = fts_ranker(dev / "docs", Path(tmp), max_tokens, weights)
+                indexes.append(index)
+                grid.append((hits(rank, tune), max_tokens, weights, rank))
+        best = max(grid, key=lambda g: (g[0][1], g[0][0], g[1] == 200))
+        default = next(g for g in grid if g[1] == 200 and g[2] == WEIGHTS)
+        for (t1, t3), max_tokens, weights, _ in grid:
+            out(f"  fts5 max_tokens={max_tokens:<3} weights(path,heading,body)={weights}: tune hit@1 {t1:.3f} "
+                f"hit@3 {t3:.3f}")
+        baseline = rank_bm25_ranker(dev / "docs")
+        rows = [("rank-bm25 (today)", baseline), (f"fts5 default {default[1]} {default[2]}", default[3]),
+                (f"fts5 best-on-tune {best[1]} {best[2]}", best[3])]
+        for label, rank in rows:
+            (t1, t3), (h1, h3) = hits(rank, tune), hits(rank, held)
+            out(f"  {label:<42} tune hit@1 {t1:.3f} hit@3 {t3:.3f} | held-out hit@1 {h1:.3f} hit@3 {h3:.3f}")
+            key = label.split()[0]
+            figures.update({f"{key} held hit@1": h1, f"{key} held hit@3": h3})
+        for index in indexes:
+            index.close()
+    return figures
+
+
+# -- scale ---------------------------------------------------------------------------------------
+
+
+def generate(root: Path, files: int, megabytes: float, sources: Sequence[Path]) -> int:
+    """``files`` notes, ``megabytes`` in all, cut from real text (Markdown headings, paragraphs,
+    plain text), with old mtimes as a folder at rest has. Returns the bytes written."""
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sources)
+    per_file = int(megabytes * 2**20 / files)
+    total = 0
+    for i in range(files):
+        start = (i * 7919 * 31) % max(1, len(text) - per_file)
+        body = text[start:start + per_file]
+        if i % 2 == 0:
+            paras = body.split("\n\n")
+            body = "\n\n".join(f"## Part {j}\n\n{p}" if j % 4 == 0 else p for j, p in enumerate(paras))
+            name = f"note-{i}.md"
+        else:
+            name = f"note-{i}.txt"
+        path = root / f"d{i // 200}" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = f"# Note {i}\n\n{body}\n".encode()
+        path.write_bytes(data)
+        os.utime(path, (1_600_000_000, 1_600_000_000))
+        total += len(data)
+    return total
+
+
+_CHILD = """
+import json, resource, sys, time
+from lmassist.docindex.index import DocIndex
+t = time.perf_counter()
+s = DocIndex(sys.argv[1]).add("big", sys.argv[2])
+print(json.dumps({"seconds": time.perf_counter() - t, "files": s.added, "chunks": s.chunks,
+                  "skipped": sum(s.skipped.values())}))
+"""
+
+
+def scale(root: Path, db: Path, questions: list[str], out: Callable[[str], None]) -> dict[str, float]:
+    """Index ``root`` in a fresh process (for its peak memory), then time updates and queries."""
+    before = time.process_time(), os.getloadavg()[0]
+    child = subprocess.run([sys.executable, "-c", _CHILD, str(db), str(root)], capture_output=True, text=True,
+                           check=True)
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    peak = rusage_to_mb(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    figures = {"index seconds": result["seconds"], "index peak MB": peak, "files": result["files"],
+               "passages": result["chunks"], "db MB": db.stat().st_size / 2**20, "load avg": before[1]}
+    with DocIndex(db) as index:
+        t = time.perf_counter()
+        unchanged = index.update("big")
+        figures["update nothing changed s"] = time.perf_counter() - t
+        victim = next(root.rglob("*.md"))
+        victim.write_text(victim.read_text(encoding="utf-8") + "\nA line added by the benchmark.\n")
+        t = time.perf_counter()
+        one = index.update("big")
+        figures["update one file s"] = time.perf_counter() - t
+        assert unchanged.read == 0 and one.updated == 1, (unchanged.line(), one.line())
+        times = []
+        for q in questions:
+            t = time.perf_counter()
+            index.search("big", q, 3)
+            times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    figures["query median ms"] = statistics.median(times)
+    figures["query p95 ms"] = times[int(len(times) * 0.95) - 1]
+    return figures
+
+
+def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
+    parser = argparse.ArgumentParser(prog="lmassist bench docs", description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, default=Path(DEV), help="folder-QA dev set (docs/, questions.jsonl)")
+    parser.add_argument("--text", type=Path, default=Path(SHAKESPEARE), help="real text to generate notes from")
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--mb", type=float, default=20.0, help="size of the generated folder")
+    parser.add_argument("--skip-retrieval", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    args = parser.parse_args(argv)
+    out(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f} "
+        "(a shared machine: figures are noisy)")
+    if not args.skip_retrieval:
+        retrieval(args.dev, out)
+    if not args.skip_scale:
+        questions = [q["question"] for q in load_questions(args.dev / "questions.jsonl")]
+        tmp = Path(tempfile.mkdtemp(prefix="lmassist-bench-docs-"))
+        try:
+            sources = [args.text, *sorted((args.dev / "docs").glob("*.md"))]
+            written = generate(tmp / "folder", args.files, args.mb, sources)
+            out(f"scale: {args.files} files, {written / 2**20:.1f} MB generated from {args.text.name} and the dev notes")
+            figures = scale(tmp / "folder", tmp / "docs.db", questions, out)
+            figures["MB/s"] = written / 2**20 / figures["index seconds"]
+            figures["s per 100 MB (extrapolated)"] = 100 / figures["MB/s"]
+            for key, value in figures.items():
+                out(f"  {key:>28}: {value:.3f}" if isinstance(value, float) else f"  {key:>28}: {value}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
