@@ -152,13 +152,14 @@ print(json.dumps({"seconds": time.perf_counter() - t, "files": s.added, "chunks"
 
 def scale(root: Path, db: Path, questions: list[str], out: Callable[[str], None]) -> dict[str, float]:
     """Index ``root`` in a fresh process (for its peak memory), then time updates and queries."""
-    before = time.process_time(), os.getloadavg()[0]
+    load = os.getloadavg()[0]
     child = subprocess.run([sys.executable, "-c", _CHILD, str(db), str(root)], capture_output=True, text=True,
                            check=True)
     result = json.loads(child.stdout.strip().splitlines()[-1])
-    peak = rusage_to_mb(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    figures = {"index seconds": result["seconds"], "index peak MB": peak, "files": result["files"],
-               "passages": result["chunks"], "db MB": db.stat().st_size / 2**20, "load avg": before[1]}
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures = {"index seconds": result["seconds"], "index cpu seconds": usage.ru_utime + usage.ru_stime,
+               "index peak MB": rusage_to_mb(usage.ru_maxrss), "files": result["files"],
+               "passages": result["chunks"], "db MB": db.stat().st_size / 2**20, "load avg": load}
     with DocIndex(db) as index:
         t = time.perf_counter()
         unchanged = index.update("big")
@@ -203,6 +204,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
             figures = scale(tmp / "folder", tmp / "docs.db", questions, out)
             figures["MB/s"] = written / 2**20 / figures["index seconds"]
             figures["s per 100 MB (extrapolated)"] = 100 / figures["MB/s"]
+            figures["cpu s per 100 MB (extrapolated)"] = figures["index cpu seconds"] * 100 / (written / 2**20)
             for key, value in figures.items():
                 out(f"  {key:>28}: {value:.3f}" if isinstance(value, float) else f"  {key:>28}: {value}")
         finally:
