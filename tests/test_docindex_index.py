@@ -280,6 +280,42 @@ def test_garbage_index_file_is_one_line_error(tmp_path: Path):
         DocIndex(db)
 
 
+def test_ctrl_c_mid_update_keeps_whole_files_and_update_finishes(tmp_path: Path, index: DocIndex):
+    root = tmp_path / "r"
+    for i in range(30):
+        write(root / f"n{i:02}.md", f"# N{i}\n\nnote number {i} mentions zebra{i}\n")
+    seen = []
+
+    def interrupt(rel: str) -> None:
+        seen.append(rel)
+        if len(seen) == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        index.add("r", root, progress=interrupt)
+    assert index.check() == [] and index.list()[0].files == 10
+    summary = index.update("r")
+    assert (summary.added, summary.read, index.list()[0].files) == (20, 20, 30)
+
+
+def test_rebuild_keeps_a_collection_whose_folder_is_gone(tmp_path: Path, notes: Path):
+    db = tmp_path / "docs.db"
+    gone = tmp_path / "gone"
+    write(gone / "a.md", "x\n")
+    with DocIndex(db) as ix:
+        ix.add("notes", notes)
+        ix.add("gone", gone)
+    (gone / "a.md").unlink()
+    gone.rmdir()
+    db.write_bytes(b"\0" * 4096)
+    summaries = rebuild(db)
+    assert [(s.name, s.added) for s in summaries] == [("gone", 0), ("notes", 4)]
+    with DocIndex(db) as ix:
+        assert [c.name for c in ix.list()] == ["gone", "notes"]
+        with pytest.raises(LMAssistError, match="is gone"):
+            ix.update("gone")
+
+
 def _generate(root: Path, files: int) -> None:
     words = "river garden budget council bread harbour lantern meadow quarry violin".split()
     for i in range(files):

@@ -19,17 +19,19 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lmassist.config import atomic_write_text, paths, valid_name
 from lmassist.docindex import walk
 from lmassist.docindex.passages import Block, blocks_for, pack
 from lmassist.docindex.query import match_expression
+from lmassist.docindex.records import Collection, Hit, UpdateSummary
 from lmassist.errors import LMAssistError
 
 SCHEMA_VERSION = 1
@@ -73,65 +75,6 @@ def require_fts5() -> None:
 
 
 @dataclass(frozen=True)
-class Collection:
-    """An indexed folder: its name, root, filters, file and passage counts, last update (epoch s)."""
-
-    id: int
-    name: str
-    root: str
-    include: tuple[str, ...]
-    exclude: tuple[str, ...]
-    files: int = 0
-    chunks: int = 0
-    updated: float | None = None
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A passage found by :meth:`DocIndex.search`; ``score`` is BM25's (higher is better)."""
-
-    collection: str
-    root: str
-    path: str  # relative to the root, "/"-separated
-    start_line: int
-    end_line: int
-    heading: str
-    text: str
-    score: float
-
-    @property
-    def citation(self) -> str:
-        """``path:line`` (the passage's first line), the form editors and terminals open."""
-        return f"{self.path}:{self.start_line}"
-
-
-@dataclass
-class UpdateSummary:
-    """What an ``add``/``update`` did. ``read`` counts files whose bytes were read (size or mtime
-    changed); ``unchanged`` those left as they were; ``skipped`` files left out, by reason."""
-
-    name: str
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    read: int = 0
-    chunks: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    seconds: float = 0.0
-
-    def line(self) -> str:
-        """The summary as the one line ``docs update`` prints."""
-        text = (f"{self.name}: {self.added} added, {self.updated} updated, {self.removed} removed, "
-                f"{self.unchanged} unchanged")
-        skipped = sum(self.skipped.values())
-        if skipped:
-            reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(self.skipped.items()))
-            text += f"; {skipped} skipped ({reasons})"
-        return text + f" in {self.seconds:.1f} s"
-
-
-@dataclass(frozen=True)
 class _Known:
     id: int
     sha256: str
@@ -157,6 +100,7 @@ class DocIndex:
         self.weights = tuple(float(w) for w in weights)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn: sqlite3.Connection | None = None
+        self._lock = threading.RLock()  # one connection, shared by the app's threads one call at a time
         with self._guard():
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._check_size()
@@ -198,19 +142,23 @@ class DocIndex:
     def add(self, name: str, root: Path | str, include: Sequence[str] = (), exclude: Sequence[str] = (),
             progress: Progress | None = None) -> UpdateSummary:
         """Index the folder ``root`` as collection ``name`` (a new name) and return the summary."""
-        valid_name(name, "collection name")
         folder = Path(root).expanduser().resolve()
         if not folder.is_dir():
             raise LMAssistError(f"{root} is not a folder")
+        self.register(name, folder, include, exclude)
+        return self.update(name, progress=progress)
+
+    def register(self, name: str, root: Path | str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        """Record collection ``name`` without reading its folder (``update`` does that)."""
+        valid_name(name, "collection name")
         with self._guard():
             if self._find(name) is not None:
                 raise LMAssistError(f"a collection named {name!r} exists already; update it or remove it first")
             with self._transaction():
                 cur = self.conn.execute("INSERT INTO collections(name, root, include, exclude) VALUES (?, ?, ?, ?)",
-                                        (name, str(folder), json.dumps(list(include)), json.dumps(list(exclude))))
+                                        (name, str(root), json.dumps(list(include)), json.dumps(list(exclude))))
                 self._create_fts(cur.lastrowid)
         self._save_list()
-        return self.update(name, progress=progress)
 
     def list(self) -> list[Collection]:
         """Every collection, by name, with its file and passage counts."""
@@ -373,9 +321,10 @@ class DocIndex:
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        """SQLite's errors as one line; damage points to ``--rebuild``."""
+        """The lock held, and SQLite's errors as one line; damage points to ``--rebuild``."""
         try:
-            yield
+            with self._lock:
+                yield
         except sqlite3.OperationalError as e:
             message = str(e)
             if "locked" in message or "busy" in message:
@@ -436,9 +385,9 @@ def rebuild(path: Path | str | None = None, progress: Progress | None = None,
     summaries: list[UpdateSummary] = []
     with DocIndex(index_path, **options) as index:  # type: ignore[arg-type]
         for e in entries:
-            if not Path(e["root"]).is_dir():
+            index.register(e["name"], e["root"], e.get("include", ()), e.get("exclude", ()))
+            if Path(e["root"]).is_dir():
+                summaries.append(index.update(e["name"], progress=progress))
+            else:  # kept, so that `docs list` still shows it and `docs update` says the folder is gone
                 summaries.append(UpdateSummary(e["name"], skipped=Counter({"folder gone": 1})))
-                continue
-            summaries.append(index.add(e["name"], e["root"], e.get("include", ()), e.get("exclude", ()),
-                                       progress=progress))
     return summaries
