@@ -30,6 +30,7 @@ import click
 
 from lmassist.bench.common import machine, median, report
 from lmassist.commands.common import model_option
+from lmassist.store import Store
 
 BARE_APP = '''
 from textual.app import App
@@ -138,8 +139,7 @@ def first_frame_summary(figures: dict[str, Any]) -> list[str]:
 
 
 async def _lag_while_streaming(model: str | None, tokens: int, threads: int | None) -> dict[str, Any]:
-    from lmassist.store import Store
-    from lmassist.tui.app import LMAssistApp
+    from lmassist.tui.app import LMAssistApp  # Textual: only when the lag is measured
     from lmassist.tui.session import ModelHost
 
     host = ModelHost(load_settings={"threads": threads} if threads else None)
