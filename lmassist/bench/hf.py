@@ -122,6 +122,11 @@ def _stream_figures(ours_model: Any, tokens: int, rounds: int, raw_threads: int)
 
     messages = [Message("user", PROMPT)]
     opts = GenerationOptions(max_new_tokens=tokens, temperature=0.0, repetition_penalty=1.0, seed=1)
+    raw_tps: list[float] = []
+    ours_tps: list[float] = []
+    ours_decode: list[float] = []
+    ours_threads: set[int] = set()
+    counts = []
 
     def raw() -> tuple[float, int]:
         torch.set_num_threads(raw_threads)  # ours may have changed it; raw gets torch's choice back
@@ -138,11 +143,6 @@ def _stream_figures(ours_model: Any, tokens: int, rounds: int, raw_threads: int)
     ours_model.chat(messages, warm).result()
     torch.set_num_threads(raw_threads)
     _raw_generate(ours_model, messages, warm)
-    raw_tps: list[float] = []
-    ours_tps: list[float] = []
-    ours_decode: list[float] = []
-    ours_threads: set[int] = set()
-    counts = []
     for i in range(rounds):
         if i % 2 == 0:  # alternate who goes first: a burst of load should not always hit one side
             (r, n_raw), (o, n_ours) = raw(), ours()
