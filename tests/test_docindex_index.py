@@ -187,6 +187,17 @@ def test_update_reads_only_changed_files_and_drops_deleted(notes: Path, index: D
     assert index.check() == []
 
 
+def test_a_file_written_just_before_indexing_is_read_again_next_time(tmp_path: Path, index: DocIndex):
+    """Racy mtimes: a same-size edit within the mtime tick of the first read must not be missed."""
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "fresh.md").write_text("version one\n")
+    index.add("r", root)
+    (root / "fresh.md").write_text("version two\n")  # same size, maybe the same mtime
+    summary = index.update("r")
+    assert summary.read == 1 and index.search("r", "two")[0].path == "fresh.md"
+
+
 def test_a_file_that_becomes_unreadable_leaves_the_index(notes: Path, index: DocIndex):
     index.add("notes", notes)
     write(notes / "meeting.md", b"\x00\x01binary now")

@@ -201,6 +201,8 @@ class DocIndex:
                     seen.add(info.rel)
                 if progress is not None:
                     progress(info.rel)
+            if not Path(coll.root).is_dir():  # gone mid-walk (an unmounted disk): keep the index as it was
+                raise LMAssistError(f"the folder of collection {name!r}, {coll.root}, disappeared during the update")
             for rel in sorted(set(known) - seen):
                 with self._transaction():
                     self._delete_file(coll.id, known[rel].id, rel)
