@@ -284,6 +284,12 @@ def test_truncated_index_is_one_line_error_then_rebuild_works(tmp_path: Path, no
     assert Path(f"{db}.damaged").exists()
 
 
+def test_index_under_a_file_is_one_line_error(tmp_path: Path):
+    write(tmp_path / "file", "x")
+    with pytest.raises(LMAssistError, match="cannot create the folder"):
+        DocIndex(tmp_path / "file" / "docs.db")
+
+
 def test_garbage_index_file_is_one_line_error(tmp_path: Path):
     db = tmp_path / "docs.db"
     db.write_bytes(b"this is not sqlite at all" * 100)

@@ -98,7 +98,11 @@ class DocIndex:
         self.path = Path(path) if path is not None else default_path()
         self.max_tokens = max_tokens
         self.weights = tuple(float(w) for w in weights)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LMAssistError(f"cannot create the folder for the document index {self.path}: "
+                                f"{e.strerror or e}") from None
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()  # one connection, shared by the app's threads one call at a time
         with self._guard():
