@@ -115,6 +115,14 @@ def _swap_in(tmp: Path, folder: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def rewrite_config(folder: Path, config: dict[str, Any]) -> None:
+    """Update config.json in place (atomically) without rewriting the weights."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".config.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(config, indent=2) + "\n")
+    os.replace(tmp, folder / CONFIG)
+
+
 def read_config(folder: str | Path) -> dict[str, Any]:
     """config.json of a checkpoint, checked just enough to know it is one of ours."""
     folder = Path(folder)
