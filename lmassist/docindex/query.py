@@ -18,7 +18,7 @@ having he her here hers herself him himself his how i if in into is it its itsel
 my myself near no nor not now of off on once only or other our ours ourselves out over own same she
 should so some such than that the their theirs them themselves then there these they this those
 through to too under until up very was we were what when where which while who whom whose why will
-with would you your yours yourself yourselves tell give name list describe explain
+with would you your yours yourself yourselves tell give name list describe explain one
 """.split())
 
 MAX_TERMS = 32  # a pasted page as a "question" must not become a query that scans the whole index
@@ -28,9 +28,10 @@ _WORD = re.compile(r"[^\W_]+")  # letters and digits: "_" alone would be an empt
 
 def query_terms(text: str) -> list[str]:
     """The distinct lower-case words of ``text`` worth searching for, in order; the stop words only
-    when nothing else is left ("Who is it?" still searches)."""
+    when nothing else is left ("Who is it?" still searches). Single letters go too: the "s" of
+    "Norman's" matched every possessive in a folder, and a query costs what its terms match."""
     words = [w.lower() for w in _WORD.findall(text)]
-    kept = [w for w in words if w not in STOP_WORDS] or words
+    kept = [w for w in words if w not in STOP_WORDS and (len(w) > 1 or w.isdigit())] or words
     return list(dict.fromkeys(kept))[:MAX_TERMS]
 
 
