@@ -135,6 +135,13 @@ def decode_escapes(text: str) -> str:
     return _ESCAPE.sub(one, text)
 
 
+def option_name(key: str) -> str:
+    """The option field a user's key names: dashes as underscores, ``max_tokens`` and ``n`` as
+    ``max_new_tokens`` (the OpenAI and llama.cpp spellings). Unknown names come back as given."""
+    name = key.replace("-", "_")
+    return _OPTION_ALIASES.get(name, name)
+
+
 def parse_option_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """``-O KEY VALUE`` pairs as checked option values, before any model is loaded.
 
@@ -146,7 +153,7 @@ def parse_option_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     stops: list[str] = []
     for key, value in pairs:
-        name = _OPTION_ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
+        name = option_name(key)
         if name not in fields:
             raise LMAssistError(f"unknown option {key!r}; valid options: {', '.join(sorted(fields))}")
         if name == "stop":
@@ -351,6 +358,35 @@ class Model(ABC):
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` is for this model, so tasks can split inputs to fit."""
 
+    def count_messages(self, messages: Sequence[Message]) -> int:
+        """How many tokens a conversation's prompt is. This default estimates the template's markers
+        (:data:`MESSAGE_OVERHEAD` a message); backends that render the prompt count it exactly."""
+        return sum(self.count_tokens(m.content) + MESSAGE_OVERHEAD for m in messages)
+
+    def prompt_budget(self, options: GenerationOptions) -> int:
+        """The prompt tokens that leave room for the reply: the context less ``max_new_tokens``, but
+        never less than three quarters of it (a huge ``max_new_tokens`` must not push out the question)."""
+        ctx = self.context_length
+        return ctx - min(options.max_new_tokens, ctx // 4)
+
+    def check_prompt(self, tokens: int, options: GenerationOptions) -> None:
+        """Refuse a plain-text prompt (``complete``) that leaves no room for the reply: unlike a
+        conversation, it has no turns to drop."""
+        budget = self.prompt_budget(options)
+        if tokens > budget:
+            raise ContextLengthError(
+                f"the prompt is {tokens} tokens but the model's context ({self.context_length}) "
+                f"leaves room for {budget} with {options.max_new_tokens} new tokens; shorten it"
+            )
+
+    def fit(self, messages: list[Message], options: GenerationOptions) -> list[Message]:
+        """The conversation trimmed to :meth:`prompt_budget`, oldest turns first (see :func:`fit_messages`).
+
+        The one place a conversation is trimmed: :meth:`chat` calls it before the backend sees the
+        messages, and faces that show what the model sees call it too.
+        """
+        return fit_messages(messages, self.count_messages, self.prompt_budget(options))
+
     def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         """Total log-likelihood (natural log) of each continuation after ``prompt``.
 
@@ -386,7 +422,12 @@ class Model(ABC):
         if not self.info.chat_template:
             opts = opts.replace(stop=opts.stop + tuple(s for s in TRANSCRIPT_STOPS if s not in opts.stop))
         request = StreamRequest(opts.validate(), cancel or CancelToken(), messages=msgs)
-        return Generation(self.stream_pieces(request), request)
+        return Generation(self._fitted_pieces(request), request)
+
+    def _fitted_pieces(self, request: StreamRequest) -> Iterator[str]:
+        # Trimmed when the reply is first read, in the thread that reads it, as the backends did.
+        request.messages = self.fit(request.messages or [], request.options)
+        yield from self.stream_pieces(request)
 
     def complete(
         self,
@@ -415,8 +456,11 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+MESSAGE_OVERHEAD = 4  # tokens a chat template adds around a message, for models that only estimate
+
+
 def fit_messages(
-    messages: list[Message], count: Any, budget: int
+    messages: list[Message], count: Callable[[list[Message]], int], budget: int
 ) -> list[Message]:
     """Drop the oldest turns (never the system prompt or the last message) until they fit.
 

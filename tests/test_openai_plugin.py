@@ -36,7 +36,7 @@ PLUGIN_DIR = ROOT / "plugins" / "lmassist-openai"
 sys.path.insert(0, str(PLUGIN_DIR))  # import the plugin from its source tree, as the fixture registers it
 
 import lmassist_openai  # noqa: E402
-from lmassist_openai.backend import iter_sse, normalize_base_url, resolve_config  # noqa: E402
+from lmassist_openai.client import iter_sse, normalize_base_url, resolve_config  # noqa: E402
 
 GREEDY = GenerationOptions(temperature=0, max_new_tokens=24)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from lmassist import hookimpl
 from lmassist.backends import hf_sources as sources
+from lmassist.errors import describe
 from lmassist.generation import (
     Backend,
     Model,
@@ -100,11 +101,6 @@ def _no_gguf_progress_bar() -> Iterator[None]:
         yield
     finally:
         gguf_utils.tqdm = original
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 class HFBackend(Backend):
@@ -242,13 +238,13 @@ class HFBackend(Backend):
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust)
         except Exception as e:  # noqa: BLE001 - transformers raises many types; all mean "cannot load"
-            raise ModelLoadError(f"cannot load the tokenizer of {where}: {_one_line(e)}") from None
+            raise ModelLoadError(f"cannot load the tokenizer of {where}: {describe(e)}") from None
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 folder, local_files_only=True, trust_remote_code=trust, dtype=dtype, use_safetensors=None,
             )
         except Exception as e:  # noqa: BLE001
-            message = _one_line(e)
+            message = describe(e)
             if "trust_remote_code" in message:
                 message = "it ships its own Python code; rerun with --trust-remote-code if you trust it"
             raise ModelLoadError(f"cannot load {where} with transformers: {message}") from None
@@ -257,11 +253,11 @@ class HFBackend(Backend):
             try:
                 model.to(device)
             except Exception as e:  # noqa: BLE001 - out of memory or a broken driver
-                raise ModelLoadError(f"cannot move {spec.full_name} to {device}: {_one_line(e)}") from None
+                raise ModelLoadError(f"cannot move {spec.full_name} to {device}: {describe(e)}") from None
         return model, tokenizer
 
     def _gguf_folder(self, path: Path) -> tuple[Path, dict[str, Any]]:
-        """The safetensors conversion of a GGUF, made (about 20 s for the default model) on first use."""
+        """The safetensors conversion of a GGUF, made on first use and cached."""
         check_gguf(path)
         started = time.perf_counter()
 
@@ -299,7 +295,7 @@ def _load_gguf(path: Path) -> tuple[Any, Any]:
                 f"transformers cannot load {path.name}: its architecture {arch!r} is not supported by "
                 f"transformers; run it with llama.cpp instead: lmassist ask -m llamacpp:{path}"
             ) from None
-        raise ModelLoadError(f"transformers cannot load {path.name} ({arch or 'unknown architecture'}): {_one_line(e)}") from None
+        raise ModelLoadError(f"transformers cannot load {path.name} ({arch or 'unknown architecture'}): {describe(e)}") from None
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:  # dense weights but still flagged as GGUF-quantized: unflag to save them
         quantizer.remove_quantization_config(model)

@@ -2,18 +2,17 @@
 
 Generation is a decode loop of our own, run in the caller's thread: one forward pass over the
 prompt, then one per token with the model's KV cache, the token chosen by transformers' own logits
-processors. We used to run ``model.generate`` in a helper thread and stream its ids through a queue;
-on two cores that ran at 0.6x raw ``generate`` on a quiet machine, because libgomp sees more threads
-than cores once a second thread drives torch and stops spinning between parallel regions (every
-operator then pays a futex wake-up), and a second Python thread woke up for every token. In the
-caller's thread, torch's intra-op threads behave exactly as they do for a raw ``generate`` call,
-cancellation is checked between any two tokens, and closing the stream stops the work at once.
+processors. ``model.generate`` in a helper thread, its ids streamed through a queue, was slower than
+a raw ``generate``: libgomp sees more threads than cores once a second thread drives torch and
+stops spinning between parallel regions (every operator then pays a futex wake-up), and a second
+Python thread woke up for every token. In the caller's thread, torch's intra-op threads behave
+exactly as they do for a raw ``generate`` call, cancellation is checked between any two tokens, and
+closing the stream stops the work at once (``lmassist bench hf`` compares the two).
 
 torch's thread count follows the machine's load (``hf.threads = auto``, the default): torch's
-OpenMP threads spin while they wait for each other, so beside a busy process two threads on two
-cores ran at a quarter of one thread's speed or less (raw ``generate``, measured with
-``lmassist bench hf --background 1``). Imported only by ``HFBackend.load``: torch and
-transformers are imported at module level here on purpose.
+OpenMP threads spin while they wait for each other, so beside a busy process more threads can be
+far slower than one (``lmassist bench hf --background 1``). Imported only by ``HFBackend.load``:
+torch and transformers are imported at module level here on purpose.
 """
 
 from __future__ import annotations
@@ -43,7 +42,6 @@ from lmassist.generation import (
     ModelSpec,
     StreamRequest,
     common_prefix_length,
-    fit_messages,
     transcript_prompt,
 )
 from lmassist.system import CpuSample, ThreadGovernor
@@ -204,19 +202,16 @@ class HFModel(Model):
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text, special=False))
 
+    def count_messages(self, messages: Sequence[Message]) -> int:
+        """Exact: the conversation through the tokenizer's chat template (or as a transcript)."""
+        return len(self.encode_messages(list(messages)))
+
     def _prompt_ids(self, request: StreamRequest) -> list[int]:
-        ctx = self.context_length
-        budget = ctx - min(request.options.max_new_tokens, ctx // 4)
-        if request.messages is not None:
-            msgs = fit_messages(request.messages, lambda ms: len(self.encode_messages(ms)), budget)
-            ids = self.encode_messages(msgs)
+        if request.messages is not None:  # already fitted by Model.chat
+            ids = self.encode_messages(request.messages)
         else:
             ids = self._encode(request.prompt or "", special=True)
-            if len(ids) > budget:
-                raise ContextLengthError(
-                    f"the prompt is {len(ids)} tokens but the model's context ({ctx}) leaves room for "
-                    f"{budget} with {request.options.max_new_tokens} new tokens; shorten it"
-                )
+            self.check_prompt(len(ids), request.options)
         if not ids:  # an empty completion prompt: start from the beginning-of-text token
             if self._bos is None:
                 raise LMAssistError("the prompt is empty and the model has no beginning-of-text token")

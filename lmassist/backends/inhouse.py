@@ -16,8 +16,11 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from lmassist import hookimpl
+from lmassist.config import paths
+from lmassist.errors import describe
 from lmassist.generation import (
     Backend,
     Model,
@@ -27,10 +30,13 @@ from lmassist.generation import (
     StreamRequest,
     transcript_prompt,
 )
-from lmassist.hookspecs import hookimpl
+from lmassist.inhouse.pretrained import shipped_models
+from lmassist.inhouse.tokenizers import StreamDecoder
+
+if TYPE_CHECKING:
+    from lmassist.generation import GenerationOptions, Message
 
 RECURRENT_CONTEXT = 4096  # RNNs have no hard limit; this keeps tasks' chunks to a sensible size
-
 
 
 class InhouseModel(Model):
@@ -65,6 +71,10 @@ class InhouseModel(Model):
             },
         )
 
+    def fit(self, messages: list[Message], options: GenerationOptions) -> list[Message]:
+        """The whole transcript, never trimmed by turns: an RNN remembers everything, and the
+        Transformer's ``generate`` reads the last window of it by itself."""
+        return messages
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
@@ -73,7 +83,6 @@ class InhouseModel(Model):
         import torch
 
         from lmassist.inhouse.model import generate
-        from lmassist.inhouse.tokenizers import StreamDecoder
 
         opts = request.options
         text = transcript_prompt(request.messages) if request.messages is not None else (request.prompt or "")
@@ -173,9 +182,6 @@ class InhouseBackend(Backend):
         return "cuda" if torch.cuda.is_available() else "cpu"
 
     def _folders(self) -> dict[str, Path]:
-        from lmassist.config import paths
-        from lmassist.inhouse.pretrained import shipped_models
-
         found: dict[str, Path] = {}
         user = paths().models / "inhouse"
         if user.is_dir():
@@ -233,8 +239,7 @@ class InhouseBackend(Backend):
         except ModelLoadError:
             raise
         except (RuntimeError, ValueError, OSError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ModelLoadError(f"cannot load inhouse:{spec.name} from {spec.source}: {first}") from None
+            raise ModelLoadError(f"cannot load inhouse:{spec.name} from {spec.source}: {describe(e)}") from None
         threads = int(settings.get("threads") or 1)  # `lmassist settings set inhouse.threads N`
         return InhouseModel(ck, spec.name, device, threads)
 
@@ -243,8 +248,8 @@ def _with_threads(tokens: Iterator[int], threads: int) -> Iterator[int]:
     """Run each step of ``tokens`` with ``threads`` intra-op threads, restoring the setting between.
 
     Decoding one token of a small model is hundreds of tiny operations; spreading each over several
-    threads costs more in synchronisation than it gains, and on a busy machine it collapses (we
-    measured 50 tokens/s with one thread against 4 with two). The default is therefore one.
+    threads costs more in synchronisation than it gains, and on a busy machine it collapses. The
+    default is therefore one.
     """
     import torch
 

@@ -33,7 +33,6 @@ from lmassist.generation import (
     ProgressCallback,
     StreamRequest,
     common_prefix_length,
-    fit_messages,
     transcript_prompt,
 )
 from lmassist.modelfiles import KNOWN_GGUFS, check_gguf, local_ggufs, pull_known
@@ -42,7 +41,7 @@ from lmassist.system import CpuSample, ThreadGovernor, physical_cores, thread_se
 if TYPE_CHECKING:
     from lmassist.backends.llamacpp_prefixes import PrefixStates
 
-DEFAULT_N_CTX = 4096  # SmolLM2 was trained on 8192; half keeps `ask` well under 400 MB
+DEFAULT_N_CTX = 4096  # half of SmolLM2's trained context: llama.cpp allocates the KV cache up front
 # llama.cpp's CPU kernels round differently for a batch of one token than for a batch of many, so a
 # prompt whose last token alone was re-evaluated from the cache can flip a near-tie greedy choice.
 # Re-evaluating at least this many tokens keeps greedy replies identical, cached or not.
@@ -128,21 +127,18 @@ class LlamaCppModel(Model):
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def count_messages(self, messages: Sequence[Message]) -> int:
+        """Exact: the conversation rendered with the model's chat template, then tokenized."""
+        return len(self._prompt_for(messages))
+
+    def _prompt_for(self, messages: Sequence[Message]) -> list[int]:
+        return self._tokenize(self._render(list(messages)), bos=self._formatter is None)
+
     def _prompt_tokens(self, request: StreamRequest) -> list[int]:
-        budget = self.context_length - min(request.options.max_new_tokens, self.context_length // 4)
-        if request.messages is not None:
-            msgs = fit_messages(
-                request.messages,
-                lambda ms: len(self._tokenize(self._render(ms), bos=self._formatter is None)),
-                budget,
-            )
-            return self._tokenize(self._render(msgs), bos=self._formatter is None)
+        if request.messages is not None:  # already fitted by Model.chat
+            return self._prompt_for(request.messages)
         tokens = self._tokenize(request.prompt or "", bos=True)
-        if len(tokens) > budget:
-            raise ContextLengthError(
-                f"the prompt is {len(tokens)} tokens but the model's context ({self.context_length}) "
-                f"leaves room for {budget} with {request.options.max_new_tokens} new tokens; shorten it"
-            )
+        self.check_prompt(len(tokens), request.options)
         return tokens
 
     # -- generation -------------------------------------------------------------------------
@@ -186,8 +182,8 @@ class LlamaCppModel(Model):
     def _evaluate_prompt(self, tokens: list[int], request: StreamRequest) -> bool:
         """Read the prompt up to its last MIN_REEVAL tokens in batches, checking for cancellation.
 
-        ``Llama.generate`` would read it in one call that nothing interrupts: a 2,500-token prompt
-        kept Ctrl+C waiting half a minute on a loaded machine. Returns False when cancelled.
+        ``Llama.generate`` would read it in one call that nothing interrupts, so Ctrl+C would wait
+        for the whole prompt. Returns False when cancelled.
         """
         llm = self._llm
         done = common_prefix_length(list(llm._input_ids), tokens)

@@ -1,12 +1,11 @@
 """Evaluated prompt prefixes of a llama.cpp model, kept on disk between runs.
 
-Few-shot tasks put the same long prefix before every input: sentiment's 24 shots are 550 tokens per
-shot order, three seconds on two cores, and every new process paid them again (a one-line
-``lmassist sentiment --text`` took 7 s, nearly all of it the two prefixes). llama.cpp writes a
-sequence's KV cache to a file together with its tokens and reads it back in milliseconds, so
-scoring saves its state at multiples of :data:`BLOCK` tokens and a later run resumes from the
-longest saved prefix of its prompt. Files are named by the model file, llama.cpp's version and the
-tokens; the :data:`KEEP` most recently used stay (12 MB each for 512 tokens of the default model).
+Few-shot tasks put the same long prefix before every input, and every new process paid for reading
+it again: for a one-line input, nearly all of the time. llama.cpp writes a sequence's KV cache to a
+file together with its tokens and reads it back far faster than it evaluates them, so scoring saves
+its state at multiples of :data:`BLOCK` tokens and a later run resumes from the longest saved
+prefix of its prompt. Files are named by the model file, llama.cpp's version and the tokens; the
+:data:`KEEP` most recently used stay.
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 Any server that speaks this API works the same way (vLLM, llama.cpp's server, Ollama, TGI, OpenAI),
 which is how users go past one machine. What the API cannot give us, we say so rather than fake it:
 ``score`` is unsupported (no prompt log-probabilities), so tasks fall back to generation, and token
-counts for splitting long inputs are a conservative estimate. Every network failure becomes a
-one-line :class:`LMAssistError` that names the URL, because "connection refused" alone does not say
-which of the user's servers is down.
+counts for splitting long inputs are a conservative estimate. The HTTP side (configuration, the
+client, the event stream, one-line errors) is :mod:`lmassist_openai.client`.
 """
 
 from __future__ import annotations
@@ -13,258 +12,43 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
+import socket
+import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from lmassist.errors import one_line
 from lmassist.generation import (
     Backend,
     ContextLengthError,
+    GenerationOptions,
     LMAssistError,
+    Message,
     Model,
     ModelInfo,
     ModelLoadError,
     ModelSpec,
     StopReason,
     StreamRequest,
-    fit_messages,
+)
+from lmassist_openai.client import (
+    BACKEND,
+    DEFAULT_CONTEXT,
+    LIST_TIMEOUT_S,
+    Server,
+    ServerConfig,
+    context_length_of,
+    error_message,
+    iter_sse,
+    network_error,
+    resolve_config,
+    status_error,
+    stored_settings,
 )
 
-BACKEND = "openai"
-OPENAI_URL = "https://api.openai.com/v1"
-DEFAULT_TIMEOUT_S = 120.0  # between two pieces of data: a big prompt on a busy server is slow to start
-CONNECT_TIMEOUT_S = 5.0
-LIST_TIMEOUT_S = 10.0  # listing models happens in `models list` and name lookups: keep it short
-DEFAULT_CONTEXT = 4096
 BYTES_PER_TOKEN = 3  # an over-estimate of tokens (BPE vocabularies average 3.5-4.5 bytes a token)
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Where the server is and how to talk to it, resolved from settings, then the environment."""
-
-    base_url: str
-    api_key: str | None = None
-    timeout: float = DEFAULT_TIMEOUT_S
-    context_length: int | None = None
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base_url).netloc or self.base_url
-
-    def url(self, path: str) -> str:
-        return f"{self.base_url}/{path.lstrip('/')}"
-
-
-def normalize_base_url(url: str) -> str:
-    """Accept ``host:port``, ``http://host:port`` and ``http://host:port/v1`` alike."""
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
-    parts = urlsplit(url)
-    if parts.path in ("", "/"):
-        url += "/v1"
-    return url
-
-
-def resolve_config(settings: dict[str, Any] | None = None) -> ServerConfig | None:
-    """The server to use, or None when none is configured.
-
-    Settings (``openai.base_url``, ``openai.api_key``, ``openai.timeout``, ``openai.context_length``)
-    win over ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``. A key with no URL means OpenAI itself, as
-    with OpenAI's own client.
-    """
-    settings = settings or {}
-    base = settings.get("base_url") or os.environ.get("OPENAI_BASE_URL") or ""
-    key = settings.get("api_key") or os.environ.get("OPENAI_API_KEY") or None
-    if not base.strip():
-        if not key:
-            return None
-        base = OPENAI_URL
-    try:
-        timeout = float(settings.get("timeout") or DEFAULT_TIMEOUT_S)
-        ctx = settings.get("context_length")
-        context_length = int(ctx) if ctx else None
-    except (TypeError, ValueError):
-        raise LMAssistError("openai.timeout and openai.context_length must be numbers") from None
-    if timeout <= 0:
-        raise LMAssistError(f"openai.timeout must be positive, got {timeout}")
-    return ServerConfig(normalize_base_url(base), key, timeout, context_length)
-
-
-def stored_settings() -> dict[str, Any]:
-    """The user's ``openai.*`` settings; an unreadable settings file counts as none (env still works)."""
-    from lmassist.config import Settings
-
-    try:
-        return Settings().backend_settings(BACKEND)
-    except LMAssistError:
-        return {}
-
-
-# -- errors ---------------------------------------------------------------------------------------
-
-
-def _one_line(text: str, limit: int = 240) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def network_error(url: str, exc: BaseException, timeout: float) -> LMAssistError:
-    """A one-line message for a request that never got an HTTP answer."""
-    import httpx
-
-    if isinstance(exc, httpx.ConnectTimeout):
-        return LMAssistError(f"cannot reach the server at {url}: connecting timed out")
-    if isinstance(exc, httpx.TimeoutException):
-        return LMAssistError(
-            f"the server at {url} did not answer within {timeout:g} s (timeout); "
-            "it may be overloaded, or raise the setting openai.timeout"
-        )
-    if isinstance(exc, httpx.ConnectError):
-        detail = str(exc)
-        if "refused" in detail.lower():
-            detail = "connection refused (is the server running?)"
-        elif "name or service not known" in detail.lower() or "nodename nor servname" in detail.lower():
-            detail = "unknown host"
-        return LMAssistError(f"cannot reach the server at {url}: {_one_line(detail)}")
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return LMAssistError(f"the server at {url} closed the connection mid-answer: {_one_line(exc)}")
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return LMAssistError(f"invalid server URL {url}: {_one_line(exc)}")
-    return LMAssistError(f"request to {url} failed: {_one_line(exc) or type(exc).__name__}")
-
-
-def _error_message(body: bytes) -> str:
-    """The human part of an error body: OpenAI's ``{"error": {"message"}}``, FastAPI's ``detail``..."""
-    text = body.decode("utf-8", errors="replace").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _one_line(text, 160)
-    if isinstance(data, dict):
-        err = data.get("error", data)
-        if isinstance(err, dict):
-            msg = err.get("message") or err.get("detail") or err.get("msg") or err
-        else:
-            msg = err
-        if isinstance(msg, list | dict):
-            msg = json.dumps(msg)
-        return _one_line(str(msg).splitlines()[0] if str(msg).strip() else str(msg), 160)
-    return _one_line(text, 160)
-
-
-def status_error(url: str, response: Any) -> LMAssistError:
-    """A one-line message for an HTTP error answer, naming the URL and the status."""
-    try:
-        body = response.read()
-    except Exception:  # noqa: BLE001 - the status is what matters; the body is a bonus
-        body = b""
-    message = _error_message(body) if body else ""
-    status = f"HTTP {response.status_code}" + (f" {response.reason_phrase}" if response.reason_phrase else "")
-    hint = ""
-    if response.status_code in (401, 403):
-        hint = " (check the setting openai.api_key or OPENAI_API_KEY)"
-    return LMAssistError(f"the server at {url} answered {status}" + (f": {message}" if message else "") + hint)
-
-
-# -- the HTTP client --------------------------------------------------------------------------------
-
-
-class Server:
-    """One server: an ``httpx.Client`` with the key and timeouts, and JSON requests with our errors."""
-
-    def __init__(self, config: ServerConfig) -> None:
-        self.config = config
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import httpx
-
-                headers = {"Accept": "application/json"}
-                if self.config.api_key:
-                    headers["Authorization"] = f"Bearer {self.config.api_key}"
-                timeout = httpx.Timeout(self.config.timeout, connect=min(CONNECT_TIMEOUT_S, self.config.timeout))
-                self._client = httpx.Client(headers=headers, timeout=timeout, follow_redirects=True)
-            return self._client
-
-    def get_json(self, path: str, timeout: float | None = None) -> Any:
-        import httpx
-
-        url = self.config.url(path)
-        wait = timeout or self.config.timeout
-        try:
-            response = self.client.get(url, timeout=httpx.Timeout(wait, connect=min(CONNECT_TIMEOUT_S, wait)))
-        except (httpx.HTTPError, httpx.InvalidURL) as e:
-            raise network_error(url, e, wait) from None
-        if response.status_code >= 400:
-            raise status_error(url, response)
-        try:
-            return response.json()
-        except ValueError:
-            raise LMAssistError(f"the server at {url} did not answer with JSON; is it an OpenAI-compatible API?") from None
-
-    def list_models(self, timeout: float | None = None) -> list[dict[str, Any]]:
-        data = self.get_json("models", timeout)
-        items = data.get("data") if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise LMAssistError(f"the server at {self.config.url('models')} sent no model list")
-        return [m for m in items if isinstance(m, dict) and m.get("id")]
-
-    def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-
-def context_length_of(entry: dict[str, Any]) -> int | None:
-    """The context length a model entry reports, under the names servers use for it."""
-    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
-    for value in (
-        entry.get("max_model_len"),  # vLLM
-        entry.get("context_length"),  # OpenRouter, LM Studio
-        entry.get("context_window"),
-        meta.get("n_ctx"),  # llama.cpp's llama-server
-        meta.get("n_ctx_train"),
-    ):
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def iter_sse(lines: Iterator[str]) -> Iterator[str]:
-    """The ``data`` payloads of a server-sent event stream, until ``[DONE]``.
-
-    Multi-line data fields are joined with newlines as the SSE format says; comments, ``event:``
-    and ``id:`` fields are skipped.
-    """
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                payload = "\n".join(data)
-                data = []
-                if payload.strip() == "[DONE]":
-                    return
-                yield payload
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        if field == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        payload = "\n".join(data)
-        if payload.strip() != "[DONE]":
-            yield payload
 
 
 class _CancelWatcher(threading.Thread):
@@ -288,8 +72,6 @@ class _CancelWatcher(threading.Thread):
                 return
 
     def _shutdown(self) -> None:
-        import socket
-
         stream = self._response.extensions.get("network_stream")
         sock = stream.get_extra_info("socket") if stream is not None else None
         if sock is not None:
@@ -327,8 +109,11 @@ class OpenAIModel(Model):
         """An over-estimate: the API has no tokenizer endpoint, and chunks must not overflow."""
         return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
 
-    def _count_messages(self, messages: list[Any]) -> int:
-        return sum(self.count_tokens(m.content) + 4 for m in messages)
+    def fit(self, messages: list[Message], options: GenerationOptions) -> list[Message]:
+        try:
+            return super().fit(messages, options)
+        except ContextLengthError:
+            return messages  # our count is an estimate: let the server decide
 
     def _body(self, request: StreamRequest) -> dict[str, Any]:
         o = request.options
@@ -350,14 +135,9 @@ class OpenAIModel(Model):
             body["repetition_penalty"] = o.repetition_penalty  # vLLM, TGI
         if self._stream_usage:
             body["stream_options"] = {"include_usage": True}
-        if request.messages is not None:
-            budget = self.context_length - min(o.max_new_tokens, self.context_length // 4)
-            try:
-                messages = fit_messages(request.messages, self._count_messages, budget)
-            except ContextLengthError:
-                messages = request.messages  # our count is an estimate: let the server decide
-            body["messages"] = [m.to_dict() for m in messages]
-            request.prompt_tokens = self._count_messages(messages)
+        if request.messages is not None:  # already fitted by Model.chat
+            body["messages"] = [m.to_dict() for m in request.messages]
+            request.prompt_tokens = self.count_messages(request.messages)
         else:
             body["prompt"] = request.prompt or ""
             request.prompt_tokens = self.count_tokens(request.prompt or "")
@@ -393,11 +173,11 @@ class OpenAIModel(Model):
                             try:
                                 event = json.loads(payload)
                             except ValueError:
-                                raise LMAssistError(f"the server at {url} sent a malformed event: {_one_line(payload, 80)}") from None
+                                raise LMAssistError(f"the server at {url} sent a malformed event: {one_line(payload, 80)}") from None
                             if not isinstance(event, dict):
                                 continue
                             if event.get("error"):
-                                raise LMAssistError(f"the server at {url} reported an error: {_error_message(json.dumps(event).encode())}")
+                                raise LMAssistError(f"the server at {url} reported an error: {error_message(json.dumps(event).encode())}")
                             for choice in event.get("choices") or []:
                                 text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
                                 if text:
@@ -447,8 +227,6 @@ class OpenAIBackend(Backend):
     @property
     def install_hint(self) -> str:  # type: ignore[override]
         if importlib.util.find_spec("httpx") is None:
-            import sys
-
             return f"{sys.executable} -m pip install 'httpx>=0.27'"
         return ""
 
