@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import assert_one_line_error, run_cli
 
-from lmassist.store import Store, conversation_context
+from lmassist.conversation import conversation_context
+from lmassist.store import Store
 
 LONG = ["-O", "max_new_tokens", "2000", "-O", "temperature", "0",
         "Write a very long story about a lighthouse keeper, with many chapters."]

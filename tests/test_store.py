@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from lmassist.conversation import conversation_context
 from lmassist.generation import GenerationOptions, GenerationStats, LMAssistError
 from lmassist.store import (
     SCHEMA_VERSION,
     Store,
     TurnLockCancelled,
-    conversation_context,
     fts_query,
     short_title,
     turn_lock,

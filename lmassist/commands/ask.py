@@ -40,6 +40,7 @@ from lmassist.commands.common import (
     options_option,
     read_stdin,
 )
+from lmassist.conversation import ConversationLog, ReplyRow
 from lmassist.generation import (
     CancelToken,
     Generation,
@@ -49,6 +50,7 @@ from lmassist.generation import (
     Model,
     parse_option_pairs,
 )
+from lmassist.store import Store, TurnLockCancelled
 
 SAVE_EVERY_S = 1.0  # how often a streaming reply's text is written to the history
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -127,38 +129,6 @@ class TurnResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ReplyRow:
-    """The reply's history row: created with the first text, updated as it streams, then final."""
-
-    def __init__(self, store: Any, cid: str | None, model: str, options: GenerationOptions) -> None:
-        self.store, self.cid, self.model, self.options = store, cid, model, options
-        self.mid: int | None = None
-
-    def save(self, text: str) -> None:
-        if self.store is None or self.cid is None:
-            return
-        try:
-            if self.mid is None:
-                self.mid = self.store.add_message(
-                    self.cid, "assistant", text, model=self.model, options=self.options.to_dict(), status="pending"
-                )
-            else:
-                self.store.update_message(self.mid, content=text)
-        except LMAssistError:
-            pass  # a busy history must not stop the reply; the final save tries again
-
-    def finish(self, text: str, status: str, stats: dict[str, Any] | None) -> None:
-        if self.store is None or self.cid is None:
-            return
-        if self.mid is None:
-            self.mid = self.store.add_message(
-                self.cid, "assistant", text, model=self.model, options=self.options.to_dict(),
-                stats=stats, status=status,
-            )
-        else:
-            self.store.update_message(self.mid, content=text, status=status, stats=stats)
-
-
 def stream_reply(
     llm: Model,
     messages: list[Message],
@@ -212,7 +182,10 @@ def stream_reply(
         elif kind == "done":
             break
         if len(parts) > saved_len and time.monotonic() - saved_at >= SAVE_EVERY_S:
-            row.save("".join(parts))
+            try:
+                row.save("".join(parts))
+            except LMAssistError:
+                pass  # a busy history must not stop the reply; the final save tries again
             saved_at, saved_len = time.monotonic(), len(parts)
     result.text = "".join(parts)
     if result.hard_stop:
@@ -248,55 +221,38 @@ def hard_exit(status: int, message: str) -> None:
     os._exit(status)
 
 
-def resume(store: Any, continue_: bool, cid: str | None) -> Any:
-    """The conversation ``--continue``/``--cid`` name (None if neither)."""
-    if not (continue_ or cid):
-        return None
-    conversation = store.get(cid) if cid else store.latest()
-    if conversation is None:
-        raise LMAssistError("there is no conversation to continue yet")
-    return conversation
-
-
-def context_of(store: Any, cid: str) -> list[Message]:
-    """What the model is shown of a stored conversation (see ``store.conversation_context``)."""
-    from lmassist.store import conversation_context
-
-    return [Message(m.role, m.content) for m in conversation_context(store.messages(cid))]
-
-
 @contextmanager
-def conversation_turn(store: Any, cid: str | None, stops: Stops) -> Iterator[None]:
+def held_turn(log: ConversationLog, stops: Stops) -> Iterator[None]:
     """Hold the conversation for one turn, saying so on stderr if another lmassist holds it."""
-    if store is None or cid is None:
-        yield
-        return
-    from lmassist.store import TurnLockCancelled, turn_lock
 
     def waiting() -> None:
         say("Waiting for another lmassist to finish its reply in this conversation…")
 
     try:
-        with turn_lock(store, cid, cancelled=lambda: stops.token.cancelled, waiting=waiting):
+        with log.turn(cancelled=lambda: stops.token.cancelled, waiting=waiting):
             yield
     except TurnLockCancelled:
         say("Interrupted while waiting; nothing was asked or saved.")
         sys.exit(stops.exit_status)
 
 
-def finish_turn(store: Any, result: TurnResult, row: ReplyRow, user_mid: int | None,
-                new_conversation: str | None) -> None:
-    """Save how the turn ended. A turn that failed before any text is marked ``error`` (left out
-    of later contexts); if it was a new conversation's first, the conversation goes."""
-    if store is None:
-        return
-    if result.text or row.mid is not None:
-        row.finish(result.text, result.status, result.stats)
-    elif result.status == "error":
-        if new_conversation is not None:
-            store.delete(new_conversation)
-        elif user_mid is not None:
-            store.update_message(user_mid, status="error")
+def run_turn(
+    log: ConversationLog, llm: Model, text: str, opts: GenerationOptions, system: str | None,
+    write: Callable[[str], None] | None, hard_stop_message: Callable[[TurnResult], str],
+) -> tuple[TurnResult, Stops]:
+    """One question and its reply, held, saved and stopped as the module docstring says (``ask`` and
+    the line chat). A second signal leaves at once with ``hard_stop_message``."""
+    with Stops(CancelToken()) as stops, held_turn(log, stops):
+        exchange = log.start_exchange(text, model=llm.info.name, options=opts, system=system)
+        try:
+            result = stream_reply(llm, exchange.messages, opts, stops, exchange.reply, write)
+        except Exception as e:  # noqa: BLE001 - chat() itself refused: nothing was generated, saved below
+            result = TurnResult(status="error", error=e)
+        if result.hard_stop:
+            log.finish_exchange(exchange, result.text, result.status, result.stats, keep_conversation=True)
+            hard_exit(stops.exit_status, hard_stop_message(result))
+        log.finish_exchange(exchange, result.text, result.status, result.stats)
+    return result, stops
 
 
 def format_stats(gen: Generation, device: str) -> str:
@@ -308,7 +264,7 @@ def format_stats(gen: Generation, device: str) -> str:
     )
 
 
-def _write_out(chunk: str) -> None:
+def write_out(chunk: str) -> None:
     sys.stdout.write(chunk)
     sys.stdout.flush()
 
@@ -366,42 +322,20 @@ def ask(
         raise LMAssistError("--continue and --cid need history; drop --no-log")
     changes = parse_option_pairs(options)  # bad options fail now, not after the model has loaded
 
-    from lmassist.store import Store
-
     store = None if no_log else Store()
-    conversation = resume(store, continue_, cid) if store else None
-    if conversation is not None:
-        model = model or conversation.model
+    log = ConversationLog.resume(store, continue_, cid)
+    if log.record is not None:
+        model = model or log.record.model  # carry on with the model the conversation used
 
     llm = load_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     opts = llm.info.default_options.replace(**changes).validate()
     stream = not (no_stream or as_json)
 
-    token = CancelToken()
-    with Stops(token) as stops, conversation_turn(store, conversation.id if conversation else None, stops):
-        messages = context_of(store, conversation.id) if conversation is not None else []
-        if system and not (messages and messages[0].role == "system"):
-            messages.insert(0, Message("system", system))
-        messages.append(Message("user", text))
-        new_conversation = user_mid = None
-        if store:
-            if conversation is None:
-                conversation = store.new_conversation(title=None, model=llm.info.name)
-                new_conversation = conversation.id
-                if system:
-                    store.add_message(conversation.id, "system", system)
-            user_mid = store.add_message(conversation.id, "user", text)
-        row = ReplyRow(store, conversation.id if conversation else None, llm.info.name, opts)
-        try:
-            result = stream_reply(llm, messages, opts, stops, row, _write_out if stream else None)
-        except Exception as e:  # noqa: BLE001 - chat() itself refused: nothing was generated, saved below
-            result = TurnResult(status="error", error=e)
-        if result.hard_stop:
-            finish_turn(store, result, row, user_mid, None)
-            kept = " (the partial reply was kept in history)" if store and result.text else ""
-            hard_exit(stops.exit_status, f"\nInterrupted{kept}.")
-        finish_turn(store, result, row, user_mid, new_conversation)
+    def hard_stop(result: TurnResult) -> str:
+        kept = " (the partial reply was kept in history)" if store and result.text else ""
+        return f"\nInterrupted{kept}."
 
+    result, stops = run_turn(log, llm, text, opts, system, write_out if stream else None, hard_stop)
     gen = result.generation
     if isinstance(result.output_error, BrokenPipeError):
         raise result.output_error  # the reader went away: the CLI leaves quietly, the reply is kept
@@ -413,7 +347,7 @@ def ask(
             "device": llm.info.device,
             "reply": result.text,
             "stats": gen.stats.to_dict(),
-            "conversation_id": conversation.id if conversation else None,
+            "conversation_id": log.id,
             "interrupted": result.status == "interrupted",
         }
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))

@@ -1,16 +1,18 @@
-"""What a chat is, apart from how it is drawn: the visible thread, its settings, and its history rows.
+"""The app's face of a conversation: the visible thread, its settings, and its history rows.
 
-Kept free of Textual so that the rules (what is saved when, what the model sees, what a regenerated
-reply replaces) can be read and tested on their own, and so worker threads can call it: the store
-is thread-safe and every method here is a short store call.
+The rules (what is saved when, what the model sees, what a regenerated reply replaces) are
+:mod:`lmassist.conversation`'s, shared with ``ask`` and the line chat; this module keeps what only
+the app has: the thread as the user sees it (:class:`Turn`), per-conversation settings, and the
+models it has loaded (:class:`ModelHost`). Kept free of Textual so worker threads can call it: the
+store is thread-safe and every method here is a short store call.
 
 History rows are never rewritten to hide an old version: a regenerated reply, or an edited user
 message, is a new row whose ``options`` say which row it ``replaces``. Resuming a conversation
 replays those markers, so the view comes back exactly as it was left, and nothing is lost.
 
-The chat screen imports this module before the app's first frame, which needs none of the generation
-contract: its names are imported in the methods that use them (the errors come from the small
-:mod:`lmassist.errors`).
+The chat screen imports this module before the app's first frame, which needs neither the
+generation contract nor the store: :mod:`lmassist.conversation` and the contract's names are
+imported in the methods that use them (the errors come from the small :mod:`lmassist.errors`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from lmassist.errors import LMAssistError
 
 if TYPE_CHECKING:
-    from lmassist.generation import GenerationOptions, Message, Model
+    from lmassist.conversation import ConversationLog
+    from lmassist.generation import CancelToken, GenerationOptions, Message, Model
 
 OPTION_FIELDS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
 
@@ -44,34 +47,41 @@ class Turn:
 
 
 def visible_thread(stored: list[Any]) -> list[Turn]:
-    """Replay history rows into the thread the user saw: a row that ``replaces`` another drops it
-    and everything after it (an edited message drops its old reply too)."""
-    turns: list[Turn] = []
-    for m in stored:
-        opts = m.options or {}
-        replaces = opts.get("replaces")
-        if replaces is not None:
-            for i, t in enumerate(turns):
-                if t.mid == replaces:
-                    del turns[i:]
-                    break
-        if m.role == "system":
-            continue
-        turns.append(Turn(
-            role=m.role, content=m.content, model=m.model, status=m.status, mid=m.id,
-            kind="task" if opts.get("task") else "chat", stats=m.stats,
-        ))
-    return turns
+    """History rows as the thread the user saw (:func:`lmassist.conversation.replay`), system rows aside."""
+    from lmassist.conversation import replay
+
+    return [
+        Turn(role=m.role, content=m.content, model=m.model, status=m.status, mid=m.id,
+             kind="task" if (m.options or {}).get("task") else "chat", stats=m.stats)
+        for m in replay(stored) if m.role != "system"
+    ]
 
 
 class ChatSession:
-    """The current conversation: its turns, its settings, and the store it is saved in."""
+    """The current conversation: its turns, its settings, and the history log it is saved in."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        self.conversation: Any = None
         self.turns: list[Turn] = []
         self.settings: dict[str, Any] = {}
+        self._log: ConversationLog | None = None  # made on first use: it imports the store
+
+    @property
+    def log(self) -> ConversationLog:
+        if self._log is None:
+            from lmassist.conversation import ConversationLog
+
+            self._log = ConversationLog(self.store)
+        return self._log
+
+    @property
+    def conversation(self) -> Any:
+        """The stored conversation (None until the first message starts one)."""
+        return self._log.record if self._log is not None else None
+
+    @conversation.setter
+    def conversation(self, record: Any) -> None:
+        self.log.record = record
 
     # -- settings --------------------------------------------------------------------------------
 
@@ -99,78 +109,83 @@ class ChatSession:
 
     def set_option(self, key: str, value: str) -> None:
         """``/set KEY VALUE``: one option, parsed and checked like ``-o KEY VALUE`` on the command line."""
-        from lmassist.generation import GenerationOptions
+        from lmassist.generation import GenerationOptions, option_name
 
         parsed = GenerationOptions.from_pairs([(key, value)], base=self.options())
-        name = next((f for f in OPTION_FIELDS if getattr(parsed, f) != getattr(self.options(), f)), None)
+        name = option_name(key)
+        if name not in OPTION_FIELDS:
+            raise LMAssistError(f"option {key!r} cannot be set per conversation")
         options = dict(self.settings.get("options") or {})
-        if name is None:  # same value as now: still record it, under its canonical name
-            name = {"max_tokens": "max_new_tokens", "n": "max_new_tokens"}.get(key.replace("-", "_"), key.replace("-", "_"))
-            if name not in OPTION_FIELDS:
-                raise LMAssistError(f"option {key!r} cannot be set per conversation")
         options[name] = getattr(parsed, name)
         self.set_settings({**self.settings, "options": options})
 
     # -- conversations ---------------------------------------------------------------------------
 
     def new(self) -> None:
-        self.conversation = None
+        if self._log is not None:
+            self._log.record = None
         self.turns = []
         self.settings = {}
 
     def load(self, cid: str) -> None:
-        self.conversation = self.store.get(cid)
-        self.turns = visible_thread(self.store.messages(self.conversation.id))
+        self.turns = visible_thread(self.log.open(cid))
         self.settings = dict(self.conversation.settings or {})
 
     def ensure_conversation(self, model: str | None) -> str:
-        if self.conversation is None:
-            self.conversation = self.store.new_conversation(model=model, settings=self.settings or None)
-        return self.conversation.id
+        return str(self.log.ensure(model, settings=self.settings))
 
     def refresh(self) -> None:
-        if self.conversation is not None:
-            self.conversation = self.store.get(self.conversation.id)
+        if self._log is not None:
+            self._log.refresh()
 
     # -- messages --------------------------------------------------------------------------------
 
     def add_user(self, content: str, *, model: str | None = None, kind: str = "chat",
                  replaces: int | None = None, meta: dict[str, Any] | None = None) -> Turn:
         """Save the user's message now, before anything is generated for it."""
-        cid = self.ensure_conversation(model)
+        self.ensure_conversation(model)
         options = dict(meta or {})
         if replaces is not None:
             options["replaces"] = replaces
-        mid = self.store.add_message(cid, "user", content, options=options or None)
-        if self.conversation.title is None:  # the first user message has just named it
-            self.refresh()
+        mid = self.log.add_user(content, options=options)
         turn = Turn("user", content, mid=mid, kind=kind, meta=dict(meta or {}))
         self._drop_replaced(replaces)
         self.turns.append(turn)
         return turn
 
     def begin_reply(self, model: str, *, kind: str = "chat", replaces: int | None = None,
-                    meta: dict[str, Any] | None = None, options: GenerationOptions | None = None) -> Turn:
-        """Save an empty, pending reply row that the streaming text is written into."""
-        cid = self.ensure_conversation(model)
+                    meta: dict[str, Any] | None = None, options: GenerationOptions | None = None,
+                    cancel: CancelToken | None = None) -> Turn:
+        """Hold the conversation (as ``ask`` does) and save an empty, pending reply row that the
+        streaming text is written into; :meth:`finish_reply` lets go. Another lmassist replying in
+        this conversation is waited for while ``cancel`` is not set; without ``cancel``, refused."""
+        self.ensure_conversation(model)
+        self.log.hold(None if cancel is None else (lambda: cancel.cancelled))
         saved = {**(options.to_dict() if options else {}), **(meta or {})}
         if replaces is not None:
             saved["replaces"] = replaces
-        mid = self.store.add_message(cid, "assistant", "", model=model, options=saved, status="pending")
+        try:
+            row = self.log.reply(model, saved, now=True)
+        except BaseException:
+            self.log.release()
+            raise
         self._drop_replaced(replaces)
-        turn = Turn("assistant", "", model=model, status="pending", mid=mid, kind=kind, meta=dict(meta or {}))
+        turn = Turn("assistant", "", model=model, status="pending", mid=row.mid, kind=kind, meta=dict(meta or {}))
         self.turns.append(turn)
         return turn
 
     def save_partial(self, turn: Turn, text: str) -> None:
         turn.content = text
         if turn.mid is not None:
-            self.store.update_message(turn.mid, content=text)
+            self.log.save_reply(turn.mid, text)
 
     def finish_reply(self, turn: Turn, text: str, status: str, stats: dict[str, Any] | None = None) -> None:
         turn.content, turn.status, turn.stats = text, status, stats
-        if turn.mid is not None:
-            self.store.update_message(turn.mid, content=text, status=status, stats=stats)
+        try:
+            if turn.mid is not None:
+                self.log.finish_reply(turn.mid, text, status, stats)
+        finally:
+            self.log.release()
 
     def _drop_replaced(self, mid: int | None) -> None:
         if mid is None:
@@ -187,20 +202,12 @@ class ChatSession:
         return None
 
     def context(self, model: Model, upto: Turn | None = None) -> list[Message]:
-        """What the model sees: the system prompt and the chat turns (not tasks, not errors), trimmed
-        from the oldest to leave room for the reply in the model's context window."""
-        from lmassist.generation import Message, fit_messages
-        from lmassist.store import drop_unanswered
+        """What the model sees (:func:`lmassist.conversation.thread_context`), trimmed by the model
+        (:meth:`lmassist.generation.Model.fit`) to leave room for the reply."""
+        from lmassist.conversation import thread_context
 
         turns = self.turns if upto is None else self.turns[: self.turns.index(upto) + 1]
-        # A message whose reply failed (too long, a backend error) is shown, but not sent again:
-        # with it the model would see two questions in a row, and a long one would push out the rest.
-        chat = [t for t in turns if t.kind == "chat" and t.content and t.status != "error"]
-        msgs = [Message(t.role, t.content) for t in drop_unanswered(chat, keep_last=True)]  # type: ignore[arg-type]
-        if self.system_prompt:
-            msgs.insert(0, Message("system", self.system_prompt))
-        budget = max(model.context_length - self.options().max_new_tokens, 64)
-        return fit_messages(msgs, lambda ms: sum(model.count_tokens(m.content) + 4 for m in ms), budget)
+        return model.fit(thread_context(turns, self.system_prompt), self.options())
 
 
 class ModelHost:
