@@ -284,6 +284,17 @@ def test_truncated_index_is_one_line_error_then_rebuild_works(tmp_path: Path, no
     assert Path(f"{db}.damaged").exists()
 
 
+def test_another_programs_database_is_left_untouched(tmp_path: Path):
+    db = tmp_path / "other.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE accounts (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LMAssistError, match="not an lmassist document index"):
+        DocIndex(db)
+    assert sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall() == [("accounts",)]
+
+
 def test_index_under_a_file_is_one_line_error(tmp_path: Path):
     write(tmp_path / "file", "x")
     with pytest.raises(LMAssistError, match="cannot create the folder"):
