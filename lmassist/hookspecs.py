@@ -36,7 +36,11 @@ def register_models(register: Callable[[Any], None]) -> None:
 
 @hookspec
 def register_tasks(register: Callable[[Any], None]) -> None:
-    """Call ``register(task)`` for each task (summarize, translate, ...) the plugin provides."""
+    """Call ``register(task)`` for each task (summarize, translate, ...) the plugin provides.
+
+    A task is a :class:`lmassist.tasks.base.Task`; it is checked once, when registered, and one that
+    is not a task is reported as the plugin's failure and skipped (see ``docs/plugins.md``).
+    """
 
 
 @hookspec

@@ -8,13 +8,15 @@ failure into a one-line :class:`LMAssistError`.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, TypeVar
 
 from lmassist.config import Settings
 from lmassist.generation import Backend, LMAssistError, Model, ModelLoadError, ModelSpec
 from lmassist.install_hints import backend_install_hint
 from lmassist.plugins import PluginManager, get_manager
 from lmassist.tasks.base import Task, as_task
+
+T = TypeVar("T")
 
 
 class Registry:
@@ -80,11 +82,7 @@ class Registry:
         return self._settings
 
     def backend(self, name: str) -> Backend:
-        try:
-            return self.backends[name]
-        except KeyError:
-            known = ", ".join(sorted(self.backends)) or "none"
-            raise LMAssistError(f"unknown backend {name!r}; known backends: {known}") from None
+        return named(self.backends, "backend", name)
 
     def task(self, name: str) -> Task:
         return self.task_table.task(name)
@@ -203,6 +201,15 @@ class Registry:
         return backend.load(spec, **merged)
 
 
+def named(table: dict[str, T], kind: str, name: str) -> T:
+    """``table[name]``, or a one-line error that lists the known names of that ``kind``."""
+    try:
+        return table[name]
+    except KeyError:
+        known = ", ".join(sorted(table)) or "none"
+        raise LMAssistError(f"unknown {kind} {name!r}; known {kind}s: {known}") from None
+
+
 class TaskTable:
     """The tasks the plugins registered, each checked against the task contract once, here, and
     which plugin registered it: the registry's task half, which the command line builds alone
@@ -230,11 +237,7 @@ class TaskTable:
             self._plugin[task.name] = plugin
 
     def task(self, name: str) -> Task:
-        try:
-            return self.tasks[name]
-        except KeyError:
-            known = ", ".join(sorted(self.tasks)) or "none"
-            raise LMAssistError(f"unknown task {name!r}; known tasks: {known}") from None
+        return named(self.tasks, "task", name)
 
     def plugin(self, name: str) -> str:
         """The plugin that registered the task ``name``."""

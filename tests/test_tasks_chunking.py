@@ -7,7 +7,7 @@ import pytest
 from lmassist.generation import LMAssistError
 from lmassist.tasks import prompts
 from lmassist.tasks.chunking import chunk_text, iter_blocks, paragraphs, split_blocks, split_sentences
-from lmassist.tasks.qa import Passage, candidate_spans, question_type, retrieve
+from lmassist.tasks.qa_context import Passage, candidate_spans, question_type, retrieve
 from lmassist.tasks.translate import resolve_language
 
 DOC = """# Title
@@ -118,7 +118,7 @@ def test_iter_blocks_is_lazy() -> None:
 
 
 def test_missing_words_hint_unanswerable() -> None:
-    from lmassist.tasks.qa import missing_words
+    from lmassist.tasks.qa_context import missing_words
 
     ctx = "The Normans gave their name to Normandy, a region in France, in the 10th century."
     assert missing_words("In what country is Normandy located?", ctx) == ["country", "located"]

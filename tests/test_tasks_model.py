@@ -13,7 +13,8 @@ import pytest
 
 from lmassist.generation import LMAssistError, Model, ModelInfo, StreamRequest
 from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer
-from lmassist.tasks.sentiment import SentimentClassifier, SentimentTask
+from lmassist.tasks.sentiment import SentimentTask
+from lmassist.tasks.sentiment_classifier import SentimentClassifier
 from lmassist.tasks.summarize import Summarizer
 from lmassist.tasks.translate import Translator
 
@@ -88,7 +89,7 @@ def test_calibration_changes_a_decision(smollm) -> None:
 
 
 def test_shot_orders_put_the_other_label_last(smollm) -> None:
-    from lmassist.tasks.sentiment import FORMS
+    from lmassist.tasks.sentiment_prompts import FORMS
 
     form = FORMS["review"]
     first, swapped = form.prefix(("positive", "negative"), 4), form.prefix(("positive", "negative"), 4, order=1)
@@ -151,7 +152,7 @@ def test_qa_says_when_context_lacks_the_answer(smollm) -> None:
 
 def test_qa_abstains_when_a_name_of_the_question_is_missing(smollm) -> None:
     """The default rule: the question hinges on a name/number the context never mentions."""
-    from lmassist.tasks.qa import missing_names
+    from lmassist.tasks.qa_context import missing_names
 
     note = "Alice will bring the budget to the meeting. Bob will take notes. The meeting is on Monday."
     assert missing_names("Who will bring the budget in 2019?", note) == ["2019"]

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from lmassist.generation import Model
-from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer, candidate_spans, missing_names, words_elsewhere
+from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer
+from lmassist.tasks.qa_context import candidate_spans, missing_names, words_elsewhere
 
 
 @pytest.fixture(scope="module")

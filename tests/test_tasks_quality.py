@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from lmassist.generation import LMAssistError, Model
-from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer, missing_names, question_overlap
-from lmassist.tasks.sentiment import SentimentClassifier, shot_order
+from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer
+from lmassist.tasks.qa_context import missing_names, question_overlap
+from lmassist.tasks.sentiment_classifier import SentimentClassifier
+from lmassist.tasks.sentiment_prompts import shot_order
 from lmassist.tasks.sentiment_shots import HELD_OUT, SHOTS
 
 DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eval"
@@ -175,7 +177,8 @@ def test_channel_scores_the_review_after_each_label(smollm) -> None:
 
 
 def test_sentiment_task_direction_option(smollm) -> None:
-    from lmassist.tasks.sentiment import DIRECTIONS, SentimentTask
+    from lmassist.tasks.sentiment import SentimentTask
+    from lmassist.tasks.sentiment_prompts import DIRECTIONS
 
     task = SentimentTask()
     for direction, forms in DIRECTIONS.items():

@@ -15,7 +15,8 @@ import pytest
 from conftest import USER_MODELS
 
 from lmassist.generation import Model
-from lmassist.tasks.translate import SHOT_SOURCES, SHOTS, Translator, clean_translation
+from lmassist.tasks.translate import Translator, clean_translation
+from lmassist.tasks.translate_shots import SHOT_SOURCES, SHOTS
 
 EVAL_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eval"
 

@@ -1,7 +1,7 @@
-"""Task plugins: question answering, summarization, translation and sentiment.
+"""Tasks: question answering, summarization, translation and sentiment.
 
-Each task is an object implementing the contract in :mod:`lmassist.tasks.base`; the built-in ones
-register through the same ``register_tasks`` hook a third-party plugin uses
-(:mod:`lmassist.tasks.builtin`), and every registered task becomes a CLI command and a TUI slash
-command. Nothing heavy is imported here, so ``lmassist --help`` stays fast.
+Each task is a :class:`lmassist.tasks.base.Task` (the contract, checked when a plugin registers
+it); the built-in ones register through the same ``register_tasks`` hook a third-party plugin uses
+(:mod:`lmassist.tasks.builtin`). The command line (:mod:`lmassist.commands.tasks`) and the TUI
+build a command and a slash command from every task in the registry; tasks know nothing of them.
 """

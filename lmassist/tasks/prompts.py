@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from lmassist.config import Settings
 from lmassist.generation import decode_escapes
 
 Form = Literal["chat", "completion"]
@@ -71,8 +72,6 @@ def template(task: str, form: Form, key: str, settings: Any = None) -> str:
     """The user's override from settings if there is one, else the built-in default."""
     if settings is None:
         try:
-            from lmassist.config import Settings
-
             settings = Settings()
         except Exception:  # noqa: BLE001 - a broken settings file must not break the built-in prompt
             settings = None

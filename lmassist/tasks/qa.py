@@ -1,84 +1,55 @@
 """Question answering: over context files (BM25 retrieval, then answer spans ranked by likelihood) or directly.
 
 Free generation from a 135M model answers badly: asked "Who will bring the budget?" over a note
-that says "Alice will bring the budget", it repeats the note (token F1 0.10–0.13 on the dev set).
-So with context and a backend that can score, we *extract*: candidate spans are cut from the
-sentences BM25 ranks highest, filtered by the question's type (a "when" wants a date, a "how many"
-a number), and ranked by the model's likelihood of each span as the answer after a few-shot
-prompt.
-
-Whether to answer at all is decided by two cheap signals, measured with ``lmassist eval-task qa``:
-a name or number in the question that the context never mentions (unanswerable questions are often
-a plausible question with one detail the text lacks), and how many of the question's words the
-context uses *outside* the sentence holding the best span (an answerable question paraphrases its
-answer's sentence; an unanswerable one borrows words from across the text or swaps one in). Older
-rules are kept as options: ``rule="overlap"`` (the share of the question's words in that
-sentence), ``rule="pmi"`` (how much the context raised the best span's likelihood over an empty
-context) and ``rule="margin"`` ("unknown" beating the best span by a margin). Without ``score``
-(or with ``--method generate``) the model generates freely.
+that says "Alice will bring the budget", it repeats the note. So with context and a backend that
+can score, we *extract*: candidate spans are cut from the sentences BM25 ranks highest, filtered by
+the question's type (a "when" wants a date, a "how many" a number; see
+:mod:`lmassist.tasks.qa_context`), and ranked by the model's likelihood of each span as the answer
+after a few-shot prompt. Whether to answer at all is decided by one of the rules below, measured
+with ``lmassist bench qa``. Without ``score`` (or with ``--method generate``) the model generates
+freely.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from dataclasses import dataclass
 from typing import Any
 
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
 from lmassist.tasks import prompts
 from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
 from lmassist.tasks.chunking import chunk_text, paragraphs, split_sentences
-
-NO_ANSWER = "The context does not contain the answer."
-# Abstain when "unknown" beats the best span by more than MARGIN nats, or when more than
-# MAX_MISSING of the question's content words are absent from the context (set with
-# `lmassist bench qa`; see the figures there).
-MARGIN = 3.0
-MAX_MISSING = 0.5
-# The former default rule ("pmi"): abstain when a name or number of the question is missing from the
-# context, or when the context raises the best span's log-likelihood by less than PMI_MIN nats.
-# Chosen on the dev file (103 rows); on its two halves it gave F1 0.42 / 0.41 on answerable and
-# abstained on 0.54 / 0.46 of unanswerable (see `lmassist bench qa`).
-PMI_MIN = 2.0
-# The former default rule ("overlap"): abstain when a name or number of the question is missing from the
-# context, or when the sentence the best span comes from holds less than OVERLAP_MIN of the
-# question's content words (see `question_overlap`). OVERLAP_MIN is the one knob, set on the dev
-# file (103 rows): the highest token F1 on answerable questions while abstaining on at least half
-# the unanswerable ones. `lmassist eval-task qa` on it: 0.3 / 0.4 / 0.5 give F1 0.425 / 0.404 /
-# 0.384 at abstention 0.54 / 0.57 / 0.65; the pmi rule 0.432 at 0.46; never abstaining 0.479.
-# On the file's halves the best threshold differs (see the README), so treat it as rough. Since spans
-# no longer start with a (stemmed) question word: 0.466 / 0.445 / 0.425 at 0.56 / 0.59 / 0.67.
-# LENGTH_BONUS (nats per span token added when ranking) is an option: 0.5 helped on the first half
-# of the dev file and hurt on the whole (F1 with the missing-names rule alone 0.45 -> 0.42), so it
-# is off.
-OVERLAP_MIN = 0.3
-LENGTH_BONUS = 0.0
-# The default rule ("elsewhere"): abstain when a name or number of the question is missing from the
-# context, when at least ELSEWHERE_MIN of the question's content words are used by the context but
-# not by the sentence the best span comes from (see `words_elsewhere`), or when that sentence shares
-# none of the question's content words (a question about something else entirely). Unlike the
-# overlap share, question words the context never uses (paraphrases: "situated" for "lies") do not
-# count against an answer. ELSEWHERE_MIN is the one knob: `lmassist eval-task qa` on the dev file
-# (103 rows) gives F1 0.384 / 0.506 / 0.506 at abstention 0.69 / 0.56 / 0.50 for 1 / 2 / 3 (never
-# abstaining 0.520; missing names alone 0.506 at 0.35). 2 is the best on every half of the file
-# too, but the halves differ: rows 1-52 / 53-103 give F1 0.506 / 0.507 at 0.39 / 0.73, odd / even
-# rows 0.569 / 0.446 at 0.57 / 0.54, so ~0.5 abstention is rough.
-ELSEWHERE_MIN = 2
-RULES = ("elsewhere", "overlap", "pmi", "margin")
-DEFAULT_RULE = "elsewhere"
-
-STOPWORDS = frozenset(
-    """a an the and or but of in on at to for from by with as is are was were be been being it its this that
-    these those which who whom whose what when where why how do does did has have had not no than then so
-    such into about over under after before between during through their there they them he she his her
-    him we our you your i me my can could would should will shall may might must also other some any all
-    each many much more most one first""".split()
+from lmassist.tasks.qa_context import (
+    Passage,
+    candidate_spans,
+    content_words,
+    missing_names,
+    missing_words,
+    question_overlap,
+    retrieve,
+    words_elsewhere,
 )
 
-# A word starts with any letter or digit, accented ones included: an ASCII-only start cut "Hervé"
-# to "Herv" in answer spans (matching still folds accents, see ``fold``).
-_WORD = re.compile(r"[^\W_][\w'’-]*(?:[.,][0-9]+)*")
+NO_ANSWER = "The context does not contain the answer."
+# When to say the context lacks the answer (--rule). Every rule but margin abstains when a name or
+# number of the question is missing from the context (unanswerable questions are often a plausible
+# question with one detail the text lacks), and otherwise:
+#   elsewhere (default): ELSEWHERE_MIN or more of the question's words occur in the context outside
+#     the best span's sentence, or none in it (an answerable question paraphrases its answer's
+#     sentence; an unanswerable one borrows words from across the text or swaps one in);
+#   overlap: that sentence holds under OVERLAP_MIN of the question's content words;
+#   pmi: the context raises the best span's log-likelihood by under PMI_MIN nats over no context;
+#   margin: "unknown" beats the best span by over MARGIN nats, or over MAX_MISSING of the
+#     question's content words are absent from the context.
+# Each threshold was set on the dev file with `lmassist bench qa`, which reports every rule.
+RULES = ("elsewhere", "overlap", "pmi", "margin")
+DEFAULT_RULE = "elsewhere"
+ELSEWHERE_MIN = 2
+OVERLAP_MIN = 0.3
+PMI_MIN = 2.0
+MARGIN = 3.0
+MAX_MISSING = 0.5
+# Nats per span token added when ranking spans (favours complete spans); off: it did not help.
+LENGTH_BONUS = 0.0
 
 # A short instruction and two shots: one answered by a span copied from the context, one "unknown".
 SHOTS = (
@@ -90,162 +61,6 @@ SHOTS = (
     "Context: The museum was designed by Maria Lopez and opened to visitors in the spring.\n"
     "Question: How much did the museum cost?\nAnswer: unknown\n\n"
 )
-
-
-def fold(text: str) -> str:
-    """Accents off ("Hervé" -> "Herve"): users and texts spell names both ways, and the word
-    pattern is ASCII, so without this "Hervé" in a context would never match "Herve" in a question."""
-    if text.isascii():
-        return text
-    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
-
-
-def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(fold(text))]
-
-
-def content_words(text: str) -> list[str]:
-    return [w for w in words(text) if w not in STOPWORDS]
-
-
-def missing_words(question: str, context: str) -> list[str]:
-    """The question's content words that appear nowhere in the context.
-
-    Unanswerable questions are often a plausible question with one detail the text never mentions
-    ("Who ruled Normandy in the 1000's?"), so this is a cheap, strong hint to abstain.
-    """
-    present = set(content_words(context))
-    return [w for w in dict.fromkeys(content_words(question)) if w not in present]
-
-
-def _stem(word: str) -> str:
-    """A crude stem (plural, tense and possessive endings off, six letters kept) for matching names."""
-    w = word.lower().replace("’", "'")
-    for suffix in ("'s", "ing", "ed", "es", "s", "ly"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            w = w[: -len(suffix)]
-            break
-    return w[:6]
-
-
-def missing_names(question: str, context: str) -> list[str]:
-    """Names (capitalized words past the first) and numbers in the question that the context lacks.
-
-    "Who ruled Normandy in the 1000's?" over a text that never says 1000: a detail the question
-    depends on is absent, so the context cannot answer it.
-    """
-    present = {_stem(w) for w in _WORD.findall(fold(context))}
-    out = []
-    for i, tok in enumerate(_WORD.findall(fold(question))):
-        if ((i > 0 and tok[:1].isupper()) or any(ch.isdigit() for ch in tok)) and _stem(tok) not in present:
-            out.append(tok)
-    return list(dict.fromkeys(out))
-
-
-def question_overlap(question: str, sentence: str) -> float:
-    """The share of the question's content words (crudely stemmed) that the answer's sentence uses.
-
-    An answerable question is mostly a paraphrase of the sentence holding its answer. SQuAD 2.0's
-    unanswerable questions borrow the context's words but mix them across sentences or swap one
-    ("What was one of the Norman's major *imports*?" over a text about exports), so the sentence the
-    chosen span comes from shares fewer of the question's words. On the dev file this separated
-    the two kinds better than how much the context raised the span's likelihood (``rule="pmi"``).
-    """
-    asked = {_stem(w) for w in content_words(question)}
-    if not asked:
-        return 1.0
-    return len(asked & {_stem(w) for w in content_words(sentence)}) / len(asked)
-
-
-def words_elsewhere(question: str, sentence: str, context: str) -> list[str]:
-    """The question's content words (crudely stemmed) that the context uses, but not in ``sentence``.
-
-    SQuAD 2.0's unanswerable questions are edits of answerable ones that keep the context's
-    vocabulary: a word from another sentence swapped in, or two sentences' details mixed. So a
-    question word the context has *elsewhere* is evidence against the chosen sentence, while a
-    question word the context never uses is usually just a paraphrase and says little.
-    """
-    sent = {_stem(w) for w in content_words(sentence)}
-    ctx = {_stem(w) for w in content_words(context)}
-    asked = dict.fromkeys(_stem(w) for w in content_words(question))
-    return [w for w in asked if w in ctx and w not in sent]
-
-
-@dataclass
-class Passage:
-    source: str
-    text: str
-    score: float = 0.0
-
-
-def retrieve(question: str, passages: list[Passage], k: int) -> list[Passage]:
-    """The ``k`` passages BM25 ranks highest for the question, best first."""
-    if len(passages) <= 1:
-        return passages
-    from rank_bm25 import BM25Okapi
-
-    corpus = [content_words(p.text) or ["_"] for p in passages]
-    bm25 = BM25Okapi(corpus)
-    scores = bm25.get_scores(content_words(question) or words(question))
-    for p, s in zip(passages, scores, strict=True):
-        p.score = float(s)
-    return sorted(passages, key=lambda p: -p.score)[:k]
-
-
-def question_type(question: str) -> str:
-    q = question.lower()
-    if re.search(r"\bhow (many|much|long|old|far)\b", q) or re.search(r"\bwhat (percentage|number)\b", q):
-        return "number"
-    if re.search(r"\b(when|what year|which year|what century|what date|what decade)\b", q):
-        return "date"
-    if re.search(r"\b(who|whom|whose)\b", q) or re.search(_NAMED, q):
-        return "person"
-    return "other"
-
-
-# "What country ...?" asks for a name, like "who" does.
-_NAMED = re.compile(r"\b(what|which) (country|countries|city|cities|continent|place|culture|language|nation|"
-                    r"region|kingdom|empire|river|island|islands|king|queen|duke|family|people|religion|town)\b")
-
-
-_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion)\b", re.I)
-_DATE = re.compile(r"\d|\b(century|centuries|january|february|march|april|may|june|july|august|september|"
-                   r"october|november|december|spring|summer|autumn|winter|monday|tuesday|wednesday|thursday|"
-                   r"friday|saturday|sunday)\b", re.I)
-
-
-def candidate_spans(sentence: str, question: str, max_words: int = 5) -> list[str]:
-    """Phrases cut from ``sentence`` that could answer ``question``, filtered by the question's type.
-
-    A span starts and ends on a content word, stays inside punctuation, and does not start with (or
-    mostly consist of) the question's content words: answers rarely restate the question. Words are
-    compared by crude stem, so "Who was Emma's brother?" does not offer "Emma" as its answer (the
-    model likes repeating a name it was just given; unstemmed, "emma's" and "emma" never matched).
-    """
-    qwords = {_stem(w) for w in content_words(question)}
-    spans: list[str] = []
-    for clause in re.split(r"[;:()\"“”]|,\s(?!\d)|\s[-–—]\s", sentence):
-        toks = list(_WORD.finditer(clause))
-        for i in range(len(toks)):
-            for j in range(i, min(len(toks), i + max_words)):
-                first, last = toks[i].group().lower(), toks[j].group().lower()
-                if first in STOPWORDS or last in STOPWORDS:
-                    continue
-                inner = [_stem(fold(t.group())) for t in toks[i : j + 1]]
-                if 2 * sum(w in qwords for w in inner) > len(inner) or inner[0] in qwords:
-                    continue
-                span = clause[toks[i].start() : toks[j].end()].strip()
-                if span and span not in spans:
-                    spans.append(span)
-    kind = question_type(question)
-    if kind in ("number", "date"):
-        pattern = _NUMBER if kind == "number" else _DATE
-        typed = [s for s in spans if pattern.search(s)]
-        spans = typed or spans
-    elif kind == "person":
-        typed = [s for s in spans if s[:1].isupper()]
-        spans = typed or spans
-    return spans
 
 
 class QuestionAnswerer:
@@ -462,11 +277,10 @@ class QATask(Task):
         out = qa.answer(question, docs, cancel)
         if progress:
             progress(1, 1)
-        data = {"task": "qa", "model": model.info.name, "question": question, **out}
         md = out["answer"]
         if out["passages"] and out["answerable"]:
             md = f"**{out['answer']}**\n\n> {_quote(out['passages'][0]['text'])}\n\n— {out['passages'][0]['source']}"
-        return TaskResult(text=out["answer"], data=data, markdown=md)
+        return self.result(model, out["answer"], md, question=question, **out)
 
 
 def _quote(text: str, limit: int = 300) -> str:

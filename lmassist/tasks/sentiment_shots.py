@@ -6,8 +6,8 @@ data (lower case, punctuation spaced); none is taken from an evaluation file (a 
 
 from __future__ import annotations
 
-# Mixed verdicts ("..., but ...") come first: on 100 dev rows they lifted one form from 0.77 to 0.80
-# over clear-cut shots alone, since the real reviews hedge.
+# Mixed verdicts ("..., but ...") come first: real reviews hedge, and hedged shots measured better
+# than clear-cut ones alone.
 SHOTS: tuple[tuple[str, str], ...] = (
     ("while the acting is uneven , the film's warmth and humor win you over .", "positive"),
     ("it looks great , but the story never comes alive and the ending is a letdown .", "negative"),
@@ -43,8 +43,8 @@ CONTENT_FREE = ("N/A", "", "[MASK]")
 
 # Forty more reviews, never shown to the model as shots: the "held-out" calibration scores them under
 # each prompt and puts the decision threshold midway between the mean log-odds of the positive and
-# of the negative ones. As shots they did worse than the pool above (0.76 vs 0.84 on the dev set), so
-# they are kept for what they do well: estimating a prompt's lean on reviews with known labels.
+# of the negative ones. As shots they measured worse than the pool above, so they are kept for what
+# they do well: estimating a prompt's lean on reviews with known labels.
 HELD_OUT: tuple[tuple[str, str], ...] = (
     ('a small , scrappy film with more ideas than most summer blockbusters combined .', 'positive'),
     ('a slick but hollow thriller with nothing on its mind .', 'negative'),

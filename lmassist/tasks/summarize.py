@@ -9,10 +9,10 @@ cue with a stop string. ``extractive``: the summary is sentences copied from the
 parenthetical and dash-delimited asides cut), chosen by a score mixing the lead bias (news and
 reports put the gist first) and centrality (TF-IDF cosine to the whole chunk); optionally also the
 model's likelihood of each sentence as the summary after the chunk and a "TL;DR:" cue (per token,
-relative to the same sentence with no document: pointwise mutual information), which measured no
-gain and is off by default. A 135M model's free summaries score below the first three sentences
-(ROUGE-L 0.19 vs 0.23 on the CNN dev rows); extractive selection does not, so ``auto`` (the
-default) is extractive. ``lmassist bench summarize`` prints every mode beside the lead baseline.
+relative to the same sentence with no document: pointwise mutual information), off by default
+because it measured no gain. A 135M model's free summaries score below the first three sentences
+and extractive selection does not, so ``auto`` (the default) is extractive. ``lmassist bench
+summarize`` prints every mode beside the lead baseline.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import re
 from collections import Counter
 from typing import Any
 
-from lmassist.generation import CancelToken, GenerationOptions, Message, Model
+from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
 from lmassist.tasks import prompts
-from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
+from lmassist.tasks.base import FILES, FileTask, Param, Progress, TaskInput, TaskResult
 from lmassist.tasks.chunking import chunk_text, fit_head, paragraphs, split_sentences
 
 LENGTHS: dict[str, tuple[str, int]] = {
@@ -37,10 +37,8 @@ LENGTHS: dict[str, tuple[str, int]] = {
 MODES = ("auto", "extractive", "abstractive")
 # Sentences an extractive summary keeps, per --length.
 EXTRACT_SENTENCES = {"short": 2, "medium": 3, "long": 6}
-# Weights of the extractive score (lead bias 1/sqrt(1+i), centrality, model PMI z-score). Measured
-# (`lmassist bench summarize`, ROUGE-L, medium): lead-3 0.232 on the 15 CNN rows and 0.376 on the
-# 100 BBC rows; lead + 0.75 centrality + compression 0.233 and 0.381. The model's PMI did not help
-# (0.2 weight: 0.232 -> 0.226 on 11 CNN rows), so it is off by default (--bench mode extractive+lm).
+# Weights of the extractive score (lead bias 1/sqrt(1+i), centrality, model PMI z-score), set with
+# `lmassist bench summarize`; the model's PMI did not help, so it is off (bench mode extractive+lm).
 W_LEAD, W_CENTRAL, W_MODEL = 1.0, 0.75, 0.0
 # Chunk size of extractive mode when the model scores nothing (no context window to fit).
 EXTRACT_CHUNK_TOKENS = 8192
@@ -139,7 +137,7 @@ class Summarizer:
         room = model.context_length - overhead
         if chunk_tokens is None and self.mode == "extractive" and not self.weights[2]:
             # No prompt to fit: read whole articles at once, so the lead bias sees the real lead
-            # (1536-token chunks cost 0.233 -> 0.229 ROUGE-L on the CNN rows), still as a stream.
+            # (shorter chunks measured worse), still as a stream.
             self.chunk_tokens = EXTRACT_CHUNK_TOKENS
         else:
             self.chunk_tokens = max(32, min(chunk_tokens or 1536, room))
@@ -263,7 +261,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 }
 
 
-class SummarizeTask(Task):
+class SummarizeTask(FileTask):
     name = "summarize"
     summary = "Summarize files or stdin; long inputs are chunked by tokens and summarized map-reduce."
     description = (
@@ -273,7 +271,7 @@ class SummarizeTask(Task):
         "abstractive has the model write it."
     )
     params = (
-        Param("files", "argument", metavar="[FILE|-]", multiple=True, files=True),
+        FILES,
         Param("length", "option", choices=tuple(LENGTHS), default="medium", help="How long the summary is."),
         Param("chunk_tokens", "option", flags=("--chunk-tokens",), type=int, default=None, metavar="N",
               help="Tokens per chunk in the map step (default: fits the model's context, at most 1536; "
@@ -285,26 +283,23 @@ class SummarizeTask(Task):
               help="Only show how the input would be chunked (chunks and tokens); generate nothing."),
     )
     json_schema = SUMMARY_SCHEMA
-    reads_files = True
     examples = ("lmassist summarize notes.md", "cat report.txt | lmassist summarize - --length short",
                 "lmassist summarize a.md b.md --json -o summaries.json")
 
     def check(self, values: dict[str, Any]) -> None:
         n = values.get("chunk_tokens")
         if n is not None and n < 32:
-            from lmassist.generation import LMAssistError
-
             raise LMAssistError("--chunk-tokens must be at least 32")
 
     def run(self, model: Model, values: dict[str, Any], progress: Progress | None = None,
             cancel: CancelToken | None = None) -> TaskResult:
         self.check(values)
-        inputs = read_inputs(values.get("files") or (), values.get("encoding"))
-        summarizer = Summarizer(model, values.get("length") or "medium", values.get("chunk_tokens"),
-                                mode=values.get("mode") or "auto")
-        results = []
+        inputs = self.inputs(values)
+        length = values.get("length") or "medium"
+        summarizer = Summarizer(model, length, values.get("chunk_tokens"), mode=values.get("mode") or "auto")
         if values.get("plan"):
-            return self._plan(model, summarizer, inputs, values, cancel)
+            return self._plan(model, summarizer, inputs, length, cancel)
+        results = []
         for inp in inputs:
             if cancel is not None and cancel.cancelled:
                 break
@@ -315,11 +310,9 @@ class SummarizeTask(Task):
             text = results[0]["summary"]
         else:
             text = "\n\n".join(f"## {r['source']}\n\n{r['summary']}" for r in results)
-        data = {"task": "summarize", "model": model.info.name, "length": values.get("length") or "medium",
-                "mode": summarizer.mode, "summaries": results}
-        return TaskResult(text=text, data=data, markdown=text)
+        return self.result(model, text, text, length=length, mode=summarizer.mode, summaries=results)
 
-    def _plan(self, model: Model, summarizer: Summarizer, inputs: list[Any], values: dict[str, Any],
+    def _plan(self, model: Model, summarizer: Summarizer, inputs: list[TaskInput], length: str,
               cancel: CancelToken | None = None) -> TaskResult:
         """The chunking alone: what a long input costs before any generation is spent on it."""
         results, lines = [], []
@@ -330,6 +323,4 @@ class SummarizeTask(Task):
             lines.append(f"{inp.source}: {sum(sizes)} tokens in {len(sizes)} chunks of at most "
                          f"{summarizer.chunk_tokens} tokens (+1 reduce step)" if len(sizes) > 1 else
                          f"{inp.source}: {sum(sizes)} tokens in 1 chunk")
-        data = {"task": "summarize", "model": model.info.name, "length": values.get("length") or "medium",
-                "summaries": results}
-        return TaskResult(text="\n".join(lines), data=data)
+        return self.result(model, "\n".join(lines), None, length=length, summaries=results)

@@ -14,8 +14,9 @@ from typing import Any
 
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
 from lmassist.tasks import prompts
-from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
+from lmassist.tasks.base import FILES, FileTask, Param, Progress, TaskResult
 from lmassist.tasks.chunking import Block, iter_blocks, split_by_tokens, split_sentences
+from lmassist.tasks.translate_shots import SHOT_SOURCES, SHOTS
 
 LANGUAGES: dict[str, str] = {
     "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
@@ -26,63 +27,10 @@ LANGUAGES: dict[str, str] = {
     "th": "Thai", "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
 }
 
-# Few-shot pairs for base-model prompts, written for this project (never taken from an evaluation
-# file). Eleven short, everyday sentences of varied shape (questions, negation, past and future,
-# names, "you") teach a 270M model the register far better than three: on the first 100 en->fr dev
-# pairs Gemma-3-270M went from chrF 37.1 with the first three to 42.2 with all eleven (41.5 with the
-# last eight alone); the prompt is evaluated once and then reused from the KV cache, so more shots
-# cost almost nothing per sentence.
-SHOT_SOURCES: tuple[str, ...] = (
-    "The weather is nice today.",
-    "Where is the train station?",
-    "I read this book last year, and I liked it.",
-    "Tom didn't want to go to school today.",
-    "Can you help me carry these boxes?",
-    "She bought a new dress for the party.",
-    "I think it's going to rain tonight.",
-    "Where did you put my keys?",
-    "Mary is taller than her brother.",
-    "We were very happy to see them again.",
-    "The meeting will take place next Monday.",
-)
-SHOTS: dict[str, tuple[str, ...]] = {
-    "fr": ("Il fait beau aujourd'hui.", "Où est la gare ?", "J'ai lu ce livre l'année dernière, et je l'ai aimé.",
-           "Tom ne voulait pas aller à l'école aujourd'hui.", "Peux-tu m'aider à porter ces boîtes ?",
-           "Elle a acheté une nouvelle robe pour la fête.", "Je pense qu'il va pleuvoir ce soir.",
-           "Où as-tu mis mes clés ?", "Mary est plus grande que son frère.",
-           "Nous étions très contents de les revoir.", "La réunion aura lieu lundi prochain."),
-    "de": ("Das Wetter ist heute schön.", "Wo ist der Bahnhof?",
-           "Ich habe dieses Buch letztes Jahr gelesen, und es hat mir gefallen.",
-           "Tom wollte heute nicht zur Schule gehen.", "Kannst du mir helfen, diese Kisten zu tragen?",
-           "Sie hat ein neues Kleid für die Party gekauft.", "Ich glaube, es wird heute Abend regnen.",
-           "Wo hast du meine Schlüssel hingelegt?", "Mary ist größer als ihr Bruder.",
-           "Wir haben uns sehr gefreut, sie wiederzusehen.", "Die Sitzung findet nächsten Montag statt."),
-    "es": ("Hoy hace buen tiempo.", "¿Dónde está la estación de tren?", "Leí este libro el año pasado y me gustó.",
-           "Tom no quería ir a la escuela hoy.", "¿Puedes ayudarme a llevar estas cajas?",
-           "Compró un vestido nuevo para la fiesta.", "Creo que va a llover esta noche.",
-           "¿Dónde pusiste mis llaves?", "Mary es más alta que su hermano.",
-           "Estábamos muy contentos de volver a verlos.", "La reunión tendrá lugar el próximo lunes."),
-    "it": ("Oggi il tempo è bello.", "Dov'è la stazione ferroviaria?", "Ho letto questo libro l'anno scorso e mi è piaciuto.",
-           "Tom non voleva andare a scuola oggi.", "Puoi aiutarmi a portare queste scatole?",
-           "Ha comprato un vestito nuovo per la festa.", "Penso che stasera pioverà.",
-           "Dove hai messo le mie chiavi?", "Mary è più alta di suo fratello.",
-           "Eravamo molto felici di rivederli.", "La riunione si terrà lunedì prossimo."),
-    "pt": ("O tempo está bom hoje.", "Onde fica a estação de trem?", "Li este livro no ano passado e gostei dele.",
-           "Tom não queria ir à escola hoje.", "Você pode me ajudar a carregar estas caixas?",
-           "Ela comprou um vestido novo para a festa.", "Acho que vai chover hoje à noite.",
-           "Onde você colocou minhas chaves?", "Mary é mais alta que o irmão.",
-           "Ficamos muito felizes em vê-los de novo.", "A reunião vai acontecer na próxima segunda-feira."),
-    "nl": ("Het weer is mooi vandaag.", "Waar is het treinstation?", "Ik heb dit boek vorig jaar gelezen en ik vond het mooi.",
-           "Tom wilde vandaag niet naar school gaan.", "Kun je me helpen deze dozen te dragen?",
-           "Ze heeft een nieuwe jurk gekocht voor het feest.", "Ik denk dat het vanavond gaat regenen.",
-           "Waar heb je mijn sleutels gelegd?", "Mary is langer dan haar broer.",
-           "We waren erg blij hen weer te zien.", "De vergadering vindt volgende maandag plaats."),
-}
-
-# Inline pieces that are never translated: code spans, images, autolinks/URLs, link targets, HTML tags.
 # Most source tokens in one translation request: a sentence longer than this is cut by tokens.
 PIECE_TOKENS = 200
 
+# Inline pieces that are never translated: code spans, images, autolinks/URLs, link targets, HTML tags.
 _PROTECTED = re.compile(
     r"(`+)(?:.+?)\1"                       # inline code
     r"|!\[[^\]]*\]\([^)]*\)"               # images, alt text included
@@ -281,7 +229,7 @@ TRANSLATE_SCHEMA: dict[str, Any] = {
 }
 
 
-class TranslateTask(Task):
+class TranslateTask(FileTask):
     name = "translate"
     summary = "Translate files or stdin paragraph by paragraph, keeping Markdown structure and code."
     description = (
@@ -291,13 +239,12 @@ class TranslateTask(Task):
         "cannot really translate; a multilingual model such as Gemma-3-270M (-m gemma3-270m) does far better."
     )
     params = (
-        Param("files", "argument", metavar="[FILE|-]", multiple=True, files=True),
+        FILES,
         Param("to", "option", flags=("-t", "--to"), metavar="LANG", required=True, help="Target language (code or name)."),
         Param("source_lang", "option", flags=("-f", "--from"), metavar="LANG", default="en",
               help="Source language (code or name)."),
     )
     json_schema = TRANSLATE_SCHEMA
-    reads_files = True
     examples = ("lmassist translate README.md --to fr -o README.fr.md", "echo 'Good morning' | lmassist translate --to German")
 
     def check(self, values: dict[str, Any]) -> None:
@@ -307,10 +254,9 @@ class TranslateTask(Task):
     def run(self, model: Model, values: dict[str, Any], progress: Progress | None = None,
             cancel: CancelToken | None = None) -> TaskResult:
         self.check(values)
-        inputs = read_inputs(values.get("files") or (), values.get("encoding"))
+        inputs = self.inputs(values)
         translator = Translator(model, values["to"], values.get("source_lang") or "en")
         results = [{"source": i.source, "text": translator.translate_document(i.text, progress, cancel)} for i in inputs]
         text = "".join(r["text"] for r in results) if len(results) == 1 else "\n".join(r["text"] for r in results)
-        data = {"task": "translate", "model": model.info.name, "source_language": translator.source,
-                "target_language": translator.target, "translations": results}
-        return TaskResult(text=text, data=data, markdown=text)
+        return self.result(model, text, text, source_language=translator.source,
+                           target_language=translator.target, translations=results)

@@ -1,0 +1,182 @@
+"""What question answering reads in a context: passages ranked by BM25, candidate answer spans cut
+from the best sentences and filtered by the question's type, and the cheap signals the abstention
+rules of :mod:`lmassist.tasks.qa` weigh (question words and names the context lacks, or uses
+outside the answer's sentence).
+
+No model here: words are matched by a crude stem with accents folded, which is enough to compare a
+question with the text it was written against.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+STOPWORDS = frozenset(
+    """a an the and or but of in on at to for from by with as is are was were be been being it its this that
+    these those which who whom whose what when where why how do does did has have had not no than then so
+    such into about over under after before between during through their there they them he she his her
+    him we our you your i me my can could would should will shall may might must also other some any all
+    each many much more most one first""".split()
+)
+
+# A word starts with any letter or digit, accented ones included: an ASCII-only start cut "Hervé"
+# to "Herv" in answer spans (matching still folds accents, see ``fold``).
+_WORD = re.compile(r"[^\W_][\w'’-]*(?:[.,][0-9]+)*")
+
+def fold(text: str) -> str:
+    """Accents off ("Hervé" -> "Herve"): users and texts spell names both ways, and the word
+    pattern is ASCII, so without this "Hervé" in a context would never match "Herve" in a question."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(fold(text))]
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in words(text) if w not in STOPWORDS]
+
+
+def missing_words(question: str, context: str) -> list[str]:
+    """The question's content words that appear nowhere in the context.
+
+    Unanswerable questions are often a plausible question with one detail the text never mentions
+    ("Who ruled Normandy in the 1000's?"), so this is a cheap, strong hint to abstain.
+    """
+    present = set(content_words(context))
+    return [w for w in dict.fromkeys(content_words(question)) if w not in present]
+
+
+def _stem(word: str) -> str:
+    """A crude stem (plural, tense and possessive endings off, six letters kept) for matching names."""
+    w = word.lower().replace("’", "'")
+    for suffix in ("'s", "ing", "ed", "es", "s", "ly"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            w = w[: -len(suffix)]
+            break
+    return w[:6]
+
+
+def missing_names(question: str, context: str) -> list[str]:
+    """Names (capitalized words past the first) and numbers in the question that the context lacks.
+
+    "Who ruled Normandy in the 1000's?" over a text that never says 1000: a detail the question
+    depends on is absent, so the context cannot answer it.
+    """
+    present = {_stem(w) for w in _WORD.findall(fold(context))}
+    out = []
+    for i, tok in enumerate(_WORD.findall(fold(question))):
+        if ((i > 0 and tok[:1].isupper()) or any(ch.isdigit() for ch in tok)) and _stem(tok) not in present:
+            out.append(tok)
+    return list(dict.fromkeys(out))
+
+
+def question_overlap(question: str, sentence: str) -> float:
+    """The share of the question's content words (crudely stemmed) that the answer's sentence uses.
+
+    An answerable question is mostly a paraphrase of the sentence holding its answer. SQuAD 2.0's
+    unanswerable questions borrow the context's words but mix them across sentences or swap one
+    ("What was one of the Norman's major *imports*?" over a text about exports), so the sentence the
+    chosen span comes from shares fewer of the question's words. On the dev file this separated
+    the two kinds better than how much the context raised the span's likelihood (``rule="pmi"``).
+    """
+    asked = {_stem(w) for w in content_words(question)}
+    if not asked:
+        return 1.0
+    return len(asked & {_stem(w) for w in content_words(sentence)}) / len(asked)
+
+
+def words_elsewhere(question: str, sentence: str, context: str) -> list[str]:
+    """The question's content words (crudely stemmed) that the context uses, but not in ``sentence``.
+
+    SQuAD 2.0's unanswerable questions are edits of answerable ones that keep the context's
+    vocabulary: a word from another sentence swapped in, or two sentences' details mixed. So a
+    question word the context has *elsewhere* is evidence against the chosen sentence, while a
+    question word the context never uses is usually just a paraphrase and says little.
+    """
+    sent = {_stem(w) for w in content_words(sentence)}
+    ctx = {_stem(w) for w in content_words(context)}
+    asked = dict.fromkeys(_stem(w) for w in content_words(question))
+    return [w for w in asked if w in ctx and w not in sent]
+
+
+@dataclass
+class Passage:
+    source: str
+    text: str
+    score: float = 0.0
+
+
+def retrieve(question: str, passages: list[Passage], k: int) -> list[Passage]:
+    """The ``k`` passages BM25 ranks highest for the question, best first."""
+    if len(passages) <= 1:
+        return passages
+    from rank_bm25 import BM25Okapi  # lazy: it imports numpy
+
+
+    corpus = [content_words(p.text) or ["_"] for p in passages]
+    bm25 = BM25Okapi(corpus)
+    scores = bm25.get_scores(content_words(question) or words(question))
+    for p, s in zip(passages, scores, strict=True):
+        p.score = float(s)
+    return sorted(passages, key=lambda p: -p.score)[:k]
+
+
+def question_type(question: str) -> str:
+    q = question.lower()
+    if re.search(r"\bhow (many|much|long|old|far)\b", q) or re.search(r"\bwhat (percentage|number)\b", q):
+        return "number"
+    if re.search(r"\b(when|what year|which year|what century|what date|what decade)\b", q):
+        return "date"
+    if re.search(r"\b(who|whom|whose)\b", q) or re.search(_NAMED, q):
+        return "person"
+    return "other"
+
+
+# "What country ...?" asks for a name, like "who" does.
+_NAMED = re.compile(r"\b(what|which) (country|countries|city|cities|continent|place|culture|language|nation|"
+                    r"region|kingdom|empire|river|island|islands|king|queen|duke|family|people|religion|town)\b")
+
+
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion)\b", re.I)
+_DATE = re.compile(r"\d|\b(century|centuries|january|february|march|april|may|june|july|august|september|"
+                   r"october|november|december|spring|summer|autumn|winter|monday|tuesday|wednesday|thursday|"
+                   r"friday|saturday|sunday)\b", re.I)
+
+
+def candidate_spans(sentence: str, question: str, max_words: int = 5) -> list[str]:
+    """Phrases cut from ``sentence`` that could answer ``question``, filtered by the question's type.
+
+    A span starts and ends on a content word, stays inside punctuation, and does not start with (or
+    mostly consist of) the question's content words: answers rarely restate the question. Words are
+    compared by crude stem, so "Who was Emma's brother?" does not offer "Emma" as its answer (the
+    model likes repeating a name it was just given; unstemmed, "emma's" and "emma" never matched).
+    """
+    qwords = {_stem(w) for w in content_words(question)}
+    spans: list[str] = []
+    for clause in re.split(r"[;:()\"“”]|,\s(?!\d)|\s[-–—]\s", sentence):
+        toks = list(_WORD.finditer(clause))
+        for i in range(len(toks)):
+            for j in range(i, min(len(toks), i + max_words)):
+                first, last = toks[i].group().lower(), toks[j].group().lower()
+                if first in STOPWORDS or last in STOPWORDS:
+                    continue
+                inner = [_stem(fold(t.group())) for t in toks[i : j + 1]]
+                if 2 * sum(w in qwords for w in inner) > len(inner) or inner[0] in qwords:
+                    continue
+                span = clause[toks[i].start() : toks[j].end()].strip()
+                if span and span not in spans:
+                    spans.append(span)
+    kind = question_type(question)
+    if kind in ("number", "date"):
+        pattern = _NUMBER if kind == "number" else _DATE
+        typed = [s for s in spans if pattern.search(s)]
+        spans = typed or spans
+    elif kind == "person":
+        typed = [s for s in spans if s[:1].isupper()]
+        spans = typed or spans
+    return spans
