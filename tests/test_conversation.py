@@ -118,7 +118,7 @@ def test_resume_names_the_latest_or_a_prefix(store: Store) -> None:
     first = store.new_conversation(model="a")
     second = store.new_conversation(model="b")
     assert ConversationLog.resume(store, latest=True).id == second.id
-    assert ConversationLog.resume(store, cid=first.id[:14]).id == first.id
+    assert ConversationLog.resume(store, cid=first.id).id == first.id
     assert ConversationLog.resume(store).record is None
 
 
