@@ -140,13 +140,19 @@ def generate(root: Path, files: int, megabytes: float, sources: Sequence[Path]) 
     return total
 
 
+# The child reports its own peak (VmHWM, which exec resets): the rusage of a child also counts the
+# parent's pages it shared between fork and exec, which made the parent's size look like the child's.
 _CHILD = """
 import json, resource, sys, time
 from lmassist.docindex.index import DocIndex
 t = time.perf_counter()
 s = DocIndex(sys.argv[1]).add("big", sys.argv[2])
-print(json.dumps({"seconds": time.perf_counter() - t, "files": s.added, "chunks": s.chunks,
-                  "skipped": sum(s.skipped.values())}))
+seconds = time.perf_counter() - t
+try:
+    peak = next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak = None
+print(json.dumps({"seconds": seconds, "files": s.added, "chunks": s.chunks, "peak": peak}))
 """
 
 
@@ -158,7 +164,7 @@ def scale(root: Path, db: Path, questions: list[str], out: Callable[[str], None]
     result = json.loads(child.stdout.strip().splitlines()[-1])
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     figures = {"index seconds": result["seconds"], "index cpu seconds": usage.ru_utime + usage.ru_stime,
-               "index peak MB": rusage_to_mb(usage.ru_maxrss), "files": result["files"],
+               "index peak MB": result["peak"] or rusage_to_mb(usage.ru_maxrss), "files": result["files"],
                "passages": result["chunks"], "db MB": db.stat().st_size / 2**20, "load avg": load}
     with DocIndex(db) as index:
         t = time.perf_counter()

@@ -9,8 +9,9 @@ sizes blocks into passages.
 
 Two users: the folder index (retrieval wants passages that keep a heading with its text, and
 ``path:line`` citations) and, later, translate/summarize, which need the exact source back and must
-know which blocks to leave untouched (:attr:`Block.verbatim`). For the second, Markdown and plain
-text blocks with ``keep_blank=True`` cover every line, so ``"".join(b.text ...)`` is the input.
+know which blocks to leave untouched (:attr:`Block.verbatim`). For the second,
+``markdown_blocks(text, keep_blank=True)`` covers every line, so ``"".join(b.text ...)`` is the input
+(plain text too: without a heading, list or fence it comes back as paragraphs and blank runs).
 """
 
 from __future__ import annotations
