@@ -36,9 +36,9 @@ from lmassist.tasks.qa import (
     OVERLAP_MIN,
     PMI_MIN,
     QuestionAnswerer,
-    content_words,
 )
-from lmassist.tasks.sentiment import SentimentClassifier
+from lmassist.tasks.qa_context import content_words
+from lmassist.tasks.sentiment_classifier import SentimentClassifier
 from lmassist.tasks.summarize import W_CENTRAL, W_LEAD, Summarizer
 from lmassist.tasks.translate import Translator
 
