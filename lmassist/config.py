@@ -8,9 +8,12 @@ it at once (tests, portable installs); ``LMASSIST_CONFIG_DIR``, ``LMASSIST_DATA_
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,8 +86,6 @@ def warn(message: str) -> None:
     if message in _warned:
         return
     _warned.add(message)
-    import sys
-
     if sys.stderr is not None:
         try:
             sys.stderr.write(f"Warning: {message}\n")
@@ -184,8 +185,6 @@ class SettingSpec:
 
 
 def _number(value: Any, integer: bool) -> int | float | None:
-    import math
-
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -285,8 +284,6 @@ class Settings:
 
     def save(self) -> None:
         if self.damaged and self.path.is_file():
-            import time
-
             aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
             os.replace(self.path, aside)
             warn(f"the damaged settings file was kept as {aside}")

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -159,8 +160,6 @@ def gone_message(name: str) -> str | None:
 
 def _save_added(models: dict[str, Path]) -> None:
     if _damaged_added():  # keep what the user had: the damaged file goes aside, not away
-        import time
-
         f = _added_file()
         aside = f.with_name(f"{f.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(f, aside)

@@ -223,7 +223,7 @@ _PATCH_LOCK = threading.Lock()  # the defaults are patched for one construction 
 
 def _child(argv: list[str]) -> int:
     """The child's side: load, decode a multi-token batch, generate a few tokens, print a result."""
-    import argparse
+    import argparse  # the child process only: doctor, imported for ``lmassist --help``, never needs it
 
     parser = argparse.ArgumentParser(prog="lmassist.backends.llamacpp_check")
     parser.add_argument("path")

@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from lmassist.generation import Model
+from lmassist.plugins import get_manager
 from lmassist.progress import ProgressReporter, human_size, progress_bar  # noqa: F401 - re-exported
+from lmassist.registry import Registry
 from lmassist.textinput import MAX_INPUT_BYTES, decode_text, read_stdin, read_text_file  # noqa: F401 - re-exported
 
 model_option = click.option(
@@ -54,9 +56,6 @@ def load_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def get_registry() -> Any:
     """The registry, with a warning on stderr for each plugin that broke while filling it."""
-    from lmassist.plugins import get_manager
-    from lmassist.registry import Registry
-
     manager = get_manager()
     seen = len(manager.errors)
     registry = Registry(manager)

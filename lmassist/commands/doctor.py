@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from lmassist import __version__, hookimpl
+from lmassist.backends import llamacpp_check as lc
 from lmassist.commands.common import console, get_registry, human_size, model_option
 from lmassist.config import paths
 from lmassist.errors import LMAssistError
@@ -61,8 +62,6 @@ def _llamacpp_report(reg: Any, model: str | None, check: bool) -> dict[str, Any]
     """llama.cpp's build, what it finds on this CPU, and whether a model runs here (in a child)."""
     if _version("llama-cpp-python") is None:
         return {"installed": False}
-    from lmassist.backends import llamacpp_check as lc
-
     info = lc.system_info()
     setting = str(reg.settings.get("llamacpp.extra_buffers", "auto") or "auto")
     report: dict[str, Any] = {

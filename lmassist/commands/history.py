@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lmassist import hookimpl
+from lmassist.commands.common import NamesTable
+from lmassist.outputs import check_output, write_output
+from lmassist.store import Store
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
-
-    from lmassist.store import Store
 
 # Markers that cannot occur in chat text, so search snippets can be highlighted without parsing markup.
 _MARK_ON, _MARK_OFF = "\x02", "\x03"
@@ -25,8 +26,6 @@ _ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "system": "bold 
 
 
 def _store() -> Store:
-    from lmassist.store import Store
-
     return Store()
 
 
@@ -101,8 +100,6 @@ def list_cmd(limit: int, as_json: bool) -> None:
     if not conversations:
         console.print("No conversations yet. Start one with `lmassist`.")
         return
-    from lmassist.commands.common import NamesTable
-
     # The ID and the model are what people copy into the next command: never cut (NamesTable);
     # the title gives up its room instead.
     table = NamesTable()
@@ -186,8 +183,6 @@ def search_cmd(text: tuple[str, ...], limit: int, as_json: bool) -> None:
     if not hits:
         console.print(f"No messages match {query!r}.")
         return
-    from lmassist.commands.common import NamesTable
-
     table = NamesTable()
     table.name_column("ID", style="cyan")
     table.column("When")
@@ -212,8 +207,6 @@ def export_cmd(conversation_id: str, fmt: str, output: str) -> None:
       lmassist history export 019ab3c4 > chat.md
       lmassist history export 019ab3c4 --format json -o chat.json
     """
-    from lmassist.outputs import check_output, write_output
-
     target = check_output(output) if output != "-" else None  # before the store is read
     with _store() as store:
         text = store.export(conversation_id, fmt)

@@ -7,8 +7,9 @@ import json
 import click
 
 from lmassist import hookimpl
-from lmassist.commands.common import console, get_registry
+from lmassist.commands.common import NamesTable, console, get_registry
 from lmassist.install_hints import backend_install_hint
+from lmassist.plugins import get_manager
 
 
 @click.command()
@@ -32,8 +33,6 @@ def backends(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.markup import escape
-
-    from lmassist.commands.common import NamesTable
 
     table = NamesTable()
     table.name_column("backend")
@@ -59,8 +58,6 @@ def backends(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins(show_all: bool, as_json: bool) -> None:
     """Installed plugins: name, version, hooks they implement, and load errors."""
-    from lmassist.plugins import get_manager
-
     manager = get_manager()
     get_registry()  # fills in errors raised by register_backends / register_models hooks
     rows = [

@@ -15,6 +15,7 @@ prompt, or ``--yes`` where there is no terminal to ask.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,6 @@ def canonical(name: str) -> str:
 
 def installed_distributions() -> dict[str, str]:
     """``{canonical name: version}`` of every distribution this interpreter can import."""
-    import importlib
-    from importlib import metadata
-
     importlib.invalidate_caches()
     found: dict[str, str] = {}
     for dist in metadata.distributions():
@@ -54,9 +53,6 @@ def installed_distributions() -> dict[str, str]:
 
 def plugin_distributions() -> dict[str, str]:
     """``{canonical name: version}`` of the installed distributions that declare an lmassist plugin."""
-    import importlib
-    from importlib import metadata
-
     importlib.invalidate_caches()
     found: dict[str, str] = {}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -67,8 +63,6 @@ def plugin_distributions() -> dict[str, str]:
 
 def _protected() -> set[str]:
     """lmassist and what it needs to run: removing any of these would break the command itself."""
-    from importlib import metadata
-
     names = {"lmassist", "pip"}
     try:
         requires = metadata.requires("lmassist") or []
@@ -84,8 +78,6 @@ def _protected() -> set[str]:
 
 
 def _lmassist_version() -> str | None:
-    from importlib import metadata
-
     try:
         return metadata.version("lmassist")
     except metadata.PackageNotFoundError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ import click
 from lmassist import hookimpl
 from lmassist.commands.common import console, get_registry, human_size, progress_bar
 from lmassist.errors import LMAssistError
+from lmassist.modelfiles import add_gguf, gone_message, removable, remove_gguf
 
 
 @click.group()
@@ -93,8 +95,6 @@ def pull(name: str) -> None:
             click.echo(f"{spec.full_name} is already installed ({spec.source})")
             return
         if spec.backend == "llamacpp":
-            from lmassist.modelfiles import gone_message
-
             gone = gone_message(spec.name)
             if gone:
                 raise LMAssistError(gone)
@@ -121,8 +121,6 @@ def pull(name: str) -> None:
 @click.option("--copy", is_flag=True, help="Copy the file into lmassist's models folder instead of referring to it.")
 def add(path: Path, name: str | None, copy: bool) -> None:
     """Add a GGUF file you already have as llamacpp:NAME."""
-    from lmassist.modelfiles import add_gguf
-
     added, where = add_gguf(path, name, copy=copy)
     click.echo(f"added llamacpp:{added} ({where})")
 
@@ -132,10 +130,6 @@ def add(path: Path, name: str | None, copy: bool) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Delete a pulled model's file without asking.")
 def remove(name: str, yes: bool) -> None:
     """Forget an added model (its file stays), or delete a pulled one (asks first)."""
-    import sys
-
-    from lmassist.modelfiles import removable, remove_gguf
-
     short = name.split(":", 1)[1] if name.startswith("llamacpp:") else name
     what = removable(short)
     if what is None:

@@ -12,7 +12,9 @@ from typing import Any
 import click
 
 from lmassist import hookimpl
+from lmassist.commands.common import console, get_registry
 from lmassist.config import SETTINGS, Settings, parse_setting
+from lmassist.errors import LMAssistError
 
 
 def _parse(value: str) -> Any:
@@ -72,8 +74,6 @@ def show(as_json: bool = False) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from lmassist.commands.common import console
-
     table = Table(box=None, header_style="bold")
     table.add_column("key", no_wrap=True)
     table.add_column("value", no_wrap=True)
@@ -113,9 +113,6 @@ def get(key: str) -> None:
 def set_(key: str, value: str) -> None:
     """Set KEY to VALUE, checked against the setting's type and range ('lmassist settings' lists them)."""
     if key == "default_model":
-        from lmassist.commands.common import get_registry
-        from lmassist.errors import LMAssistError
-
         if not value.strip():
             raise LMAssistError("give a model name for default_model (see 'lmassist models list'), "
                                 "or 'lmassist settings unset default_model' for the built-in default")

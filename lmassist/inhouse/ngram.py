@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from lmassist.errors import LMAssistError
+from lmassist.inhouse.data import read_corpus, split_text
+from lmassist.inhouse.evaluate import EvalResult
 
 
 class KneserNey:
@@ -79,8 +81,6 @@ class KneserNey:
 
     def evaluate(self, ids: Sequence[int], characters: int | None = None) -> Any:
         """Mean cross-entropy of ``ids[1:]`` (the first token has no history, as for the neural model)."""
-        from lmassist.inhouse.evaluate import EvalResult
-
         ids = [int(i) for i in ids]
         if len(ids) < 2:
             raise ValueError("need at least two tokens to evaluate")
@@ -96,8 +96,6 @@ def baseline_for_checkpoint(checkpoint: Any, order: int = 5, files: Sequence[str
 
     Returns the model and a short description of what it was trained on.
     """
-    from lmassist.inhouse.data import read_corpus, split_text
-
     training = checkpoint.config.get("training", {})
     recipe = training.get("recipe", {})
     files = list(files or training.get("data", {}).get("files") or training.get("files") or [])
