@@ -1,8 +1,8 @@
 """Where transformers models come from: the local Hugging Face cache, the hub (on request), GGUF files.
 
 Nothing here downloads unless the user ran ``lmassist models pull``: loading always passes
-``local_files_only=True``. A GGUF is converted once (dequantizing it takes ~20 s on a small CPU) and
-the result is kept as safetensors in our cache, keyed by the file's identity so that a changed GGUF
+``local_files_only=True``. A GGUF is converted once (dequantizing it is slow on a CPU) and the
+result is kept as safetensors in our cache, keyed by the file's identity so that a changed GGUF
 is converted again. Only the standard library is imported at module level: ``lmassist models list``
 reads the HF cache folder by hand instead of importing ``huggingface_hub``.
 """

@@ -1,9 +1,9 @@
 """Training text: read files and folders, normalise, split, and hold the tokens as one array.
 
 Token ids live in one numpy array (``uint16`` when the vocabulary allows), memory-mapped from the
-cache folder for large corpora, never as Python lists: a 100 MB corpus stays a few hundred MB.
+cache folder for large corpora, never as Python lists (a list costs dozens of bytes per token).
 Every problem with the input (missing file, binary data, not UTF-8, nothing left) is a one-line
-:class:`~lmassist.generation.LMAssistError`.
+:class:`~lmassist.errors.LMAssistError`.
 """
 
 from __future__ import annotations
