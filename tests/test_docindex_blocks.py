@@ -130,3 +130,12 @@ def test_pack_merges_a_heading_with_its_text_but_not_code_or_other_sections():
     assert [(p.kind, p.start_line, p.end_line, p.heading) for p in passages] == [
         ("paragraph", 1, 3, "A"), ("code", 5, 7, "A"), ("paragraph", 9, 11, "B")]
     assert passages[0].text == "# A\n\nshort.\n"
+
+
+def test_yaml_front_matter_is_one_verbatim_block_not_a_heading():
+    text = "---\ntitle: Trip\ntags: [a]\n---\n\n# Day one\n\nWe left.\n"
+    blocks = markdown_blocks(text)
+    assert spans(blocks) == [("front_matter", 1, 4), ("heading", 6, 6), ("paragraph", 8, 8)]
+    assert blocks[0].verbatim and blocks[2].heading_path == ("Day one",)
+    assert "".join(b.text for b in markdown_blocks(text, keep_blank=True)) == text
+    assert spans(markdown_blocks("---\n\ntext\n")) == [("rule", 1, 1), ("paragraph", 3, 3)]

@@ -24,11 +24,11 @@ from typing import Literal
 from markdown_it import MarkdownIt
 
 BlockKind = Literal["heading", "paragraph", "list_item", "code", "quote", "table", "html", "rule",
-                    "blank", "text"]
+                    "blank", "text", "front_matter"]
 
 # Kinds whose text must reach the reader unchanged: code is code in every language, and a rule or a
 # blank run has no words to translate.
-VERBATIM_KINDS = frozenset({"code", "rule", "blank"})
+VERBATIM_KINDS = frozenset({"code", "rule", "blank", "front_matter"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class Block:
 
     @property
     def verbatim(self) -> bool:
-        """True for blocks a rewriting task (translate, proofread) must copy unchanged: code."""
+        """True for blocks a rewriting task (translate, proofread) must copy unchanged: code, and a
+        note's YAML front matter (its keys are read by programs)."""
         return self.kind in VERBATIM_KINDS
 
     @property
@@ -137,8 +138,10 @@ def markdown_blocks(text: str, keep_blank: bool = False) -> list[Block]:
     ``text`` back (what a rewriting task needs); without, blank runs are left out.
     """
     lines = source_lines(text)
-    tokens = _MD.parse(text)
-    blocks: list[Block] = []
+    front = front_matter_end(lines)
+    # The front matter's lines are parsed as blank ones, so the parser's line numbers stay the file's.
+    tokens = _MD.parse("\n" * front + "".join(lines[front:]))
+    blocks: list[Block] = [Block("front_matter", 1, front, "".join(lines[:front]))] if front else []
     stack: list[tuple[int, str]] = []  # (level, title) of the headings we are under
     for i, tok in enumerate(tokens):
         if tok.level != 0 or tok.nesting == -1 or tok.map is None:
@@ -156,6 +159,18 @@ def markdown_blocks(text: str, keep_blank: bool = False) -> list[Block]:
     if keep_blank:
         return fill_gaps(blocks, lines)
     return [b for b in fill_gaps(blocks, lines) if b.kind != "blank"]
+
+
+def front_matter_end(lines: list[str]) -> int:
+    """The number of lines of YAML front matter (``---`` … ``---`` or ``...`` at the very top, as
+    Jekyll, Hugo and Obsidian notes have), 0 when there is none. CommonMark alone reads it as a
+    rule followed by a setext heading, and a translator would translate its keys."""
+    if not lines or lines[0].rstrip() != "---":
+        return 0
+    for i, line in enumerate(lines[1:200], 2):
+        if line.rstrip() in ("---", "..."):
+            return i
+    return 0
 
 
 def _list_items(tokens: list, i: int, lines: list[str], stack: list[tuple[int, str]]) -> list[Block]:
