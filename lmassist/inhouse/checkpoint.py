@@ -58,6 +58,17 @@ class Checkpoint:
         return self.config.get("quantization")
 
 
+@dataclass
+class TrainState:
+    """What a run being resumed takes from its checkpoint folder (see ``train --resume``)."""
+
+    config: dict[str, Any]
+    tokenizer: Tokenizer
+    model_config: ModelConfig
+    tensors: dict[str, torch.Tensor]  # ``model.*`` weights and ``optim.*`` AdamW moments
+    history: list[dict[str, Any]]
+
+
 def unique_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A state dict without aliases (a tied weight appears once), contiguous, ready for safetensors."""
     seen: set[tuple[int, tuple[int, ...]]] = set()
@@ -216,6 +227,13 @@ def load_int8(config: ModelConfig, tensors: dict[str, torch.Tensor], source: Pat
     model = build_model(config)
     load_weights(model, weights, source)
     return model
+
+
+def read_train_state(folder: Path) -> TrainState:
+    """The latest weights, optimizer moments, settings and history saved for ``--resume``."""
+    config = read_config(folder)
+    return TrainState(config, read_tokenizer(folder), config_from_dict(config["model"]),
+                      read_tensors(folder / TRAIN_STATE), read_history(folder))
 
 
 def read_history(folder: Path) -> list[dict[str, Any]]:

@@ -229,25 +229,12 @@ def prepare(files: Iterable[str | Path], out: Path | None, cfg: TrainConfig, res
     return run
 
 
-@dataclass
-class _Saved:
-    """What a resumed run takes from the checkpoint folder."""
-
-    config: dict[str, Any]
-    tokenizer: Any
-    model_config: Any
-    tensors: dict[str, torch.Tensor]
-    history: list[dict[str, Any]]
-
-
-def _read_resume_state(out: Path | None, cfg: TrainConfig) -> _Saved:
+def _read_resume_state(out: Path | None, cfg: TrainConfig) -> ckpt.TrainState:
     """The training state in ``out``; the recipe of that run fills what ``cfg`` leaves open."""
     if out is None or not (out / ckpt.TRAIN_STATE).exists():
         raise LMAssistError(f"nothing to resume: no training state in {out} (train without --resume first)")
-    config = ckpt.read_config(out)
-    saved = _Saved(config, ckpt.read_tokenizer(out), config_from_dict(config["model"]),
-                   ckpt.read_tensors(out / ckpt.TRAIN_STATE), ckpt.read_history(out))
-    prev = config.get("training", {})
+    saved = ckpt.read_train_state(out)
+    prev = saved.config.get("training", {})
     cfg.arch, cfg.size = saved.model_config.arch, prev.get("size", cfg.size)
     cfg.batch_size = cfg.batch_size or prev.get("batch_size")
     cfg.lr = cfg.lr or prev.get("lr")
@@ -256,7 +243,7 @@ def _read_resume_state(out: Path | None, cfg: TrainConfig) -> _Saved:
     return saved
 
 
-def _restore(run: Run, saved: _Saved) -> None:
+def _restore(run: Run, saved: ckpt.TrainState) -> None:
     """Put the saved weights, optimizer moments, counters and best weights back into ``run``."""
     out = run.out
     assert out is not None  # _read_resume_state checked it
