@@ -66,7 +66,7 @@ def rank_bm25_ranker(docs: Path) -> Ranker:
     """What ``qa --context`` does today: ~160-token passages ranked with rank-bm25's BM25Okapi.
     Imported here only: issue #16 replaces it, and then this comparison goes with it."""
     from lmassist.tasks.chunking import chunk_text, paragraphs
-    from lmassist.tasks.qa import Passage, retrieve
+    from lmassist.tasks.qa_context import Passage, retrieve
 
     pieces: list[Passage] = []
     for path in sorted(docs.iterdir()):
@@ -85,7 +85,7 @@ def retrieval(dev: Path, out: Callable[[str], None]) -> dict[str, float]:
     questions = [q for q in load_questions(dev / "questions.jsonl") if q.get("answerable", True)]
     tune, held = questions[0::2], questions[1::2]
     out(f"retrieval: {len(questions)} answerable questions, tuned on the {len(tune)} even rows, "
-        f"{len(held)} odd rows held out; 39 notes in {dev / 'docs'}")
+        f"{len(held)} odd rows held out; {len(list((dev / 'docs').iterdir()))} notes in {dev / 'docs'}")
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         grid = []
