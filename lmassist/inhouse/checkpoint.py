@@ -11,7 +11,7 @@
 
 Writing goes to a temporary sibling folder which then replaces the old one by rename, so readers see
 the old checkpoint or the new one, never half of one. Loading uses safetensors only; every missing
-or damaged file becomes a one-line :class:`~lmassist.generation.ModelLoadError` that names it.
+or damaged file becomes a one-line :class:`~lmassist.errors.ModelLoadError` that names it.
 """
 
 from __future__ import annotations
