@@ -156,33 +156,10 @@ class SentimentClassifier:
         texts = [head for head, _ in fitted]
         del fitted
         if self.method == "generate":
-            out = []
-            for i, t in enumerate(texts):
-                if cancel is not None and cancel.cancelled:
-                    break
-                out.append({**self._generate(t), **read[i]})
-                if progress:
-                    progress(i + 1, len(texts))
-            return out
-        steps, done = self._calibration_steps() + len(texts) * len(self._views), 0
-
-        def tick() -> None:
-            nonlocal done
-            done += 1
-            if progress:
-                progress(done, steps)
-
-        offsets = self.offsets(tick)
-        totals = [[0.0] * len(self.labels) for _ in texts]
-        for form, _ in self._views:
-            for i, text in enumerate(texts):
-                if cancel is not None and cancel.cancelled:
-                    return []
-                scores = [s - o for s, o in zip(self._form_scores(form, text), offsets[form.name], strict=True)]
-                probs = _softmax(scores)
-                totals[i] = [t + math.log(max(p, 1e-12)) for t, p in zip(totals[i], probs, strict=True)]
-                tick()
-        totals = [[t / len(self._views) for t in total] for total in totals]
+            return self._generate_many(texts, read, progress, cancel)
+        totals = self._mean_logprobs(texts, progress, cancel)
+        if totals is None:
+            return []
         if self.calibration == "batch" and len(totals) >= BATCH_MIN:
             # Centre each label's mean log-probability on its median over the batch, i.e. assume
             # the labels are about balanced in it (only with many texts).
@@ -199,6 +176,41 @@ class SentimentClassifier:
                 **seen,
             })
         return results
+
+    def _mean_logprobs(self, texts: list[str], progress: Progress | None,
+                       cancel: CancelToken | None) -> list[list[float]] | None:
+        """Each text's label log-probabilities, calibrated per view and averaged over the views;
+        None once ``cancel`` is set."""
+        steps, done = self._calibration_steps() + len(texts) * len(self._views), 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress:
+                progress(done, steps)
+
+        offsets = self.offsets(tick)
+        totals = [[0.0] * len(self.labels) for _ in texts]
+        for form, _ in self._views:
+            for i, text in enumerate(texts):
+                if cancel is not None and cancel.cancelled:
+                    return None
+                scores = [s - o for s, o in zip(self._form_scores(form, text), offsets[form.name], strict=True)]
+                probs = _softmax(scores)
+                totals[i] = [t + math.log(max(p, 1e-12)) for t, p in zip(totals[i], probs, strict=True)]
+                tick()
+        return [[t / len(self._views) for t in total] for total in totals]
+
+    def _generate_many(self, texts: list[str], read: list[dict[str, Any]], progress: Progress | None,
+                       cancel: CancelToken | None) -> list[dict[str, Any]]:
+        out = []
+        for i, t in enumerate(texts):
+            if cancel is not None and cancel.cancelled:
+                break
+            out.append({**self._generate(t), **read[i]})
+            if progress:
+                progress(i + 1, len(texts))
+        return out
 
     def _generate(self, text: str) -> dict[str, Any]:
         """No ``score``: let each form's prompt generate a word, parse it, and vote."""
