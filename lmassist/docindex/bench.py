@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lmassist.docindex.index import WEIGHTS, DocIndex
+from lmassist.docindex.index import MAX_TOKENS, WEIGHTS, DocIndex
 from lmassist.docindex.passages import approx_tokens
 from lmassist.system import rusage_to_mb
 
@@ -95,8 +95,8 @@ def retrieval(dev: Path, out: Callable[[str], None]) -> dict[str, float]:
                 rank, index = fts_ranker(dev / "docs", Path(tmp), max_tokens, weights)
                 indexes.append(index)
                 grid.append((hits(rank, tune), max_tokens, weights, rank))
-        best = max(grid, key=lambda g: (g[0][1], g[0][0], g[1] == 200))
-        default = next(g for g in grid if g[1] == 200 and g[2] == WEIGHTS)
+        best = max(grid, key=lambda g: (g[0][1], g[0][0], g[1] == MAX_TOKENS))
+        default = next(g for g in grid if g[1] == MAX_TOKENS and g[2] == WEIGHTS)
         for (t1, t3), max_tokens, weights, _ in grid:
             out(f"  fts5 max_tokens={max_tokens:<3} weights(path,heading,body)={weights}: tune hit@1 {t1:.3f} "
                 f"hit@3 {t3:.3f}")

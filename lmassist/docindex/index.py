@@ -40,6 +40,10 @@ BUSY_TIMEOUT_MS = 5000
 # hit@1/hit@3 (every heading there is "Normans — part N"; ``python -m lmassist.docindex.bench``);
 # the heading counts double because in real notes it names the topic of the text under it.
 WEIGHTS = (1.0, 2.0, 1.0)
+# Passage size in approximate tokens: three fit the 1024-token context budget qa gives a small
+# model; 300 won hit@1 on the tuning half of the dev set (200 tied on hit@3) and makes fewer rows
+# for a query to rank.
+MAX_TOKENS = 300
 REBUILD_HINT = "run `lmassist docs update --rebuild`"
 _RACY_NS = 2_000_000_000  # a file written this close to its indexing may change again within one mtime tick
 
@@ -93,7 +97,7 @@ class DocIndex:
     fit a small model's context with the question, large enough to hold an answer with its setting.
     """
 
-    def __init__(self, path: Path | str | None = None, max_tokens: int = 200,
+    def __init__(self, path: Path | str | None = None, max_tokens: int = MAX_TOKENS,
                  weights: Sequence[float] = WEIGHTS) -> None:
         require_fts5()
         self.path = Path(path) if path is not None else default_path()
