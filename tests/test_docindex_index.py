@@ -198,6 +198,21 @@ def test_a_file_written_just_before_indexing_is_read_again_next_time(tmp_path: P
     assert summary.read == 1 and index.search("r", "two")[0].path == "fresh.md"
 
 
+def test_two_updates_at_once_do_not_collide(tmp_path: Path, notes: Path):
+    db = tmp_path / "docs.db"
+    with DocIndex(db) as first, DocIndex(db) as second:
+        first.register("notes", notes.resolve())
+        ran = []
+
+        def other_process_updates(rel: str) -> None:
+            if not ran:
+                ran.append(second.update("notes"))
+
+        summary = first.update("notes", progress=other_process_updates)
+        assert ran[0].added + ran[0].unchanged == 4 and summary.added == 4
+        assert first.check() == [] and first.list()[0].files == 4
+
+
 def test_a_file_that_becomes_unreadable_leaves_the_index(notes: Path, index: DocIndex):
     index.add("notes", notes)
     write(notes / "meeting.md", b"\x00\x01binary now")

@@ -285,8 +285,11 @@ class DocIndex:
             summary.skipped[skip.reason] += 1
             return False
         with self._transaction():
-            if old is not None:
-                self._delete_file(coll.id, old.id, info.rel)
+            # The row as it is now, not as listed: another lmassist may have indexed it meanwhile.
+            current = self.conn.execute("SELECT id FROM files WHERE collection_id = ? AND path = ?",
+                                        (coll.id, info.rel)).fetchone()
+            if current is not None:
+                self._delete_file(coll.id, current[0], info.rel)
             self._insert_file(coll.id, info.rel, sha, mtime, len(data), passages)
         summary.chunks += len(passages)
         if old is None:
