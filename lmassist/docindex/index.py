@@ -356,6 +356,9 @@ class DocIndex:
             if "disk is full" in message or "readonly" in message or "unable to open" in message:
                 raise LMAssistError(f"cannot write the document index {self.path}: {message}") from None
             raise self._damaged(message) from None
+        except sqlite3.IntegrityError as e:  # two lmassists adding the same name at once
+            raise LMAssistError(f"the document index {self.path} was changed by another lmassist at the same "
+                                f"time ({e}); try again") from None
         except sqlite3.DatabaseError as e:
             raise self._damaged(str(e)) from None
 
