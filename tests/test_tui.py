@@ -550,8 +550,8 @@ def test_deferred_store_opens_once_and_not_after_close(tmp_path: Path) -> None:
 
     lazy = DeferredStore(factory)
     assert not lazy.is_open
-    conv = lazy.new_conversation()  # the first use opens it
-    assert lazy.is_open and lazy.get(conv.id).id == conv.id and len(opened) == 1
+    conv = lazy.open().new_conversation()  # the first use opens it
+    assert lazy.is_open and lazy.open().get(conv.id).id == conv.id and len(opened) == 1
     lazy.close()
     with pytest.raises(LMAssistError):
         lazy.open()

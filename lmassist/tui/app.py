@@ -4,22 +4,27 @@ The first frame comes before anything slow: the model loads, plugins are collect
 widget is imported in a worker thread after the screen is up (see ``ChatScreen.load_model``), and the
 history database is opened in another one (see :class:`DeferredStore`). This module itself is only
 imported when the app opens, so ``lmassist --help`` never imports Textual.
+
+The garbage collector is the app's business from its first frame on (``lmassist.launch`` turns it
+off before): see the ``garbage collector`` section below.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import signal
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.screen import Screen
 
 from lmassist.errors import LMAssistError
-from lmassist.tui.screens.chat import ChatScreen
+from lmassist.tui.commands import PALETTE_AFTER_MODEL, app_bindings
+from lmassist.tui.screens.chat import ChatScreen, ModelReady
 from lmassist.tui.session import ModelHost
 
 STOP_WAIT_S = 15.0  # how long quitting waits for a reply to stop (a token, or one prompt batch)
@@ -38,7 +43,7 @@ class DeferredStore:
     check): 15-20 ms on two busy cores that the first frame does not need. The app opens it in a
     worker right after the first paint; whatever needs it sooner (a conversation to resume, a message
     sent within those milliseconds) opens it on the spot, under the same lock, so every caller gets
-    the one store. Every other attribute is the real store's.
+    the one store: ask for it with :meth:`open`.
     """
 
     def __init__(self, factory: Callable[[], Any] = _open_user_store) -> None:
@@ -63,11 +68,6 @@ class DeferredStore:
                 store = self._store
         return store
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # never open the database for a probe of private attributes
-            raise AttributeError(name)
-        return getattr(self.open(), name)
-
     def close(self) -> None:
         """Close the store if it was opened; a later ``open`` raises instead of reopening it."""
         with self._lock:
@@ -82,9 +82,7 @@ class LMAssistApp(App[None]):
 
     CSS_PATH = "lmassist.tcss"
     TITLE = "lmassist"
-    BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-    ]
+    BINDINGS = app_bindings()
 
     def __init__(self, model: str | None = None, cid: str | None = None, store: Any = None,
                  host: ModelHost | None = None, handle_signals: bool = False) -> None:
@@ -92,6 +90,7 @@ class LMAssistApp(App[None]):
         self.handle_signals = handle_signals
         self._owns_store = store is None
         self.store: Any = DeferredStore() if store is None else store
+        self._open_store: Callable[[], Any] = self.store.open if store is None else (lambda: store)
         self.startup_error: BaseException | None = None
         self.host = host or ModelHost()
         self._owns_host = host is None
@@ -102,7 +101,7 @@ class LMAssistApp(App[None]):
         self._exiting = False
 
     def get_default_screen(self) -> Screen[Any]:
-        self._chat_screen = ChatScreen(self.host, self.store, self.requested_model, self.initial_cid)
+        self._chat_screen = ChatScreen(self.host, self._open_store, self.requested_model, self.initial_cid)
         return self._chat_screen
 
     @property
@@ -121,46 +120,20 @@ class LMAssistApp(App[None]):
         except LookupError:
             yield from super().get_system_commands(screen)
             return
-        yield SystemCommand("New chat", "Start a new conversation (Ctrl+N)", chat.action_new_chat)
-        yield SystemCommand("Switch model", "Pick the backend and model for the next replies (Ctrl+T)",
-                            self.action_pick_model)
+        for name, entry in chat.table.palette():
+            yield SystemCommand(entry.title, entry.help, lambda a=entry.action: chat.run_action(a))
+            if name == PALETTE_AFTER_MODEL:
+                yield from self._model_and_task_commands(chat)
+        yield from super().get_system_commands(screen)
+
+    def _model_and_task_commands(self, chat: ChatScreen) -> Iterable[SystemCommand]:
         for name in self._model_names:
             yield SystemCommand(f"Switch model: {name}", "Use this model from now on",
                                 lambda n=name: chat.switch_model(n), discover=False)
-        for task in chat.tasks.values():
-            usage = getattr(task, "slash_usage", "") or f"/{task.name}"
-            yield SystemCommand(f"Run task: {task.name}", f"{getattr(task, 'summary', '')}  {usage}",
-                                lambda t=task: self._start_task(t))
-        yield SystemCommand("Run task on a file…", "Pick a file, then a task (Ctrl+O)", chat.action_pick_file)
-        yield SystemCommand("Export chat as Markdown", "Write this conversation to a .md file",
-                            lambda: self._export("md"))
-        yield SystemCommand("Export chat as JSON", "Write this conversation, with stats, to a .json file",
-                            lambda: self._export("json"))
-        yield SystemCommand("History", "Search, resume, rename, delete, export past chats (Ctrl+S)",
-                            chat.action_toggle_history)
-        yield SystemCommand("Regenerate reply", "Ask again for the last reply (Ctrl+R)", chat.action_regenerate)
-        yield SystemCommand("Edit last message", "Change and resend your last message (Ctrl+G)", chat.action_edit_last)
-        yield SystemCommand("Copy reply", "Copy the last reply to the clipboard (F4)", chat.action_copy_reply)
-        yield SystemCommand("Settings", "System prompt and generation options of this chat (F3)", chat.action_settings)
-        yield SystemCommand("Plugins", "Installed plugins, backends, tasks and their errors", self.action_show_plugins)
-        yield SystemCommand("Help", "Keys and slash commands (F1)", chat.action_help)
-        yield from super().get_system_commands(screen)
-
-    def _start_task(self, task: Any) -> None:
-        box = self.chat.chat_input
-        box.clear_text()
-        box.insert(f"/{task.name} ")
-        box.focus()
-
-    def _export(self, fmt: str) -> None:
-        chat = self.chat
-        if chat.session.conversation is None:
-            self.notify("nothing to export yet: send a message first", severity="warning")
-            return
-        try:
-            chat.export(chat.session.conversation.id, fmt)
-        except LMAssistError as e:
-            self.notify(str(e), severity="error")
+        for command in chat.commands():
+            if command.task is not None:
+                yield SystemCommand(f"Run task: {command.name}", f"{command.summary}  {command.usage}",
+                                    lambda n=command.name: chat.insert_command(n))
 
     @work(thread=True, group="palette")
     def action_pick_model(self) -> None:
@@ -206,9 +179,6 @@ class LMAssistApp(App[None]):
     def _catch_signals(self) -> None:
         """SIGTERM (``kill``, a logout) and SIGHUP (the terminal closed) quit as Ctrl+Q does: the
         reply stops and is kept, marked interrupted; the exit status is 128 + the signal."""
-        import asyncio
-        import signal
-
         loop = asyncio.get_running_loop()
         for name in ("SIGTERM", "SIGHUP"):
             signum = getattr(signal, name, None)
@@ -219,13 +189,23 @@ class LMAssistApp(App[None]):
             except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
                 pass
 
+    # -- the garbage collector -------------------------------------------------------------------
+
     def _after_first_frame(self) -> None:
-        gc.enable()  # ``lmassist`` turns it off until now, see lmassist.launch.open_chat
-        if isinstance(self.store, DeferredStore):
-            self._open_store()
+        gc.enable()  # off until the first frame (lmassist.launch): building it makes hardly any garbage
+        if self._owns_store:
+            self._open_history()
+
+    @on(ModelReady)
+    def _freeze_long_lived(self) -> None:
+        # What is alive once a model is loaded lives as long as the app: keep it out of the
+        # collector's full passes, the largest stall of the UI thread while a reply streams.
+        gc.freeze()
+
+    # -- the history -----------------------------------------------------------------------------
 
     @work(thread=True, group="store", exit_on_error=False)
-    def _open_store(self) -> None:
+    def _open_history(self) -> None:
         """Open the history after the first frame; if it cannot be opened, the app cannot keep
         what is said in it, so it closes and ``run_app`` raises the store's one-line error."""
         try:
@@ -245,7 +225,7 @@ class LMAssistApp(App[None]):
         interrupted; every way out (Ctrl+Q, /quit, a signal) comes through here.
         """
         chat = self._chat_screen
-        if chat is None or chat.stop_work():
+        if chat is None or chat.conversation.stop_work():
             super().exit(result, return_code, message)
             return
         if not self._exiting:
@@ -254,7 +234,7 @@ class LMAssistApp(App[None]):
 
     async def _exit_when_stopped(self, result: None, return_code: int, message: Any) -> None:
         assert self._chat_screen is not None
-        await self._chat_screen.wait_idle(STOP_WAIT_S)
+        await self._chat_screen.conversation.wait_idle(STOP_WAIT_S)
         super().exit(result, return_code, message)
 
     def on_unmount(self) -> None:
@@ -263,7 +243,7 @@ class LMAssistApp(App[None]):
         # inside the model after that, leave the model to the process's end rather than free it
         # under the worker.
         chat = self._chat_screen
-        idle = chat is None or chat.stop_work() or chat.work_idle.wait(STOP_WAIT_S)
+        idle = chat is None or chat.conversation.stop_work() or chat.conversation.work_idle.wait(STOP_WAIT_S)
         if self._owns_host and idle:
             self.host.close()
         if self._owns_store:

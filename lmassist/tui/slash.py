@@ -1,49 +1,19 @@
-"""Slash commands: the built-in ones, one per registered task, and completion of names and paths.
+"""Reading slash commands: the word and its arguments, and completion of command names and paths.
 
-Completion is computed here, away from the widget, so that it is plain functions of the text typed.
+The commands themselves are in :mod:`lmassist.tui.commands`. Completion is computed here, away from
+the widget, so that it is plain functions of the text typed.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-
-@dataclass(frozen=True)
-class SlashCommand:
-    name: str
-    usage: str
-    summary: str
-    takes_path: bool = False
-
-
-BUILTINS: tuple[SlashCommand, ...] = (
-    SlashCommand("help", "/help", "show commands and keys"),
-    SlashCommand("model", "/model [NAME]", "switch model (no name: pick from a list)"),
-    SlashCommand("models", "/models", "list the models you can switch to"),
-    SlashCommand("new", "/new", "start a new chat"),
-    SlashCommand("system", "/system [TEXT]", "set (or clear) this chat's system prompt"),
-    SlashCommand("set", "/set KEY VALUE", "set a generation option (temperature, max_new_tokens, ...)"),
-    SlashCommand("settings", "/settings", "edit system prompt and options"),
-    SlashCommand("regen", "/regen", "regenerate the last reply"),
-    SlashCommand("edit", "/edit", "edit and resend your last message"),
-    SlashCommand("copy", "/copy", "copy the last reply to the clipboard"),
-    SlashCommand("rename", "/rename TITLE", "rename this chat"),
-    SlashCommand("export", "/export md|json [PATH]", "save this chat as Markdown or JSON", takes_path=True),
-    SlashCommand("open", "/open", "pick a file and insert its path"),
-    SlashCommand("plugins", "/plugins", "installed plugins and their errors"),
-    SlashCommand("quit", "/quit", "leave the app"),
-)
-
-
-def task_command(task: object) -> SlashCommand:
-    """A task plugin seen as a slash command; its usage line says whether it takes a path."""
-    name = str(getattr(task, "name", ""))
-    usage = str(getattr(task, "slash_usage", "") or f"/{name} ARGS")
-    summary = str(getattr(task, "summary", "") or "")
-    return SlashCommand(name, usage, summary, takes_path=any(w in usage.upper() for w in ("PATH", "FILE")))
+if TYPE_CHECKING:
+    from lmassist.tui.commands import Command
 
 
 def parse(text: str) -> tuple[str, str] | None:
@@ -97,7 +67,7 @@ def path_candidates(partial: str, cwd: Path | None = None, limit: int = 200) -> 
     return found
 
 
-def complete(text: str, commands: list[SlashCommand], cwd: Path | None = None) -> tuple[str, list[str]]:
+def complete(text: str, commands: Sequence[Command], cwd: Path | None = None) -> tuple[str, list[str]]:
     """What to add after ``text`` (the ghost suggestion) and the candidates to show.
 
     The command word completes against the known commands; after it, the last word completes as a

@@ -1,4 +1,4 @@
-"""The help overlay: every key binding and every slash command, task plugins included."""
+"""The help overlay: every key and every slash command, task plugins included, from the command table."""
 
 from __future__ import annotations
 
@@ -8,25 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-from lmassist.tui.slash import SlashCommand
-
-KEYS: tuple[tuple[str, str], ...] = (
-    ("Enter", "send the message"),
-    ("Ctrl+J / Shift+Enter", "new line in the message"),
-    ("Tab / →", "accept the completion shown in grey (commands, paths)"),
-    ("Esc", "stop the reply (the partial text is kept, marked interrupted); close dialogs"),
-    ("Ctrl+R", "regenerate the last reply"),
-    ("Ctrl+G", "edit and resend your last message"),
-    ("F4", "copy the last reply to the clipboard"),
-    ("Ctrl+T", "switch model"),
-    ("Ctrl+N", "new chat"),
-    ("Ctrl+S", "history: search, resume, rename (F2), delete (Del), export (F6 md, F7 json)"),
-    ("Ctrl+O", "pick a file and insert its path"),
-    ("F3", "settings of this chat: system prompt and generation options"),
-    ("Ctrl+P", "command palette: every action, every model, every task"),
-    ("F1", "this help"),
-    ("Ctrl+Q", "quit"),
-)
+from lmassist.tui.commands import Command, help_keys
 
 
 def cell(text: str) -> str:
@@ -36,9 +18,10 @@ def cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def help_markdown(commands: list[SlashCommand]) -> str:
+def help_markdown(commands: list[Command]) -> str:
+    """The keys of the command table, then the slash commands given (the built-in ones and the tasks)."""
     lines = ["## Keys", "", "| key | does |", "|---|---|"]
-    lines += [f"| `{cell(k)}` | {cell(d)} |" for k, d in KEYS]
+    lines += [f"| `{cell(k)}` | {cell(d)} |" for k, d in help_keys()]
     lines += ["", "## Slash commands", "", "| command | does |", "|---|---|"]
     lines += [f"| `{cell(c.usage)}` | {cell(c.summary)} |" for c in commands]
     return "\n".join(lines) + "\n"
@@ -50,7 +33,7 @@ class HelpScreen(ModalScreen[None]):
     CSS_PATH = "dialogs.tcss"  # read when the first dialog opens, not before the first frame
     BINDINGS = [Binding("escape,f1,q", "dismiss(None)", "Close")]
 
-    def __init__(self, commands: list[SlashCommand]) -> None:
+    def __init__(self, commands: list[Command]) -> None:
         super().__init__()
         self.commands = commands
 

@@ -8,12 +8,17 @@ accepted with Tab or the right arrow.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import events
 from textual.message import Message
-from textual.widgets import TextArea
+from textual.widgets import Static, TextArea
 
-from lmassist.tui.slash import SlashCommand, complete
+from lmassist.tui.slash import complete
+
+if TYPE_CHECKING:
+    from lmassist.tui.commands import Command
 
 
 class ChatInput(TextArea):
@@ -32,7 +37,7 @@ class ChatInput(TextArea):
             super().__init__()
             self.candidates = candidates
 
-    def __init__(self, commands: Callable[[], list[SlashCommand]] | None = None, **kwargs: object) -> None:
+    def __init__(self, commands: Callable[[], list[Command]] | None = None, **kwargs: object) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
                          highlight_cursor_line=False, compact=True, **kwargs)  # type: ignore[arg-type]
         self._commands = commands or (lambda: [])
@@ -71,3 +76,15 @@ class ChatInput(TextArea):
     def clear_text(self) -> None:
         self.clear()
         self.suggestion = ""
+
+
+class CompletionHint(Static):
+    """The line under the message box that lists the completions of what is typed (hidden when none)."""
+
+    SHOWN = 12
+
+    def show(self, candidates: list[str]) -> None:
+        shown = candidates[: self.SHOWN]
+        more = f"  (+{len(candidates) - len(shown)} more)" if len(candidates) > len(shown) else ""
+        self.update(Text("  ".join(shown) + more, style="dim"))
+        self.set_class(bool(shown), "-visible")

@@ -1,12 +1,15 @@
 """The history sidebar: past conversations, full-text search over all of them, and what to do with one.
 
 Search runs as you type (the store's FTS5 index answers in milliseconds); an empty search lists the
-most recent conversations. The sidebar only posts messages; the chat screen owns the store and does
-the resuming, renaming, deleting and exporting.
+most recent conversations. The sidebar renames (F2), deletes (Del) and exports (F6, F7) the
+conversation it highlights itself; it posts ``Selected`` to resume one and ``Changed`` after a
+rename or a delete, so the chat screen can follow when that was the open conversation.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -17,6 +20,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
+
+from lmassist.errors import LMAssistError
+from lmassist.tui.screens.dialogs import Confirm, TextPrompt
 
 MARK_ON, MARK_OFF = "\x01", "\x02"
 
@@ -34,6 +40,29 @@ def snippet_text(snippet: str) -> Text:
 def describe(conv: Any) -> str:
     """The line under a conversation's title: when it was last used and how long it is."""
     return f"{conv.updated.astimezone():%Y-%m-%d %H:%M} · {conv.message_count} msgs"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "chat"
+
+
+def export_conversation(store: Any, cid: str, fmt: str, path: str | None = None) -> Path:
+    """Write a conversation to a file (default: a name from its title, in the current folder)."""
+    if fmt not in ("md", "json"):
+        raise LMAssistError(f"unknown export format {fmt!r}; use md or json")
+    text = store.export(cid, fmt)
+    if path is None:
+        conv = store.get(cid)
+        target = Path.cwd() / f"lmassist-{_slug(conv.display_title)}-{conv.id[:8]}.{fmt}"
+    else:
+        target = Path(path).expanduser()
+    if target.is_dir():
+        raise LMAssistError(f"{target} is a folder; give a file name")
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise LMAssistError(f"cannot write {target}: {e.strerror or e}") from None
+    return target
 
 
 class HistorySidebar(Vertical):
@@ -66,14 +95,20 @@ class HistorySidebar(Vertical):
         Binding("f7", "export('json')", "Export json"),
     ]
 
-    class Action(Message):
-        """``resume``, ``rename``, ``delete`` or ``export`` asked for conversation ``cid``."""
+    class Selected(Message):
+        """Conversation ``cid`` was picked: resume it."""
 
-        def __init__(self, action: str, cid: str, arg: str = "") -> None:
+        def __init__(self, cid: str) -> None:
             super().__init__()
-            self.action = action
             self.cid = cid
-            self.arg = arg
+
+    class Changed(Message):
+        """Conversation ``cid`` was renamed, or ``deleted``."""
+
+        def __init__(self, cid: str, deleted: bool = False) -> None:
+            super().__init__()
+            self.cid = cid
+            self.deleted = deleted
 
     def __init__(self, store: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -133,7 +168,7 @@ class HistorySidebar(Vertical):
     @on(OptionList.OptionSelected, "#history-list")
     def _selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id and event.option.id != "-":
-            self.post_message(self.Action("resume", event.option.id))
+            self.post_message(self.Selected(event.option.id))
 
     def _current(self) -> str | None:
         option_list = self.query_one("#history-list", OptionList)
@@ -142,17 +177,58 @@ class HistorySidebar(Vertical):
         option = option_list.get_option_at_index(option_list.highlighted)
         return option.id if option.id != "-" else None
 
-    def action_rename(self) -> None:
+    def _picked(self) -> Any:
+        """The highlighted conversation (None, or the error notified, if there is none)."""
         cid = self._current()
-        if cid:
-            self.post_message(self.Action("rename", cid))
+        if not cid:
+            return None
+        try:
+            return self.store.get(cid)
+        except LMAssistError as e:
+            self.app.notify(str(e), severity="error")
+            return None
+
+    def action_rename(self) -> None:
+        conv = self._picked()
+        if conv is None:
+            return
+
+        def renamed(title: str | None) -> None:
+            if not title:
+                return
+            try:
+                self.store.rename(conv.id, title)
+            except LMAssistError as e:
+                self.app.notify(str(e), severity="error")
+                return
+            self.post_message(self.Changed(conv.id))
+            self.reload()
+
+        self.app.push_screen(TextPrompt("Rename conversation", conv.title or ""), renamed)
 
     def action_delete(self) -> None:
-        cid = self._current()
-        if cid:
-            self.post_message(self.Action("delete", cid))
+        conv = self._picked()
+        if conv is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            self.store.delete(conv.id)
+            self.post_message(self.Changed(conv.id, deleted=True))
+            self.reload()
+            self.app.notify(f"deleted {conv.display_title!r}")
+
+        self.app.push_screen(Confirm(f"Delete {conv.display_title!r} and its {conv.message_count} messages?"),
+                             answered)
 
     def action_export(self, fmt: str) -> None:
         cid = self._current()
-        if cid:
-            self.post_message(self.Action("export", cid, fmt))
+        if not cid:
+            return
+        try:
+            target = export_conversation(self.store, cid, fmt)
+        except LMAssistError as e:
+            self.app.notify(str(e), severity="error")
+            return
+        self.app.notify(f"exported to {target}")

@@ -25,6 +25,29 @@ class StatusBar(Static):
     context_length: reactive[int | None] = reactive(None)
     detail: reactive[str] = reactive("")
 
+    def loading(self, name: str, switching: bool) -> None:
+        """``name`` is loading; when ``switching``, the model in use answers (and is named) until then."""
+        self.state = "loading"
+        if switching:
+            self.detail = name
+        else:
+            self.model = name
+
+    def load_failed(self, current: str | None) -> None:
+        """Back to the model still in use (``current``), or an error state when there is none."""
+        self.state = "idle" if current else "error"
+        self.detail = ""
+        if current:
+            self.model = current
+
+    def loaded(self, name: str, device: str, context_length: int, busy: bool) -> None:
+        self.model = name
+        self.device = device
+        self.context_length = context_length
+        if not busy:
+            self.state = "idle"
+            self.detail = ""
+
     def render(self) -> Text:
         parts: list[Text] = []
         parts.append(Text(self.model or "no model", style="bold"))
