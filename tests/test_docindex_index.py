@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lmassist.docindex import index as index_module
-from lmassist.docindex import walk
+from lmassist.docindex import schema, walk
 from lmassist.docindex.index import DocIndex, list_path, rebuild
 from lmassist.docindex.query import match_expression
 from lmassist.errors import LMAssistError
@@ -268,9 +267,9 @@ def test_no_fts5_is_one_line(monkeypatch):
         def execute(self, sql):
             raise sqlite3.OperationalError("no such module: fts5")
 
-    monkeypatch.setattr(index_module.sqlite3, "connect", lambda *a, **k: NoFts())
+    monkeypatch.setattr(schema.sqlite3, "connect", lambda *a, **k: NoFts())
     with pytest.raises(LMAssistError, match="has no FTS5"):
-        index_module.require_fts5()
+        schema.require_fts5()
 
 
 # -- damage and kills ----------------------------------------------------------------------------

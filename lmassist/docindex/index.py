@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmassist.config import atomic_write_text, paths, valid_name
-from lmassist.docindex import walk
+from lmassist.docindex import schema, walk
 from lmassist.docindex.passages import Block, blocks_for, pack
 from lmassist.docindex.query import match_expression
 from lmassist.docindex.records import Collection, Hit, UpdateSummary
 from lmassist.errors import LMAssistError
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
 # BM25 weights of the columns (path, heading, body). On the folder-QA dev set no weighting changes
 # hit@1/hit@3 (every heading there is "Normans — part N"; ``python -m lmassist.docindex.bench``);
@@ -44,39 +43,11 @@ WEIGHTS = (1.0, 2.0, 1.0)
 # model; 300 won hit@1 on the tuning half of the dev set (200 tied on hit@3) and makes fewer rows
 # for a query to rank.
 MAX_TOKENS = 300
-REBUILD_HINT = "run `lmassist docs update --rebuild`"
 _RACY_NS = 2_000_000_000  # a file written this close to its indexing may change again within one mtime tick
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS collections (
-    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, root TEXT NOT NULL,
-    include TEXT NOT NULL DEFAULT '[]', exclude TEXT NOT NULL DEFAULT '[]', updated REAL);
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY, collection_id INTEGER NOT NULL REFERENCES collections(id),
-    path TEXT NOT NULL, sha256 TEXT NOT NULL, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,
-    chunks INTEGER NOT NULL, UNIQUE (collection_id, path));
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id),
-    start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, kind TEXT NOT NULL, heading TEXT NOT NULL,
-    text TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
-"""
-
 
 def default_path() -> Path:
     """Where the index lives: the data folder, beside the history."""
     return paths().data / "docs.db"
-
-
-def require_fts5() -> None:
-    """A one-line error when this Python's SQLite was built without FTS5 (some minimal builds)."""
-    try:
-        sqlite3.connect(":memory:").execute("CREATE VIRTUAL TABLE t USING fts5(x)")
-    except sqlite3.OperationalError:
-        raise LMAssistError(
-            f"this Python's SQLite ({sqlite3.sqlite_version}) has no FTS5, which the document index needs; "
-            "use a Python whose sqlite3 module has it (python.org and most distributions' builds do)"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -99,7 +70,7 @@ class DocIndex:
 
     def __init__(self, path: Path | str | None = None, max_tokens: int = MAX_TOKENS,
                  weights: Sequence[float] = WEIGHTS) -> None:
-        require_fts5()
+        schema.require_fts5()
         self.path = Path(path) if path is not None else default_path()
         self.max_tokens = max_tokens
         self.weights = tuple(float(w) for w in weights)
@@ -125,15 +96,13 @@ class DocIndex:
         if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             raise LMAssistError(f"{self.path} is an SQLite database but not an lmassist document index; "
                                 "it was left untouched")
-        if version > SCHEMA_VERSION:
+        if version > schema.VERSION:
             raise LMAssistError(f"the document index {self.path} was written by a newer lmassist; upgrade it")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        if version < SCHEMA_VERSION:
+        if version < schema.VERSION:
             with self._transaction():
-                for statement in _statements(_SCHEMA):  # executescript would commit first
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                schema.create(conn)
         conn.execute("SELECT count(*) FROM collections").fetchone()
 
     # -- lifetime ----------------------------------------------------------------------------------
@@ -348,22 +317,8 @@ class DocIndex:
         try:
             with self._lock:
                 yield
-        except sqlite3.OperationalError as e:
-            message = str(e)
-            if "locked" in message or "busy" in message:
-                raise LMAssistError(f"the document index {self.path} is busy (another lmassist is updating it); "
-                                    "try again") from None
-            if "disk is full" in message or "readonly" in message or "unable to open" in message:
-                raise LMAssistError(f"cannot write the document index {self.path}: {message}") from None
-            raise self._damaged(message) from None
-        except sqlite3.IntegrityError as e:  # two lmassists adding the same name at once
-            raise LMAssistError(f"the document index {self.path} was changed by another lmassist at the same "
-                                f"time ({e}); try again") from None
-        except sqlite3.DatabaseError as e:
-            raise self._damaged(str(e)) from None
-
-    def _damaged(self, detail: str) -> LMAssistError:
-        return LMAssistError(f"the document index {self.path} is damaged ({detail}); {REBUILD_HINT}")
+        except sqlite3.Error as e:
+            raise schema.user_error(self.path, e) from None
 
     def _check_size(self) -> None:
         """A file shorter than its header says was truncated (a full disk, a bad copy): say so now
@@ -374,17 +329,13 @@ class DocIndex:
         pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
         page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
         if self.path.stat().st_size < pages * page_size:
-            raise self._damaged(f"{self.path.stat().st_size} bytes, {pages * page_size} expected")
+            raise schema.damaged(self.path, f"{self.path.stat().st_size} bytes, {pages * page_size} expected")
 
     def _save_list(self) -> None:
         """Mirror the collection list beside the database, for :func:`rebuild` to start from."""
         entries = [{"name": c.name, "root": c.root, "include": list(c.include), "exclude": list(c.exclude)}
                    for c in self.list()]
         atomic_write_text(list_path(self.path), json.dumps(entries, indent=1) + "\n")
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
 
 
 def list_path(index_path: Path) -> Path:
