@@ -23,6 +23,8 @@ from pathlib import Path
 from lmassist.docindex.index import MAX_TOKENS, WEIGHTS, DocIndex
 from lmassist.docindex.passages import approx_tokens
 from lmassist.system import rusage_to_mb
+from lmassist.tasks.chunking import chunk_text, paragraphs
+from lmassist.tasks.qa_context import Passage, retrieve
 
 DEV = "../shared/data/eval/folder-qa-dev"
 SHAKESPEARE = "../shared/data/tinyshakespeare.txt"
@@ -63,11 +65,8 @@ def fts_ranker(docs: Path, workdir: Path, max_tokens: int, weights: Sequence[flo
 
 
 def rank_bm25_ranker(docs: Path) -> Ranker:
-    """What ``qa --context`` does today: ~160-token passages ranked with rank-bm25's BM25Okapi.
-    Imported here only: issue #16 replaces it, and then this comparison goes with it."""
-    from lmassist.tasks.chunking import chunk_text, paragraphs
-    from lmassist.tasks.qa_context import Passage, retrieve
-
+    """What ``qa --context`` does today: ~160-token passages ranked with rank-bm25's BM25Okapi
+    (issue #16 replaces it, and then this comparison goes with it)."""
     pieces: list[Passage] = []
     for path in sorted(docs.iterdir()):
         text = path.read_text(encoding="utf-8")
