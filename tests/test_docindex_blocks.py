@@ -122,6 +122,8 @@ def test_a_long_line_splits_at_sentences_then_words():
     assert " ".join(p.text for p in pieces).split() == line.split()
     words = split_block(text_blocks("x" * 10 + " y" * 1000)[0], 50)
     assert len(words) > 1 and " ".join(p.text for p in words).split() == ("x" * 10 + " y" * 1000).split()
+    blob = split_block(text_blocks("b" * 100_000)[0], 50)  # a minified file: one "word"
+    assert all(approx_tokens(p.text) <= 50 for p in blob) and "".join(p.text for p in blob) == "b" * 100_000
 
 
 def test_pack_merges_a_heading_with_its_text_but_not_code_or_other_sections():

@@ -101,8 +101,8 @@ def _merge(a: Block, b: Block) -> Block:
 
 
 def split_block(block: Block, max_tokens: int, count_tokens: Callable[[str], int] = approx_tokens) -> list[Block]:
-    """``block`` cut into consecutive pieces of at most ``max_tokens`` (a single word longer than
-    that stays whole), each with the line range it came from."""
+    """``block`` cut into consecutive pieces of at most about ``max_tokens``, each with the line
+    range it came from."""
     if count_tokens(block.text) <= max_tokens:
         return [block]
     lines = block.text.splitlines(keepends=True)
@@ -134,13 +134,14 @@ def _piece(block: Block, text: str, first: int, last: int, exact: bool) -> Block
 
 
 def _split_line(line: str, max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
-    """A line too long for one passage, in pieces at sentence ends, else between words."""
+    """A line too long for one passage, in pieces at sentence ends, else between words, and a
+    "word" longer than a passage (a minified file, a base64 blob) by characters."""
     units = _SENTENCE_END.split(line)
     if len(units) == 1:
         units = line.split(" ")
     parts: list[str] = []
     buf = ""
-    for unit in units:
+    for unit in (piece for u in units for piece in _cut(u, max_tokens, count_tokens)):
         candidate = f"{buf} {unit}" if buf else unit
         if buf and count_tokens(candidate) > max_tokens:
             parts.append(buf)
@@ -149,3 +150,11 @@ def _split_line(line: str, max_tokens: int, count_tokens: Callable[[str], int]) 
     if buf:
         parts.append(buf)
     return parts
+
+
+def _cut(unit: str, max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
+    n = count_tokens(unit)
+    if n <= max_tokens:
+        return [unit]
+    step = max(1, len(unit) * max_tokens // n)
+    return [unit[i:i + step] for i in range(0, len(unit), step)]
