@@ -133,7 +133,7 @@ class LMAssistApp(App[None]):
         for command in chat.commands():
             if command.task is not None:
                 yield SystemCommand(f"Run task: {command.name}", f"{command.summary}  {command.usage}",
-                                    lambda n=command.name: chat.insert_command(n))
+                                    lambda n=command.name: chat.chat_input.start_command(n))
 
     @work(thread=True, group="palette")
     def action_pick_model(self) -> None:

@@ -48,7 +48,7 @@ class Command:
     run: Handler | None = None  # what "/name ARGS" does; None: run ``action``
     key: str = ""  # a Textual key ("ctrl+n"); shown in the footer with ``label``, in /help with ``key_help``
     label: str = ""
-    key_help: str = ""
+    key_help: str = ""  # empty: the summary
     bind: bool = True  # False: the key is handled elsewhere (the message box, Textual's palette)
     palette: tuple[PaletteEntry, ...] = ()
     takes_path: bool = False
@@ -157,13 +157,10 @@ BUILTINS: tuple[Command, ...] = (
             key_help="settings of this chat: system prompt and generation options",
             palette=(PaletteEntry("Settings", "System prompt and generation options of this chat"),)),
     Command("regen", "/regen", "regenerate the last reply", "regenerate", key="ctrl+r", label="Regen",
-            key_help="regenerate the last reply",
             palette=(PaletteEntry("Regenerate reply", "Ask again for the last reply"),)),
     Command("edit", "/edit", "edit and resend your last message", "edit_last", key="ctrl+g", label="Edit",
-            key_help="edit and resend your last message",
             palette=(PaletteEntry("Edit last message", "Change and resend your last message"),)),
     Command("copy", "/copy", "copy the last reply to the clipboard", "copy_reply", key="f4", label="Copy",
-            key_help="copy the last reply to the clipboard",
             palette=(PaletteEntry("Copy reply", "Copy the last reply to the clipboard"),)),
     Command("rename", "/rename TITLE", "rename this chat", run=_rename),
     Command("export", "/export md|json [PATH]", "save this chat as Markdown or JSON", run=_export, takes_path=True,
@@ -171,7 +168,6 @@ BUILTINS: tuple[Command, ...] = (
                      PaletteEntry("Export chat as JSON", "Write this conversation, with stats, to a .json file",
                                   "export('json')"))),
     Command("open", "/open", "pick a file and insert its path", "pick_file", key="ctrl+o", label="File",
-            key_help="pick a file and insert its path",
             palette=(PaletteEntry("Run task on a file…", "Pick a file, then a task"),)),
     Command("plugins", "/plugins", "installed plugins and their errors", "app.show_plugins",
             palette=(PaletteEntry("Plugins", "Installed plugins, backends, tasks and their errors"),)),
@@ -210,7 +206,7 @@ def app_bindings() -> list[Binding]:
 
 
 def help_keys() -> list[tuple[str, str]]:
-    return [(BY_NAME[name].key_display, BY_NAME[name].key_help) for name in HELP_KEYS]
+    return [(BY_NAME[name].key_display, BY_NAME[name].key_help or BY_NAME[name].summary) for name in HELP_KEYS]
 
 
 def task_command(task: Any) -> Command:

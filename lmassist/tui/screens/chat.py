@@ -264,10 +264,7 @@ class ChatScreen(Screen[None]):
             self.notify("no message to edit yet", severity="warning")
             return
         self.editing = user
-        self.chat_input.text = user.content
-        self.chat_input.move_cursor(self.chat_input.document.end)
-        self.chat_input.add_class("-editing")
-        self.chat_input.focus()
+        self.chat_input.edit_message(user.content)
         self.notify("editing your last message: Enter resends it, Esc cancels")
 
     def action_copy_reply(self) -> None:
@@ -284,19 +281,7 @@ class ChatScreen(Screen[None]):
     def action_pick_file(self) -> None:
         from lmassist.tui.screens.file_picker import FilePicker
 
-        self.app.push_screen(FilePicker(), self._file_chosen)
-
-    def _file_chosen(self, path: str | None) -> None:
-        if not path:
-            return
-        box = self.chat_input
-        text = box.text
-        if not text:
-            box.insert("/summarize " + path)
-        else:
-            box.move_cursor(box.document.end)
-            box.insert(("" if text.endswith(" ") else " ") + path)
-        box.focus()
+        self.app.push_screen(FilePicker(), self.chat_input.insert_path)
 
     def action_settings(self) -> None:
         from lmassist.tui.screens.settings import SettingsScreen
@@ -320,19 +305,10 @@ class ChatScreen(Screen[None]):
 
     def action_export(self, fmt: str) -> None:
         """The palette's export: this conversation, to a file named after it in the current folder."""
-        if self.session.conversation is None:
-            self.notify("nothing to export yet: send a message first", severity="warning")
-            return
         try:
             self.export_current(fmt)
-        except LMAssistError as e:
-            self.notify(str(e), severity="error")
-
-    def insert_command(self, name: str) -> None:
-        """Put ``/name `` in the message box, for the user to add the arguments (a task from the palette)."""
-        self.chat_input.clear_text()
-        self.chat_input.insert(f"/{name} ")
-        self.chat_input.focus()
+        except LMAssistError as e:  # nothing to export yet is a warning; a file that cannot be written an error
+            self.notify(str(e), severity="warning" if self.session.conversation is None else "error")
 
     # -- history ---------------------------------------------------------------------------------
 
@@ -377,7 +353,7 @@ class ChatScreen(Screen[None]):
         """Conversation ``cid`` was renamed: show its new title if it is the open one."""
         if self.session.conversation is not None and self.session.conversation.id == cid:
             self.session.refresh()
-            self.sub_title = self.session.conversation.display_title
+            self._show_title()
         self._reload_sidebar()
 
     async def on_history_sidebar_selected(self, event: HistorySidebar.Selected) -> None:
@@ -398,10 +374,10 @@ class ChatScreen(Screen[None]):
         if not await self.conversation.load(cid):
             return
         self.editing = None
-        conv = self.session.conversation
-        self.sub_title = conv.display_title
-        if conv.model and conv.model != self.model_name:
-            self.switch_model(conv.model)
+        self._show_title()
+        model = self.session.conversation.model
+        if model and model != self.model_name:
+            self.switch_model(model)
         self.chat_input.focus()
 
     def export_current(self, fmt: str, path: str | None = None) -> Path:

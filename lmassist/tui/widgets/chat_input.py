@@ -77,6 +77,31 @@ class ChatInput(TextArea):
         self.clear()
         self.suggestion = ""
 
+    def start_command(self, name: str) -> None:
+        """``/name `` in an empty box, for the user to add the arguments (a task picked in the palette)."""
+        self.clear_text()
+        self.insert(f"/{name} ")
+        self.focus()
+
+    def insert_path(self, path: str | None) -> None:
+        """A picked file: ``/summarize PATH`` in an empty box, else the path added at the end."""
+        if not path:
+            return
+        text = self.text
+        if not text:
+            self.insert("/summarize " + path)
+        else:
+            self.move_cursor(self.document.end)
+            self.insert(("" if text.endswith(" ") else " ") + path)
+        self.focus()
+
+    def edit_message(self, text: str) -> None:
+        """Put a sent message back in the box to be changed and resent (shown with the editing border)."""
+        self.text = text
+        self.move_cursor(self.document.end)
+        self.add_class("-editing")
+        self.focus()
+
 
 class CompletionHint(Static):
     """The line under the message box that lists the completions of what is typed (hidden when none)."""

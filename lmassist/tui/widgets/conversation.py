@@ -31,6 +31,8 @@ from lmassist.tui.session import ChatSession, ModelHost, Turn
 from lmassist.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from lmassist.generation import CancelToken
     from lmassist.tui.widgets.message import MessageView
 
@@ -41,6 +43,13 @@ WELCOME = (
     "/help lists commands; tasks run on files: /summarize PATH, /translate PATH LANG, ...\n"
     "Ctrl+P opens the command palette, Ctrl+S the history, F1 the keys."
 )
+
+
+def _messages() -> ModuleType:
+    """The message views, imported when the first is shown (they bring Markdown, which the first frame does not need)."""
+    from lmassist.tui.widgets import message
+
+    return message
 
 
 class ChunkBuffer:
@@ -154,27 +163,19 @@ class Conversation(VerticalScroll):
                                 "they are in the history (Ctrl+S, /export).")
 
     async def add_turn(self, turn: Turn) -> MessageView:
-        from lmassist.tui.widgets.message import MessageView
-
-        view = MessageView(turn)
+        view = _messages().MessageView(turn)
         await self._mount(view)
         view.refresh_header()
         return view
 
     async def show_error(self, text: str) -> None:
-        from lmassist.tui.widgets.message import ErrorView
-
-        await self._mount(ErrorView(text))
+        await self._mount(_messages().ErrorView(text))
 
     async def show_info(self, markdown: str) -> None:
-        from lmassist.tui.widgets.message import InfoView
-
-        await self._mount(InfoView(markdown))
+        await self._mount(_messages().InfoView(markdown))
 
     def views(self) -> list[MessageView]:
-        from lmassist.tui.widgets.message import MessageView
-
-        return list(self.query(MessageView))
+        return list(self.query(_messages().MessageView))
 
     async def remove_from(self, turn: Turn) -> None:
         """Remove the view of ``turn`` and every message shown after it."""
@@ -195,8 +196,6 @@ class Conversation(VerticalScroll):
 
     async def load(self, cid: str) -> bool:
         """Show a past conversation (its last ``MAX_SHOWN`` turns); False, the error shown, if it cannot be read."""
-        from lmassist.tui.widgets.message import MessageView
-
         try:
             self.session.load(cid)
         except LMAssistError as e:
@@ -205,7 +204,7 @@ class Conversation(VerticalScroll):
         await self.remove_children()
         turns = self.session.turns
         self.hidden_count = max(0, len(turns) - MAX_SHOWN)
-        views = [MessageView(turn) for turn in turns[-MAX_SHOWN:]]
+        views = [_messages().MessageView(turn) for turn in turns[-MAX_SHOWN:]]
         await self.mount_all(views)  # one mount, one layout, however long the chat
         for view in views:
             view.refresh_header()

@@ -190,37 +190,33 @@ class HistorySidebar(Vertical):
 
     def action_rename(self) -> None:
         conv = self._picked()
-        if conv is None:
+        if conv is not None:
+            self.app.push_screen(TextPrompt("Rename conversation", conv.title or ""),
+                                 lambda title: self._rename(conv, title))
+
+    def _rename(self, conv: Any, title: str | None) -> None:
+        if not title:
             return
-
-        def renamed(title: str | None) -> None:
-            if not title:
-                return
-            try:
-                self.store.rename(conv.id, title)
-            except LMAssistError as e:
-                self.app.notify(str(e), severity="error")
-                return
-            self.post_message(self.Changed(conv.id))
-            self.reload()
-
-        self.app.push_screen(TextPrompt("Rename conversation", conv.title or ""), renamed)
+        try:
+            self.store.rename(conv.id, title)
+        except LMAssistError as e:
+            self.app.notify(str(e), severity="error")
+            return
+        self.post_message(self.Changed(conv.id))
+        self.reload()
 
     def action_delete(self) -> None:
         conv = self._picked()
-        if conv is None:
-            return
+        if conv is not None:
+            self.app.push_screen(Confirm(f"Delete {conv.display_title!r} and its {conv.message_count} messages?"),
+                                 lambda yes: self._delete(conv, yes))
 
-        def answered(yes: bool | None) -> None:
-            if not yes:
-                return
+    def _delete(self, conv: Any, yes: bool | None) -> None:
+        if yes:
             self.store.delete(conv.id)
             self.post_message(self.Changed(conv.id, deleted=True))
             self.reload()
             self.app.notify(f"deleted {conv.display_title!r}")
-
-        self.app.push_screen(Confirm(f"Delete {conv.display_title!r} and its {conv.message_count} messages?"),
-                             answered)
 
     def action_export(self, fmt: str) -> None:
         cid = self._current()
