@@ -12,8 +12,10 @@ What a turn keeps, whatever stops it (the same in the line chat, ``lmassist chat
   of later turns (a failed first question leaves no conversation behind);
 * two turns in one conversation never interleave: a second ``ask -c`` waits for the first.
 
-The reply is generated in a worker thread while the main thread writes it out and handles
-signals, so a signal is acted on at once even while llama.cpp evaluates a long prompt.
+What is saved when, and what the model is shown, are :mod:`lmassist.conversation`'s rules (the
+app follows them too); this module adds the terminal's part. The reply is generated in a worker
+thread while the main thread writes it out and handles signals, so a signal is acted on at once
+even while llama.cpp evaluates a long prompt.
 """
 
 from __future__ import annotations
