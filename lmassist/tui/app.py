@@ -40,10 +40,9 @@ class DeferredStore:
     """The user's history store, opened after the first frame instead of before it.
 
     Opening it imports sqlite3 and :mod:`lmassist.store` and touches the disk (WAL mode, the schema
-    check): 15-20 ms on two busy cores that the first frame does not need. The app opens it in a
-    worker right after the first paint; whatever needs it sooner (a conversation to resume, a message
-    sent within those milliseconds) opens it on the spot, under the same lock, so every caller gets
-    the one store: ask for it with :meth:`open`.
+    check), work the first frame does not need. The app opens it in a worker right after the first
+    paint; whatever needs it sooner (a conversation to resume, a message sent at once) opens it on
+    the spot, under the same lock, so every caller gets the one store: ask for it with :meth:`open`.
     """
 
     def __init__(self, factory: Callable[[], Any] = _open_user_store) -> None:

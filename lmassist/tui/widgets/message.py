@@ -4,10 +4,10 @@ Replies are Markdown. While one streams, its body is a single ``Static`` showing
 as Rich Markdown, redrawn at most every ``STREAM_INTERVAL_S``: one widget whose height changes, so
 each redraw is one cheap layout. Textual's ``Markdown`` widget (a widget per block, with links,
 tables and code highlighting) replaces it once, when the reply ends. Streaming into the ``Markdown``
-widget itself meant a layout of every block on each append, 130-370 ms per pass on two busy cores
-while the model runs, which froze the UI for that long (p99 event-loop lag ~170 ms).
+widget itself meant a layout of every block on each append, which froze the UI while the model ran
+(``lmassist bench tui`` measures that lag).
 
-This module imports the Markdown widget (and markdown-it), so the chat screen imports it only once
+This module imports the Markdown widget (and markdown-it), so the conversation imports it only once
 there is a message to show: that keeps it off the path to the first frame.
 """
 
