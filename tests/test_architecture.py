@@ -211,9 +211,21 @@ def test_cycle_finder_finds_a_circle():
     assert cycles({"a": {"b": (1, False)}, "b": {"a": (1, True)}}) == []  # TYPE_CHECKING only
 
 
+FIRST_FRAME_FREE_OF = ("click", "pluggy", "torch", "transformers", "llama_cpp", "numpy", "httpx", "huggingface_hub")
+
+
+def _imported_by(modules: str) -> list[str]:
+    code = f"import sys, {modules}; print(' '.join(m for m in {FIRST_FRAME_FREE_OF!r} if m in sys.modules))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+
 def test_first_frame_path_is_free_of_click_and_pluggy():
     """The console script's first stop imports neither: bare ``lmassist`` pays for them in no frame."""
-    code = ("import sys, lmassist, lmassist.launch; "
-            "print(sorted(m for m in ('click', 'pluggy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert _imported_by("lmassist, lmassist.launch") == []
+
+
+def test_the_chat_app_module_imports_no_heavy_library():
+    """What bare ``lmassist`` imports before the first frame: the app itself, without the command line,
+    the plugins or any model library (a model loads after the first frame)."""
+    pytest.importorskip("textual")
+    assert _imported_by("lmassist.launch, lmassist.tui.app") == []
