@@ -25,9 +25,10 @@ class ChatInput(TextArea):
     """Where the user types; posts :class:`ChatInput.Submitted` on Enter."""
 
     class Submitted(Message):
-        def __init__(self, chat_input: ChatInput, text: str) -> None:
+        """Enter with some text in the box."""
+
+        def __init__(self, text: str) -> None:
             super().__init__()
-            self.chat_input = chat_input
             self.text = text
 
     class Candidates(Message):
@@ -49,7 +50,7 @@ class ChatInput(TextArea):
             event.prevent_default()
             text = self.text
             if text.strip():
-                self.post_message(self.Submitted(self, text))
+                self.post_message(self.Submitted(text))
             return
         if event.key in ("ctrl+j", "shift+enter", "alt+enter"):
             event.stop()
