@@ -17,8 +17,19 @@ ROLES: tuple[str, ...] = ("system", "user", "assistant")
 TITLE_WIDTH = 60
 
 
+class Record:
+    """A history record as JSON-ready fields, in declaration order (times in ISO 8601)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 @dataclass
-class Conversation:
+class Conversation(Record):
     id: str
     title: str | None
     model: str | None
@@ -31,20 +42,9 @@ class Conversation:
     def display_title(self) -> str:
         return self.title or "Untitled conversation"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "model": self.model,
-            "settings": self.settings,
-            "created": self.created.isoformat(),
-            "updated": self.updated.isoformat(),
-            "message_count": self.message_count,
-        }
-
 
 @dataclass
-class StoredMessage:
+class StoredMessage(Record):
     id: int
     conversation_id: str
     role: str
@@ -55,22 +55,9 @@ class StoredMessage:
     status: str
     created: datetime
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "conversation_id": self.conversation_id,
-            "role": self.role,
-            "content": self.content,
-            "model": self.model,
-            "options": self.options,
-            "stats": self.stats,
-            "status": self.status,
-            "created": self.created.isoformat(),
-        }
-
 
 @dataclass
-class SearchHit:
+class SearchHit(Record):
     conversation_id: str
     conversation_title: str | None
     message_id: int
@@ -78,18 +65,6 @@ class SearchHit:
     snippet: str  # the matching passage, matched words wrapped in the ``highlight`` markers
     created: datetime
     score: float = 0.0  # bm25: lower is a better match
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "conversation_id": self.conversation_id,
-            "conversation_title": self.conversation_title,
-            "message_id": self.message_id,
-            "role": self.role,
-            "snippet": self.snippet,
-            "created": self.created.isoformat(),
-            "score": self.score,
-        }
-
 
 
 def utc_now() -> str:
