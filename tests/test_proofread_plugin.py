@@ -223,7 +223,7 @@ def test_cli_lists_the_task_and_reports_bad_input(plugin_env, tmp_path):
 
 
 def test_the_chat_app_offers_it_as_a_slash_command(registry):
-    from lmassist.tui.slash import task_command
+    from lmassist.tui.commands import task_command
 
     cmd = task_command(registry.task("proofread"))
     assert cmd.name == "proofread" and cmd.takes_path and cmd.usage.startswith("/proofread FILE")
