@@ -267,7 +267,17 @@ def install(target: str, upgrade: bool, editable: bool, verbose: bool, yes: bool
       lmassist install -U ./plugins/lmassist-openai  (after updating the checkout)
       lmassist install --yes some-plugin==1.2        (from PyPI: check the name first)
     """
-    spec = resolve_target(target, editable)
+    installed = _pip_install(target, resolve_target(target, editable), upgrade, editable, verbose, yes)
+    if not installed:
+        click.echo(f"{target} is already installed; nothing to do (use -U to upgrade it).")
+        return
+    _say_installed(target, installed)
+
+
+def _pip_install(target: str, spec: str, upgrade: bool, editable: bool, verbose: bool, yes: bool,
+                 ) -> list[tuple[str, str]]:
+    """Run pip (asking first for a remote target); the distributions it installed, or a one-line
+    error that says whether pip changed anything before it failed."""
     local = _looks_like_path(target.strip())
     before = installed_distributions()
     with tempfile.TemporaryDirectory(prefix="lmassist-install-") as tmp:
@@ -293,10 +303,11 @@ def install(target: str, upgrade: bool, editable: bool, verbose: bool, yes: bool
                 raise LMAssistError(f"cannot install {target}: {reason}; pip stopped part-way, changed: {', '.join(changed)}")
             hint = "" if verbose else " (run with -v for pip's output)"
             raise LMAssistError(f"cannot install {target}: {reason}; nothing was changed{hint}")
-        installed = _report_installs(report)
-    if not installed:
-        click.echo(f"{target} is already installed; nothing to do (use -U to upgrade it).")
-        return
+        return _report_installs(report)
+
+
+def _say_installed(target: str, installed: list[tuple[str, str]]) -> None:
+    """One line per plugin installed (with its hooks, or why it did not load), then the rest."""
     plugins = plugin_distributions()
     new_plugins = {canonical(n): v for n, v in installed if canonical(n) in plugins}
     others = [f"{n} {v}" for n, v in installed if canonical(n) not in plugins]
