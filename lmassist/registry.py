@@ -69,7 +69,8 @@ class Registry:
 
     def is_remote(self, backend: str) -> bool:
         """Whether the backend's models live on a server, so that listing them is a request."""
-        return bool(getattr(self.backends.get(backend), "remote", False))
+        found = self.backends.get(backend)
+        return found is not None and bool(found.remote)
 
     def remote_backends(self) -> list[str]:
         """Remote backends that are set up here: what a plain listing leaves out, to say so."""
