@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "lmassist.generation": 2,
     "lmassist.store": 2,
     "lmassist.modelfiles": 2,
+    "lmassist.tasks.base": 2,  # the Task contract, beside generation's Backend: the registry checks both
     "lmassist.docindex": 2,  # folders as a searchable index (issue #16): storage
     # 3. plugins
     "lmassist.plugins": 3,

@@ -57,7 +57,7 @@ def test_every_command_the_help_names_exists():
         for command in named:
             assert command in real.commands, f"{' '.join(args)} --help names 'lmassist {command}', which does not exist"
         for slash in re.findall(r"/([a-z]+) inhouse:", proc.stdout):
-            from lmassist.tui.slash import BUILTINS
+            from lmassist.tui.commands import BUILTINS
 
             assert slash in {c.name for c in BUILTINS}
     train_help = texts[("train",)].stdout

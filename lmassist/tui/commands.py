@@ -80,8 +80,6 @@ def key_display(key: str) -> str:
 
 
 async def _help(chat: ChatScreen, args: str) -> None:
-    from lmassist.tui.screens.help import help_markdown
-
     await chat.conversation.show_info("# Help\n\n" + help_markdown(chat.commands()))
 
 
@@ -98,8 +96,6 @@ def _models(chat: ChatScreen, args: str) -> None:
 
 def _list_models(chat: ChatScreen) -> None:
     """Every model the backends know, as a table in the chat (in a worker: plugins may ask servers)."""
-    from lmassist.tui.screens.help import cell
-
     try:
         specs = chat.host.registry().models()
     except Exception as e:  # noqa: BLE001 - shown, never a crash
@@ -207,6 +203,22 @@ def app_bindings() -> list[Binding]:
 
 def help_keys() -> list[tuple[str, str]]:
     return [(BY_NAME[name].key_display, BY_NAME[name].key_help or BY_NAME[name].summary) for name in HELP_KEYS]
+
+
+def cell(text: str) -> str:
+    """Text for a Markdown table cell: a ``|`` (as in ``/export md|json``) would end the cell, and a
+    line break the row, so the one is escaped (which GFM honours inside code spans too) and the
+    other flattened."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def help_markdown(commands: list[Command]) -> str:
+    """The keys of the command table, then the slash commands given (the built-in ones and the tasks)."""
+    lines = ["## Keys", "", "| key | does |", "|---|---|"]
+    lines += [f"| `{cell(k)}` | {cell(d)} |" for k, d in help_keys()]
+    lines += ["", "## Slash commands", "", "| command | does |", "|---|---|"]
+    lines += [f"| `{cell(c.usage)}` | {cell(c.summary)} |" for c in commands]
+    return "\n".join(lines) + "\n"
 
 
 def task_command(task: Any) -> Command:

@@ -28,7 +28,7 @@ def plugins_markdown(manager: Any, tasks: dict[str, Any], backends: dict[str, An
         state = f"unavailable: {reason}" + (f" (install: `{hint}`)" if hint else "") if reason else "available"
         lines.append(f"- `{name}`: {state}")
     lines += ["", "## Tasks", ""]
-    lines += [f"- `/{name}`: {getattr(t, 'summary', '')}" for name, t in sorted(tasks.items())] or ["- none"]
+    lines += [f"- `/{name}`: {t.summary}" for name, t in sorted(tasks.items())] or ["- none"]
     if manager.errors:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in manager.errors]
     return "\n".join(lines) + "\n"
