@@ -162,15 +162,19 @@ async def _lag_while_streaming(model: str | None, tokens: int, threads: int | No
             idle.append(max(0.0, time.perf_counter() - before - 0.01))
         chat.session.set_settings({"options": {"max_new_tokens": tokens, "temperature": 0.7, "seed": 1}})
         chat.chat_input.text = PROMPT
-        await pilot.press("enter")
-        while not chat.busy:
-            await pilot.pause(0.01)
+        turns = len(chat.views())
+        # Not awaited, and asyncio.sleep rather than pilot.pause: both wait for the screen to go idle,
+        # which it does only once the reply has streamed, and the probe must run while it streams.
+        press = asyncio.ensure_future(pilot.press("enter"))
+        while not chat.busy and len(chat.views()) < turns + 2:
+            await asyncio.sleep(0.01)
         period = 0.01
         while chat.busy:  # the probe: how late does a 10 ms sleep wake up on the UI's loop?
             before = time.perf_counter()
             await asyncio.sleep(period)
             if chat.status.state == "generating":
                 lags.append(max(0.0, time.perf_counter() - before - period))
+        await press
         reply = chat.views()[-1].turn
         stats = reply.stats or {}
     host.close()
