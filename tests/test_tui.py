@@ -6,6 +6,7 @@ on two shared cores; the cancel test asks for a long reply on purpose and stops 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -539,6 +540,26 @@ async def test_unreadable_history_closes_the_app_with_its_error(
     assert app.return_code == 1
     assert isinstance(app.startup_error, LMAssistError) and "not an SQLite database" in str(app.startup_error)
     assert db.read_text() == "not a database\n"  # left as it was
+
+
+async def test_a_key_that_needs_the_unreadable_history_closes_the_app_with_its_error(
+        smollm1: Any, plugin: UpperPlugin, lmassist_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl+S (history) pressed before the background open has failed: the same one-line exit, no traceback."""
+    db = lmassist_home / "data" / "history.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_text("not a database\n")
+    monkeypatch.setattr(LMAssistApp, "_open_history", lambda self: None)  # the key comes first
+    app, host = _own_store_app(smollm1, plugin)
+    async with app.run_test(size=SIZE):
+        # not pilot.press/pause: they wait for a screen that the exit takes away
+        app.simulate_key("ctrl+s")  # the history sidebar
+        for _ in range(600):
+            if app.startup_error is not None:
+                break
+            await asyncio.sleep(0.05)
+    host.close()
+    assert app.return_code == 1
+    assert isinstance(app.startup_error, LMAssistError) and "not an SQLite database" in str(app.startup_error)
 
 
 def test_deferred_store_opens_once_and_not_after_close(tmp_path: Path) -> None:

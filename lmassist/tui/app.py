@@ -216,6 +216,14 @@ class LMAssistApp(App[None]):
         self.startup_error = error
         self.exit(return_code=1)
 
+    def _handle_exception(self, error: Exception) -> None:
+        # A key that needs the history (Ctrl+S) pressed before the background open failed
+        # meets the same error first: it ends the app the same way, as one line, not a traceback.
+        if self._owns_store and not self.store.is_open and isinstance(error, LMAssistError):
+            self._store_failed(error)
+            return
+        super()._handle_exception(error)
+
     def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
         """Leave the app, but first stop the reply being written and let its thread end.
 
