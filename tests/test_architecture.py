@@ -47,7 +47,6 @@ LAYERS: dict[str, int] = {
     "lmassist.commands": 5,
     "lmassist.tui": 5,
     "lmassist.bench": 5,
-    "lmassist.docindex.bench": 5,  # retrieval measured against the tasks: a benchmark
     "lmassist.cli": 5,
     "lmassist.launch": 5,
     "lmassist.start": 5,

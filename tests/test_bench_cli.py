@@ -9,7 +9,7 @@ from conftest import run_cli
 
 from lmassist import bench
 
-BENCHMARKS = ("ask", "buffers", "conversation", "hf", "inhouse", "qa", "sentiment", "summarize", "translate", "tui")
+BENCHMARKS = ("ask", "buffers", "conversation", "docs", "hf", "inhouse", "qa", "sentiment", "summarize", "translate", "tui")
 
 
 def test_bench_help_lists_every_benchmark_once():
@@ -27,7 +27,7 @@ def test_one_hook_registers_every_benchmark_and_eval_task():
     assert sorted(cli.commands["bench"].commands) == sorted(BENCHMARKS)
     assert "eval-task" in cli.commands
     assert {c.callback.__module__ for c in bench.BENCHMARKS} <= {
-        f"lmassist.bench.{m}" for m in ("llamacpp", "hf", "tui", "inhouse", "tasks")}
+        f"lmassist.bench.{m}" for m in ("llamacpp", "hf", "tui", "inhouse", "tasks", "docs")}
 
 
 def test_missing_dev_data_is_one_line_naming_the_option(tmp_path):

@@ -36,7 +36,7 @@ from lmassist.errors import LMAssistError
 
 BUSY_TIMEOUT_MS = 5000
 # BM25 weights of the columns (path, heading, body). On the folder-QA dev set no weighting changes
-# hit@1/hit@3 (every heading there is "Normans — part N"; ``python -m lmassist.docindex.bench``);
+# hit@1/hit@3 (every heading there is "Normans — part N"; ``lmassist bench docs``);
 # the heading counts double because in real notes it names the topic of the text under it.
 WEIGHTS = (1.0, 2.0, 1.0)
 # Passage size in approximate tokens: three fit the 1024-token context budget qa gives a small

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lmassist.docindex import bench
+from lmassist.bench import docs
 
 
 def test_bench_prints_retrieval_and_scale_figures(tmp_path: Path):
@@ -20,7 +20,7 @@ def test_bench_prints_retrieval_and_scale_figures(tmp_path: Path):
     text = tmp_path / "text.txt"
     text.write_text("To be, or not to be, that is the question.\n\n" * 200)
     lines: list[str] = []
-    assert bench.main(["--dev", str(dev), "--text", str(text), "--files", "20", "--mb", "0.1"], out=lines.append) == 0
+    docs.run(dev, text, files=20, mb=0.1, out=lines.append)
     report = "\n".join(lines)
     assert "rank-bm25 (today)" in report and "held-out hit@1" in report
     assert "update one file s" in report and "query median ms" in report

@@ -2,17 +2,15 @@
 passages, and indexing speed, memory, update and query time on a generated folder.
 
 A benchmark prints figures and asserts nothing; the machines are shared, so it says how busy the
-machine was. Run ``python -m lmassist.docindex.bench --help``.
+machine was. Run ``lmassist bench docs --help``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,6 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import click
+
+from lmassist.bench.common import machine, median
 from lmassist.docindex.index import MAX_TOKENS, WEIGHTS, DocIndex
 from lmassist.docindex.passages import approx_tokens
 from lmassist.system import rusage_to_mb
@@ -143,6 +144,9 @@ def generate(root: Path, files: int, megabytes: float, sources: Sequence[Path]) 
 # parent's pages it shared between fork and exec, which made the parent's size look like the child's.
 _CHILD = """
 import json, resource, sys, time
+import click
+
+from lmassist.bench.common import machine, median
 from lmassist.docindex.index import DocIndex
 t = time.perf_counter()
 s = DocIndex(sys.argv[1]).add("big", sys.argv[2])
@@ -181,41 +185,49 @@ def scale(root: Path, db: Path, questions: list[str], out: Callable[[str], None]
             index.search("big", q, 3)
             times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    figures["query median ms"] = statistics.median(times)
+    figures["query median ms"] = median(times)
     figures["query p95 ms"] = times[int(len(times) * 0.95) - 1]
     return figures
 
 
-def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
-    parser = argparse.ArgumentParser(prog="lmassist bench docs", description=__doc__.splitlines()[0])
-    parser.add_argument("--dev", type=Path, default=Path(DEV), help="folder-QA dev set (docs/, questions.jsonl)")
-    parser.add_argument("--text", type=Path, default=Path(SHAKESPEARE), help="real text to generate notes from")
-    parser.add_argument("--files", type=int, default=2000)
-    parser.add_argument("--mb", type=float, default=20.0, help="size of the generated folder")
-    parser.add_argument("--skip-retrieval", action="store_true")
-    parser.add_argument("--skip-scale", action="store_true")
-    args = parser.parse_args(argv)
-    out(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f} "
+def run(dev: Path, text: Path, files: int, mb: float, skip_retrieval: bool = False, skip_scale: bool = False,
+        out: Callable[[str], None] = click.echo) -> None:
+    """Print the retrieval figures on ``dev`` and the scale figures on a folder generated from ``text``."""
+    facts = machine()
+    out(f"python {facts['python']}, {facts['cpus']} cpus, load average {os.getloadavg()[0]:.2f} "
         "(a shared machine: figures are noisy)")
-    if not args.skip_retrieval:
-        retrieval(args.dev, out)
-    if not args.skip_scale:
-        questions = [q["question"] for q in load_questions(args.dev / "questions.jsonl")]
-        tmp = Path(tempfile.mkdtemp(prefix="lmassist-bench-docs-"))
-        try:
-            sources = [args.text, *sorted((args.dev / "docs").glob("*.md"))]
-            written = generate(tmp / "folder", args.files, args.mb, sources)
-            out(f"scale: {args.files} files, {written / 2**20:.1f} MB generated from {args.text.name} and the dev notes")
-            figures = scale(tmp / "folder", tmp / "docs.db", questions, out)
-            figures["MB/s"] = written / 2**20 / figures["index seconds"]
-            figures["s per 100 MB (extrapolated)"] = 100 / figures["MB/s"]
-            figures["cpu s per 100 MB (extrapolated)"] = figures["index cpu seconds"] * 100 / (written / 2**20)
-            for key, value in figures.items():
-                out(f"  {key:>28}: {value:.3f}" if isinstance(value, float) else f"  {key:>28}: {value}")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    if not skip_retrieval:
+        retrieval(dev, out)
+    if skip_scale:
+        return
+    questions = [q["question"] for q in load_questions(dev / "questions.jsonl")]
+    tmp = Path(tempfile.mkdtemp(prefix="lmassist-bench-docs-"))
+    try:
+        sources = [text, *sorted((dev / "docs").glob("*.md"))]
+        written = generate(tmp / "folder", files, mb, sources)
+        out(f"scale: {files} files, {written / 2**20:.1f} MB generated from {text.name} and the dev notes")
+        figures = scale(tmp / "folder", tmp / "docs.db", questions, out)
+        figures["MB/s"] = written / 2**20 / figures["index seconds"]
+        figures["s per 100 MB (extrapolated)"] = 100 / figures["MB/s"]
+        figures["cpu s per 100 MB (extrapolated)"] = figures["index cpu seconds"] * 100 / (written / 2**20)
+        for key, value in figures.items():
+            out(f"  {key:>28}: {value:.3f}" if isinstance(value, float) else f"  {key:>28}: {value}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+@click.command("docs")
+@click.option("--dev", type=click.Path(exists=True, file_okay=False, path_type=Path), default=DEV,
+              show_default=True, help="The folder-QA dev set (docs/ and questions.jsonl), from the working directory.")
+@click.option("--text", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SHAKESPEARE,
+              show_default=True, help="Real text the generated folder is made from.")
+@click.option("--files", type=click.IntRange(1), default=2000, show_default=True, help="Files in the generated folder.")
+@click.option("--mb", type=click.FloatRange(0.01), default=20.0, show_default=True, help="Its size in MB.")
+@click.option("--skip-retrieval", is_flag=True, help="Only the indexing figures.")
+@click.option("--skip-scale", is_flag=True, help="Only the retrieval figures.")
+def bench_docs(dev: Path, text: Path, files: int, mb: float, skip_retrieval: bool, skip_scale: bool) -> None:
+    """Folder index: retrieval hit@1/hit@3 vs rank-bm25 (two halves), indexing speed, memory, update, query time."""
+    run(dev, text, files, mb, skip_retrieval, skip_scale)
+
+
+COMMANDS = (bench_docs,)
