@@ -127,6 +127,20 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str, igno
     return err[0]
 
 
+def plugin_env(site: Path, name: str, module_code: str) -> dict[str, str]:
+    """Install plugin ``name`` (module ``name`` with dashes as underscores, entry point in group
+    ``lmassist``) as a real distribution in ``site``; the environment that puts it on the path of a
+    ``run_cli`` subprocess."""
+    mod = name.replace("-", "_")
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{mod}.py").write_text(module_code)
+    info = site / f"{mod}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[lmassist]\n{mod.removeprefix('lmassist_')} = {mod}\n")
+    return {"PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+
+
 def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the real ``lmassist`` in a subprocess with the test's environment."""
     full_env = {**os.environ, **(env or {})}

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, plugin_env, run_cli
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -151,14 +151,7 @@ def _sections(help_text: str) -> dict[str, list[str]]:
 
 
 def test_help_groups_commands_in_tour_order_with_plugin_commands(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "lmassist_whisper.py").write_text(PLUGIN)
-    info = site / "lmassist_whisper-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmassist-whisper\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[lmassist]\nwhisper = lmassist_whisper\n")
-    proc = run_cli("--help", env={"PYTHONPATH": os.pathsep.join([str(site), *sys.path])})
+    proc = run_cli("--help", env=plugin_env(tmp_path / "site", "lmassist-whisper", PLUGIN))
     assert proc.returncode == 0, proc.stderr
     assert 'lmassist ask "What is a haiku?"' in proc.stdout  # the docstring's examples stay
     sections = _sections(proc.stdout)

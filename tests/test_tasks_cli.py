@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import plugin_env, run_cli
 
 PLUGIN = textwrap.dedent('''
     from lmassist import hookimpl
@@ -136,14 +134,7 @@ def test_tasks_lists_builtins_and_schemas() -> None:
 
 
 def test_plugin_task_appears_in_tasks_and_as_a_command(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "lmassist_shout.py").write_text(PLUGIN)
-    info = site / "lmassist_shout-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmassist-shout\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[lmassist]\nshout = lmassist_shout\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    env = plugin_env(tmp_path / "site", "lmassist-shout", PLUGIN)
     r = run_cli("tasks", env=env)
     assert r.returncode == 0, r.stderr
     assert "shout" in r.stdout and "plugin lmassist-shout" in r.stdout
@@ -183,14 +174,7 @@ DUCK_PLUGIN = textwrap.dedent('''
 
 
 def test_a_plugin_task_is_checked_at_registration_and_a_good_one_runs_from_the_cli(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "lmassist_duck.py").write_text(DUCK_PLUGIN)
-    info = site / "lmassist_duck-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmassist-duck\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[lmassist]\nduck = lmassist_duck\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    env = plugin_env(tmp_path / "site", "lmassist-duck", DUCK_PLUGIN)
     r = run_cli("tasks", "--json", env=env)
     assert r.returncode == 0, r.stderr
     rows = {t["name"]: t for t in json.loads(r.stdout)}
