@@ -14,7 +14,6 @@ torch and transformers are imported only in ``load`` and ``device``: listing mod
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import time
 from collections.abc import Iterator
@@ -107,10 +106,7 @@ class HFBackend(Backend):
     name = "hf"
     description = "Hugging Face transformers models: hub models from the local cache, saved folders, GGUF files"
     install_hint = "pip install 'lmassist[hf]'"
-
-    def unavailable_reason(self) -> str | None:
-        missing = [m for m in REQUIRED if importlib.util.find_spec(m) is None]
-        return f"{', '.join(missing)} not installed" if missing else None
+    requires = REQUIRED
 
     def device(self) -> str:
         if self.unavailable_reason():

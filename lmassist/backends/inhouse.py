@@ -169,10 +169,7 @@ class InhouseBackend(Backend):
     name = "inhouse"
     description = "your own PyTorch language models (RNN, LSTM, Transformer), trained with 'lmassist train'"
     install_hint = "pip install 'lmassist[inhouse]'"
-
-    def unavailable_reason(self) -> str | None:
-        missing = [m for m in ("torch", "safetensors") if importlib.util.find_spec(m) is None]
-        return f"{' and '.join(missing)} not installed" if missing else None
+    requires = ("torch", "safetensors")
 
     def device(self) -> str:
         if importlib.util.find_spec("torch") is None:

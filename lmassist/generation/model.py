@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -205,10 +206,14 @@ class Backend(ABC):
     install_hint: str = ""  # how to make an unavailable backend available
     # A backend whose models() asks a server: the registry asks it only when the user names it.
     remote: bool = False
+    requires: tuple[str, ...] = ()  # the modules it imports: one that is missing makes it unavailable
 
     def unavailable_reason(self) -> str | None:
         """Why the backend cannot run here (a missing library), or None when it can."""
-        return None
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if not missing:
+            return None
+        return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed"
 
     def models(self) -> Iterable[ModelSpec]:
         """The models this backend finds by itself: files in the models folder, caches, checkpoints."""
