@@ -29,7 +29,7 @@ HELP_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Tasks", ("summarize", "translate", "sentiment", "qa", "tasks")),
     ("Models and plugins", ("models", "backends", "install", "uninstall", "plugins")),
     ("Your own models", ("train", "eval", "optimize")),
-    ("History and settings", ("history", "settings")),
+    ("History and settings", ("history", "docs", "settings")),
     ("Diagnostics", ("doctor", "bench", "eval-task")),
 )
 

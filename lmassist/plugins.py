@@ -41,6 +41,7 @@ BUILTIN_PLUGINS = (
     "lmassist.commands.info",
     "lmassist.commands.settings",
     "lmassist.commands.history",
+    "lmassist.commands.docs",
     "lmassist.commands.inhouse",
     "lmassist.commands.install",
     "lmassist.commands.doctor",
