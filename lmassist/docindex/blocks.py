@@ -16,12 +16,11 @@ know which blocks to leave untouched (:attr:`Block.verbatim`). For the second,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
-
-from markdown_it import MarkdownIt
+from typing import Any, Literal
 
 BlockKind = Literal["heading", "paragraph", "list_item", "code", "quote", "table", "html", "rule",
                     "blank", "text", "front_matter"]
@@ -114,7 +113,16 @@ def trim_blank_tail(lines: list[str], start: int, end: int) -> int:
 
 # Block structure only: inline parsing (emphasis, links) is a third of the parser's time and no
 # block boundary depends on it; heading titles are cleaned of inline markup by ``_plain`` instead.
-_MD = MarkdownIt("commonmark", {"html": True}).enable("table").disable(["inline", "text_join"])
+@functools.cache
+def _parser() -> Any:
+    """The CommonMark parser, built on first use: every ``lmassist`` command imports this module
+    (the ``docs`` commands register at start-up), and markdown-it is a large import that only
+    indexing needs."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").disable(["inline", "text_join"])
+
+
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MARKUP = re.compile(r"(?<!\w)[*_`]+|[*_`]+(?!\w)")
 
@@ -140,7 +148,7 @@ def markdown_blocks(text: str, keep_blank: bool = False) -> list[Block]:
     lines = source_lines(text)
     front = front_matter_end(lines)
     # The front matter's lines are parsed as blank ones, so the parser's line numbers stay the file's.
-    tokens = _MD.parse("\n" * front + "".join(lines[front:]))
+    tokens = _parser().parse("\n" * front + "".join(lines[front:]))
     blocks: list[Block] = [Block("front_matter", 1, front, "".join(lines[:front]))] if front else []
     stack: list[tuple[int, str]] = []  # (level, title) of the headings we are under
     for i, tok in enumerate(tokens):
