@@ -1,4 +1,4 @@
-"""Task quality benchmarks: ``lmassist bench sentiment|qa|summarize|translate`` and ``lmassist eval-task``.
+"""Task quality benchmarks: ``lmassist bench qa|summarize|translate`` and ``lmassist eval-task``.
 
 Figures are printed, never asserted. Each benchmark runs its variants side by side on the same
 labelled file in one process, with the simplest honest baseline beside them, and reports the time
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import click
 from lmassist.bench.common import data_option, dev_file, peak_rss_mb, print_table
 from lmassist.bench.metrics import (
     chrf_bleu,
-    classification_metrics,
     lead_sentences,
     load_jsonl,
     qa_scores,
@@ -26,6 +24,7 @@ from lmassist.bench.metrics import (
     says_no_answer,
     spread,
 )
+from lmassist.bench.sentiment import run_sentiment
 from lmassist.commands.common import load_model, model_option
 from lmassist.generation import LMAssistError
 from lmassist.tasks.qa import (
@@ -38,55 +37,8 @@ from lmassist.tasks.qa import (
     QuestionAnswerer,
 )
 from lmassist.tasks.qa_context import content_words
-from lmassist.tasks.sentiment_classifier import SentimentClassifier
 from lmassist.tasks.summarize import W_CENTRAL, W_LEAD, Summarizer
 from lmassist.tasks.translate import Translator
-
-# -- sentiment -------------------------------------------------------------------------------------
-
-SENTIMENT_VARIANTS: dict[str, dict[str, Any]] = {
-    # The task's default: 24 shots, two shot orders averaged, whole label words, held-out calibration.
-    # Every other variant is uncalibrated unless it says so.
-    "default": {"calibration": "held-out"},
-    "default+cal": {"calibration": "content-free"},
-    "default+batchcal": {"calibration": "batch"},
-    "direct": {"forms": ("review",)},  # 24 shots, two orders, P(label | review): the default uncalibrated
-    "channel": {"forms": ("channel",)},  # 24 shots, two orders, P(review | label)
-    "both": {"forms": ("review", "channel")},  # the two above averaged
-    "review-24shot-order1": {"forms": ("review",), "shots": 24, "orders": (1,)},
-    "review-24shot-order1+heldout": {"forms": ("review",), "shots": 24, "orders": (1,), "calibration": "held-out"},
-    "review-4shot-first-token": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 1},
-    "review-4shot-first-token+cal": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 1,
-                                     "calibration": "content-free"},
-    "review-8shot-word": {"forms": ("review",), "shots": 8, "orders": 1},
-    "movie-8shot-word": {"forms": ("movie",), "shots": 8, "orders": 1},
-    "liked-8shot-word": {"forms": ("liked",), "shots": 8, "orders": 1},
-    "ensemble-8shot-word": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n", "orders": 1},
-    "ensemble-8shot-word+cal": {"forms": ("review", "movie", "liked"), "shots": 8, "suffix": "\n", "orders": 1,
-                                "calibration": "content-free"},
-    "review-4shot-first-token+batchcal": {"forms": ("review",), "shots": 4, "suffix": "", "calibration": "batch",
-                                          "orders": 1},
-    "review-4shot-2orders": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 2},
-    "review-4shot-generate": {"method": "generate"},
-}
-DEFAULT_SENTIMENT = ("default,default+cal,default+batchcal,direct,channel,both,review-4shot-first-token,"
-                     "review-4shot-first-token+cal,review-4shot-2orders")
-
-
-
-def run_sentiment(model: Any, rows: list[dict[str, Any]], variants: list[str]) -> list[dict[str, Any]]:
-    gold = [r["label"] for r in rows]
-    majority = Counter(gold).most_common(1)[0][0]
-    report = [{"variant": "majority-class", **classification_metrics(gold, [majority] * len(gold)), "seconds": 0.0}]
-    for name in variants:
-        if name not in SENTIMENT_VARIANTS:
-            raise LMAssistError(f"unknown variant {name!r}; choose from {', '.join(SENTIMENT_VARIANTS)}")
-        start = time.perf_counter()
-        clf = SentimentClassifier(model, **{"calibration": "none", **SENTIMENT_VARIANTS[name]})
-        pred = [r["label"] for r in clf.classify_many([r["text"] for r in rows])]
-        report.append({"variant": name, **classification_metrics(gold, pred), "seconds": time.perf_counter() - start})
-    return report
-
 
 # -- QA --------------------------------------------------------------------------------------------
 
@@ -231,20 +183,6 @@ def _show(what: str, model: Any, rows: list[dict[str, Any]], report: list[dict[s
     print_table(f"{what}, {model.info.name}", report, as_json, {"model": model.info.name, "rows": len(rows), **extra})
 
 
-@click.command("sentiment")
-@model_option
-@data_option("sentiment-dev.jsonl", "Labelled JSONL ({text, label})")
-@click.option("--limit", type=int, help="Use N rows spread evenly over the file.")
-@click.option("--variants", default=DEFAULT_SENTIMENT, show_default=True,
-              help=f"Comma list from: {', '.join(SENTIMENT_VARIANTS)}.")
-@click.option("--json", "as_json", is_flag=True)
-def bench_sentiment(model: str | None, data: str, limit: int | None, variants: str, as_json: bool) -> None:
-    """Sentiment accuracy of prompt variants (calibration on/off, ensembles) vs the majority class."""
-    rows = spread(load_jsonl(dev_file(data, "sentiment-dev.jsonl")), limit)
-    llm = load_model(model)
-    _show(f"sentiment on {len(rows)} rows", llm, rows, run_sentiment(llm, rows, _items(variants)), as_json)
-
-
 @click.command("qa")
 @model_option
 @data_option("qa-dev.jsonl", "JSONL of {context, question, answers, answerable}")
@@ -362,4 +300,4 @@ def bench_translate(model: str | None, target: str, data: str, limit: int, as_js
     _show(f"en->{target} on {len(rows)} pairs", llm, rows, run_translation(llm, rows, target), as_json)
 
 
-COMMANDS = (bench_sentiment, bench_qa, bench_summarize, bench_translate)
+COMMANDS = (bench_qa, bench_summarize, bench_translate)
