@@ -139,3 +139,25 @@ def test_stop_escapes_never_raise_and_keep_non_ascii():
     assert decode_escapes("é\\u00e9\\x41\\t\\\\n\\q") == "éé\u0041\t\\n\\q"
     opts = GenerationOptions.from_pairs([("temperature", "0"), ("stop", "\\u")], base=GenerationOptions(top_k=5))
     assert opts.temperature == 0 and opts.top_k == 5 and opts.stop == ("\\u",)
+
+
+def test_score_many_defaults_to_score_in_order():
+    """Every backend with ``score`` gets ``score_many``: one pair at a time, results in input order."""
+    from lmassist.generation import ModelInfo
+    from lmassist.generation.model import Model
+
+    class Scorer(Model):
+        info = ModelInfo(name="scorer", backend="test", context_length=64, chat_template=False)
+
+        def stream_pieces(self, request):
+            yield ""
+
+        def count_tokens(self, text):
+            return len(text)
+
+        def score(self, prompt, continuations):
+            return [-float(len(prompt) + len(c)) for c in continuations]
+
+    model = Scorer()
+    assert not model.parallel_safe
+    assert model.score_many([("ab", ["x", "yy"]), ("", ["zzz"])]) == [[-3.0, -4.0], [-3.0]]

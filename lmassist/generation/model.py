@@ -32,6 +32,9 @@ class Model(ABC):
     """A loaded model. Backends subclass it; everyone else calls ``chat``, ``complete``, ``score``."""
 
     info: ModelInfo
+    # True when several threads may call chat/complete/score at once (a server that queues or
+    # batches requests); a local model runs one request at a time and callers must not overlap them.
+    parallel_safe: bool = False
 
     # -- what a backend implements -------------------------------------------------------------
 
@@ -84,6 +87,15 @@ class Model(ABC):
         probabilities leave this as it is and tasks fall back to generation.
         """
         raise UnsupportedError(f"{self.info.backend} models do not support scoring")
+
+    def score_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
+        """:meth:`score` for many ``(prompt, continuations)`` pairs at once, in order.
+
+        The batched entry point for tasks that label many texts: a backend that can run several
+        sequences per forward pass (padded batches on a GPU, several sequences per llama.cpp decode)
+        overrides it; the default scores one pair at a time, so every backend with :meth:`score` has it.
+        """
+        return [self.score(prompt, continuations) for prompt, continuations in requests]
 
     @property
     def supports_score(self) -> bool:
