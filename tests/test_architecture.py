@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "lmassist.modelfiles": 2,
     "lmassist.tasks.base": 2,  # the Task contract, beside generation's Backend: the registry checks both
     "lmassist.docindex": 2,  # folders as a searchable index (issue #16): storage
+    "lmassist.attachments": 2,  # files attached to a conversation, stored once by content hash
     # 3. plugins
     "lmassist.plugins": 3,
     "lmassist.registry": 3,
@@ -43,6 +44,9 @@ LAYERS: dict[str, int] = {
     "lmassist.inhouse": 4,
     "lmassist.tasks": 4,
     "lmassist.conversation": 4,
+    "lmassist.templates": 4,  # named prompt templates: the user's files and those plugins register
+    "lmassist.jobs": 4,  # tasks over many inputs: resumable, atomic outputs, in-order concurrency
+    "lmassist.task_models": 4,  # which installed model does each task best (measured, shipped as a table)
     # 5. faces
     "lmassist.commands": 5,
     "lmassist.tui": 5,
