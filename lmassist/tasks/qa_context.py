@@ -13,6 +13,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from lmassist.docindex.ranking import best_first, score_texts
+
 STOPWORDS = frozenset(
     """a an the and or but of in on at to for from by with as is are was were be been being it its this that
     these those which who whom whose what when where why how do does did has have had not no than then so
@@ -112,18 +114,14 @@ class Passage:
 
 
 def retrieve(question: str, passages: list[Passage], k: int) -> list[Passage]:
-    """The ``k`` passages BM25 ranks highest for the question, best first."""
+    """The ``k`` passages BM25 (SQLite FTS5, :mod:`lmassist.docindex.ranking`) ranks highest for the
+    question, best first; passages matching no question word follow in their original order."""
     if len(passages) <= 1:
         return passages
-    from rank_bm25 import BM25Okapi  # lazy: it imports numpy
-
-
-    corpus = [content_words(p.text) or ["_"] for p in passages]
-    bm25 = BM25Okapi(corpus)
-    scores = bm25.get_scores(content_words(question) or words(question))
+    scores = score_texts([p.text for p in passages], question)
     for p, s in zip(passages, scores, strict=True):
-        p.score = float(s)
-    return sorted(passages, key=lambda p: -p.score)[:k]
+        p.score = s
+    return [passages[i] for i in best_first(scores, k)]
 
 
 def question_type(question: str) -> str:
