@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import codecs
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import click
 
+from lmassist.errors import describe
 from lmassist.generation import CancelToken, LMAssistError, Model
 from lmassist.textinput import read_file_bytes, read_stdin, read_stdin_bytes, read_text_file
 
@@ -131,6 +132,29 @@ class Task:
         None (the default) lets lmassist build it."""
         return None
 
+    def records(self, model: Model, values: dict[str, Any], inputs: Iterable[TaskInput],
+                progress: Progress | None = None, cancel: CancelToken | None = None) -> Iterator[dict[str, Any]]:
+        """The streaming face (``--jsonl``, a folder job with no ``--out``): one JSON-able dict per
+        record, yielded as soon as it is ready, so a pipeline reads the first before the last is done.
+
+        ``inputs`` is lazy (a folder is read one file at a time, as this pulls them); each record
+        names its ``source`` (and ``line`` where it is one line of it). A record with an ``error``
+        key (one line) is an input that failed; the run goes on. The default runs the task on each
+        input alone (``values["inputs"]``, see :meth:`FileTask.inputs`) and yields one record per
+        input; a task that can batch across inputs (sentiment ``--per-line``) overrides it.
+        """
+        for inp in inputs:
+            if cancel is not None and cancel.cancelled:
+                return
+            try:
+                result = self.run(model, {**values, "inputs": (inp,)}, progress=progress, cancel=cancel)
+            except Exception as e:  # noqa: BLE001 - one input's failure is its record; the run goes on
+                yield {"source": inp.source, "error": describe(e)}
+                continue
+            if cancel is not None and cancel.cancelled:
+                return  # an interrupted result is partial: not a record
+            yield {"source": inp.source, **result.data, **({} if "text" in result.data else {"text": result.text})}
+
     def result(self, model: Model, text: str, markdown: str | None = None, /, **data: Any) -> TaskResult:
         """What :meth:`run` returns: ``--json`` data opens with the task's and the model's names,
         then ``data`` (any keys, ``text`` included)."""
@@ -184,11 +208,18 @@ FILES = Param("files", "argument", metavar="[FILE|-]", multiple=True, files=True
 
 
 class FileTask(Task):
-    """A task over FILE arguments (:data:`FILES`, read with ``--encoding``) or stdin."""
+    """A task over FILE arguments (:data:`FILES`, read with ``--encoding``) or stdin.
+
+    ``values["inputs"]``, when present, holds the inputs already read (a job reads each file once,
+    to hash it, and hands it over); ``values["memo"]`` a :class:`lmassist.jobs.memo.Memo`-like
+    object (``get(key)``, ``put(key, value)``) where a chunked task keeps finished chunks.
+    """
 
     reads_files = True
 
     def inputs(self, values: dict[str, Any]) -> list[TaskInput]:
+        if values.get("inputs") is not None:
+            return list(values["inputs"])
         return read_inputs(values.get("files") or (), values.get("encoding"))
 
 
