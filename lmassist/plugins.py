@@ -5,7 +5,7 @@ and reported; it never stops the rest of lmassist from working. ``LMASSIST_LOAD_
 list of distribution names; empty means none) limits which third-party plugins load: a safe mode.
 
 Names are first come, first served, and built-ins always come first: a plugin may add backends,
-models, tasks and commands, but one that registers a name lmassist (or an earlier plugin) already
+models, tasks, templates and commands, but one that registers a name lmassist (or an earlier plugin) already
 has is refused, and the clash is reported where plugin errors are. Installing a plugin must never
 silently change what ``ask -m llamacpp:…`` or ``lmassist ask`` runs. pluggy *calls* hooks last
 registered first (LIFO; ``tryfirst``/``trylast`` move an implementation to either end), which is why
@@ -42,6 +42,7 @@ BUILTIN_PLUGINS = (
     "lmassist.commands.settings",
     "lmassist.commands.history",
     "lmassist.commands.docs",
+    "lmassist.commands.templates",
     "lmassist.commands.inhouse",
     "lmassist.commands.install",
     "lmassist.commands.doctor",
