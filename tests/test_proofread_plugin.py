@@ -97,7 +97,7 @@ def run(registry: Registry, model: Model, path: Path, *args: str) -> str:
 def test_the_task_registers_through_the_hook(registry):
     task = registry.task("proofread")
     assert task.summary and "--tone" in task.slash_usage and "FILE" in task.slash_usage
-    assert registry.manager.info["lmassist-proofread"].hooks == ["register_tasks"]
+    assert registry.manager.info["lmassist-proofread"].hooks == ["register_tasks", "register_templates"]
     cmd = command_for(task)
     assert {"tone", "diff", "output", "as_json", "model"} <= {p.name for p in cmd.params}
 
@@ -227,3 +227,36 @@ def test_the_chat_app_offers_it_as_a_slash_command(registry):
 
     cmd = task_command(registry.task("proofread"))
     assert cmd.name == "proofread" and cmd.takes_path and cmd.usage.startswith("/proofread FILE")
+
+
+# -- the template it registers -------------------------------------------------------------------
+
+
+def test_the_plugin_registers_a_template_listed_by_the_cli(plugin_env):
+    proc = run_cli("templates", "list", "--json", env=plugin_env)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    found = {t["name"]: t for t in json.loads(proc.stdout)["templates"]}
+    formal = found["proofread-formal"]
+    assert formal["origin"] == "lmassist-proofread" and formal["path"] is None
+    assert "formal" in formal["system"] and formal["options"] == {"temperature": 0.2}
+    plain = run_cli("templates", "list", env=plugin_env)
+    row = next(line for line in plain.stdout.splitlines() if line.startswith("proofread-formal"))
+    assert "plugin lmassist-proofread" in row
+    safe = run_cli("templates", "list", "--json", env={**plugin_env, "LMASSIST_LOAD_PLUGINS": ""})
+    assert "proofread-formal" not in safe.stdout  # safe mode: no plugin, no plugin template
+
+
+def test_a_users_template_of_the_same_name_wins_and_removing_it_brings_the_plugins_back(plugin_env):
+    added = run_cli("templates", "add", "proofread-formal", "-s", "Be brief.", env=plugin_env)
+    assert added.returncode == 0, added.stderr
+    assert "takes the place of plugin lmassist-proofread's template" in added.stdout
+    mine = json.loads(run_cli("templates", "show", "proofread-formal", "--json", env=plugin_env).stdout)
+    assert mine["system"] == "Be brief." and mine["origin"] == "user" and mine["hides"] == "lmassist-proofread"
+    listed = run_cli("templates", "list", env=plugin_env).stdout
+    assert "user (in place of plugin lmassist-proofread's)" in listed
+    removed = run_cli("templates", "remove", "proofread-formal", env=plugin_env)
+    assert removed.returncode == 0 and "is used again" in removed.stdout
+    back = json.loads(run_cli("templates", "show", "proofread-formal", "--json", env=plugin_env).stdout)
+    assert back["origin"] == "lmassist-proofread" and "formal" in back["system"]
+    refused = run_cli("templates", "remove", "proofread-formal", env=plugin_env)
+    assert refused.returncode == 1 and "comes from plugin lmassist-proofread" in refused.stderr
