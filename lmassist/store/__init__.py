@@ -10,7 +10,8 @@ Only the standard library is used (``sqlite3`` with FTS5), so opening the histor
 The package by concern: :mod:`~lmassist.store.schema` (tables and migrations),
 :mod:`~lmassist.store.database` (opening, transactions, ids), :mod:`~lmassist.store.history`
 (conversations and messages: :class:`Store`), :mod:`~lmassist.store.search`,
-:mod:`~lmassist.store.export`, :mod:`~lmassist.store.locks` (one turn at a time per conversation)
+:mod:`~lmassist.store.export`, :mod:`~lmassist.store.attachments` (each attached content once, by
+hash), :mod:`~lmassist.store.locks` (one turn at a time per conversation)
 and :mod:`~lmassist.store.records`. What a model is shown of a stored conversation is not storage:
 see :mod:`lmassist.conversation`.
 """
@@ -21,8 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from lmassist.store.attachments import AttachmentLike, StoredAttachment
 from lmassist.store.database import BUSY_TIMEOUT_S, LOCK_RETRY_S
-from lmassist.store.export import markdown_transcript
+from lmassist.store.export import citations_of, markdown_transcript
 from lmassist.store.history import Store
 from lmassist.store.locks import TurnLockCancelled, turn_lock
 from lmassist.store.records import (
@@ -40,6 +42,7 @@ from lmassist.store.schema import MIGRATIONS, SCHEMA_VERSION, SQLITE_HEADER
 from lmassist.store.search import fts_query
 
 __all__ = [
+    "AttachmentLike", "StoredAttachment", "citations_of",
     "BUSY_TIMEOUT_S", "LOCK_RETRY_S", "MIGRATIONS", "ROLES", "SCHEMA_VERSION", "SQLITE_HEADER", "STATUSES",
     "TITLE_WIDTH", "Conversation", "SearchHit", "Status", "Store", "StoredMessage", "TurnLockCancelled",
     "fts_query", "markdown_transcript", "new_id", "open_store", "short_title", "turn_lock",

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from lmassist.errors import LMAssistError
+from lmassist.store.attachments import (
+    AttachmentLike,
+    StoredAttachment,
+    conversation_attachments,
+    link_attachments,
+)
 from lmassist.store.database import HEX, Database, is_busy
 from lmassist.store.export import check_format, export_text
 from lmassist.store.records import (
@@ -124,11 +131,13 @@ class Store(Database):
         options: Any = None,
         stats: Any = None,
         status: Status | str = "complete",
+        attachments: Sequence[AttachmentLike] = (),
     ) -> int:
         """Save a message now and return its id (keep it to :meth:`update_message` a streamed reply).
 
         The first user message names an untitled conversation; a message with a model makes that
-        the conversation's model, so it reopens on the model last used.
+        the conversation's model, so it reopens on the model last used. ``attachments`` are saved in
+        the same transaction (each content once, by hash): a message is never saved without them.
         """
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
@@ -144,6 +153,8 @@ class Store(Database):
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (full, role, content, model, options_json, stats_json, status, now),
             )
+            mid = int(cursor.lastrowid or 0)
+            link_attachments(conn, mid, attachments, now)
             # MAX(): a writer that took its timestamp earlier must not move ``updated`` back.
             conn.execute(
                 "UPDATE conversations SET updated = MAX(updated, ?), model = COALESCE(?, model) WHERE id = ?",
@@ -154,7 +165,7 @@ class Store(Database):
                     "UPDATE conversations SET title = ? WHERE id = ? AND title IS NULL",
                     (short_title(content), full),
                 )
-            return int(cursor.lastrowid or 0)
+            return mid
 
         return self._write(insert)
 
@@ -205,6 +216,10 @@ class Store(Database):
 
         return [message_from_row(r) for r in self._read(read)]
 
+    def attachments(self, cid: str) -> list[StoredAttachment]:
+        """The conversation's attachments, in the order they were attached (each with its message)."""
+        return self._read(lambda c: conversation_attachments(c, self._resolve(c, cid)))
+
     # -- search ----------------------------------------------------------------------------------
 
     def search(
@@ -251,17 +266,18 @@ class Store(Database):
         """The conversation as a Markdown transcript (``"md"``) or as JSON with stats (``"json"``)."""
         check_format(fmt)
 
-        def read(conn: sqlite3.Connection) -> tuple[Conversation, list[StoredMessage]]:
+        def read(conn: sqlite3.Connection) -> tuple[Conversation, list[StoredMessage], list[StoredAttachment]]:
             # One snapshot, so the messages match the conversation even while another process writes.
             conn.execute("BEGIN")
             try:
                 full = self._resolve(conn, cid)
                 conv = conversation_from_row(conn.execute(CONV_SELECT + " WHERE c.id = ?", (full,)).fetchone())
                 rows = conn.execute(MSG_SELECT + " WHERE conversation_id = ? ORDER BY id", (full,)).fetchall()
+                attached = conversation_attachments(conn, full)
             finally:
                 conn.execute("COMMIT")
-            return conv, [message_from_row(r) for r in rows]
+            return conv, [message_from_row(r) for r in rows], attached
 
-        conv, msgs = self._read(read)
-        return export_text(conv, msgs, fmt)
+        conv, msgs, attached = self._read(read)
+        return export_text(conv, msgs, fmt, attached)
 

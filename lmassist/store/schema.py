@@ -52,9 +52,40 @@ def _schema_v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_SCHEMA_V2 = (
+    # One row per content: the same file attached to ten conversations is stored once.
+    """CREATE TABLE attachments (
+        sha256  TEXT PRIMARY KEY,
+        size    INTEGER NOT NULL,
+        text    TEXT NOT NULL,
+        created TEXT NOT NULL
+    )""",
+    # Which message attached which content, under which name, in which order.
+    """CREATE TABLE message_attachments (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        sha256     TEXT NOT NULL REFERENCES attachments(sha256),
+        name       TEXT NOT NULL,
+        PRIMARY KEY (message_id, position)
+    )""",
+    "CREATE INDEX message_attachments_sha256 ON message_attachments(sha256)",
+    # A content no message links to any more goes with its last link (a deleted conversation's
+    # messages cascade here), so the file never keeps text the user deleted.
+    """CREATE TRIGGER attachments_collect AFTER DELETE ON message_attachments
+    WHEN NOT EXISTS (SELECT 1 FROM message_attachments WHERE sha256 = old.sha256) BEGIN
+        DELETE FROM attachments WHERE sha256 = old.sha256;
+    END""",
+)
+
+
+def _schema_v2(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_V2:
+        conn.execute(statement)
+
+
 # MIGRATIONS[n] brings a database from user_version n to n + 1. Append, never edit, so that a file
 # written by any older release can be brought up to date one step at a time.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_schema_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_schema_v1, _schema_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-OUR_TABLES = {"conversations", "messages", "messages_fts"}
+OUR_TABLES = {"conversations", "messages", "messages_fts", "attachments", "message_attachments"}
