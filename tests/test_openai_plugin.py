@@ -307,15 +307,15 @@ def test_server_down_is_a_one_line_error_naming_the_url(registry, monkeypatch, t
 def test_http_500_names_the_status_and_the_message(registry, fake_server, monkeypatch, tmp_path):
     srv = fake_server("500")
     monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
-    m = registry.load("openai:fake")
+    m = registry.load("openai:fake", retries=1, retry_time=5)  # a 500 is retried; once is enough here
     assert m.context_length == 2048  # from the server's max_model_len
     with pytest.raises(LMAssistError) as err:
         m.chat([{"role": "user", "content": "hi"}]).result()
     msg = str(err.value)
     assert f"{srv.url}/chat/completions" in msg and "HTTP 500" in msg and "CUDA out of memory" in msg
-    assert "\n" not in msg
-    assert_one_line_error(run_cli("ask", "-m", "openai:fake", "--no-log", "hi", env=plugin_env(tmp_path, srv.url)),
-                          "HTTP 500", srv.url)
+    assert "\n" not in msg and "gave up after 2 tries" in msg
+    env = {**plugin_env(tmp_path, srv.url), "LMASSIST_OPENAI_RETRIES": "0"}
+    assert_one_line_error(run_cli("ask", "-m", "openai:fake", "--no-log", "hi", env=env), "HTTP 500", srv.url)
     down = fake_server("models500")
     monkeypatch.setenv("OPENAI_BASE_URL", down.url)
     with pytest.raises(ModelLoadError, match="HTTP 500.*model store is broken"):
@@ -325,7 +325,7 @@ def test_http_500_names_the_status_and_the_message(registry, fake_server, monkey
 def test_a_slow_server_times_out_with_a_one_line_error(registry, fake_server, monkeypatch, tmp_path):
     srv = fake_server("slow")
     monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
-    m = registry.load("openai:fake", timeout=0.5)
+    m = registry.load("openai:fake", timeout=0.5, retries=0)  # test_openai_retry.py retries timeouts
     start = time.monotonic()
     with pytest.raises(LMAssistError, match=r"did not answer within 0.5 s \(timeout\)") as err:
         m.complete("hi").result()
@@ -333,6 +333,7 @@ def test_a_slow_server_times_out_with_a_one_line_error(registry, fake_server, mo
     from lmassist.config import Settings
 
     Settings().set("openai.timeout", 0.5)
+    Settings().set("openai.retries", 0)
     assert_one_line_error(run_cli("ask", "-m", "openai:fake", "--no-log", "hi", env=plugin_env(tmp_path, srv.url)),
                           "timeout", srv.url)
 

@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,6 +48,7 @@ from lmassist_openai.client import (
     status_error,
     stored_settings,
 )
+from lmassist_openai.retry import RetryableError, retry_after_s, retryable_network_error, retryable_status
 
 BYTES_PER_TOKEN = 3  # an over-estimate of tokens (BPE vocabularies average 3.5-4.5 bytes a token)
 
@@ -84,11 +86,29 @@ class _CancelWatcher(threading.Thread):
         self._done.set()
 
 
+@dataclass
+class _Reply:
+    """What one try has received so far."""
+
+    pieces: int = 0
+    usage: dict[str, Any] | None = None
+
+
+class _RetryNow(Exception):
+    """Ask again at once, without counting a try (the request is changed to suit the server)."""
+
+
 _FINISH: dict[str, StopReason] = {"stop": "eos", "length": "length", "eos": "eos", "content_filter": "stop"}
 
 
 class OpenAIModel(Model):
-    """A model on an OpenAI-compatible server. Construction makes no request; ``load`` checks first."""
+    """A model on an OpenAI-compatible server. Construction makes no request; ``load`` checks first.
+
+    Several threads may stream from it at once: the server queues or batches the requests (vLLM's
+    continuous batching, llama.cpp's slots), and each request holds only its own state here.
+    """
+
+    parallel_safe = True
 
     def __init__(self, server: Server, model_id: str, spec: ModelSpec, context_length: int) -> None:
         self.server = server
@@ -144,72 +164,119 @@ class OpenAIModel(Model):
         return body
 
     def stream_pieces(self, request: StreamRequest) -> Iterator[str]:
+        """Stream one reply, trying again (with backoff) when the server could not take the request now.
+
+        A try is repeated only while it has yielded nothing: once text has gone to the caller (who may
+        have shown it, or stored it), a try that breaks off half-way fails with a one-line reason
+        instead of starting over behind the caller's back. A folder job records that input as failed,
+        and running the command again redoes it.
+        """
+        url = self.server.config.url("chat/completions" if request.messages is not None else "completions")
+        backoff = self.server.backoff()
+        while True:
+            reply = _Reply()
+            request.finish_reason = None
+            try:
+                yield from self._stream_once(url, request, reply)
+            except _RetryNow:
+                continue
+            except RetryableError as failure:
+                if request.cancel.cancelled:
+                    return
+                if reply.pieces:
+                    raise LMAssistError(
+                        f"{failure}; the reply broke off after {reply.pieces} tokens and is not retried half-way "
+                        "(run the command again to redo it)"
+                    ) from None
+                self.server.timing.sleep(backoff.next_wait(failure), request.cancel)
+                if request.cancel.cancelled:
+                    return
+                continue
+            break
+        yield from self._finish(request, reply)
+
+    def _stream_once(self, url: str, request: StreamRequest, reply: _Reply) -> Iterator[str]:
+        """One try: send the request and yield the reply's text as it arrives."""
         import httpx
 
+        body = self._body(request)
+        watcher: _CancelWatcher | None = None
+        try:
+            with self.server.client.stream("POST", url, json=body) as response:
+                if response.status_code >= 400:
+                    self._raise_for_status(url, response)
+                self.server.outage.recovered()
+                watcher = _CancelWatcher(request, response)
+                watcher.start()
+                yield from self._read_events(url, request, response, reply)
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
+            if request.cancel.cancelled:
+                return  # our watcher closed the stream: that is the cancellation, not an error
+            error = network_error(url, e, self.server.config.timeout)
+            if retryable_network_error(e):
+                raise RetryableError(str(error)) from None
+            raise error from None
+        finally:
+            if watcher is not None:
+                watcher.stop()
+        if request.finish_reason is None and not request.cancel.cancelled:
+            # The stream ended without saying why: the server went away, or llama_cpp.server cut it
+            # short for the next request (its --interrupt_requests, on by default).
+            raise RetryableError(
+                f"the server at {url} ended the reply before it finished (no finish_reason); "
+                "llama_cpp.server does this unless started with --interrupt_requests False"
+            )
+
+    def _raise_for_status(self, url: str, response: Any) -> None:
+        error = status_error(url, response)
+        status = response.status_code
+        if self._stream_usage and status in (400, 422) and "stream_options" in str(error):
+            self._stream_usage = False  # a server that rejects stream_options: ask again without it
+            raise _RetryNow()
+        if retryable_status(status):
+            raise RetryableError(str(error), retry_after_s(response.headers.get("retry-after"), self.server.timing.wall_clock()))
+        self.server.outage.recovered()  # it answered: up, but the request is wrong
+        raise error
+
+    def _read_events(self, url: str, request: StreamRequest, response: Any, reply: _Reply) -> Iterator[str]:
         chat = request.messages is not None
-        path = "chat/completions" if chat else "completions"
-        url = self.server.config.url(path)
-        for attempt in range(2):
-            body = self._body(request)
-            pieces = 0
-            usage: dict[str, Any] | None = None
-            watcher: _CancelWatcher | None = None
-            retry = False
+        for payload in iter_sse(response.iter_lines()):
+            if request.cancel.cancelled:
+                return
             try:
-                with self.server.client.stream("POST", url, json=body) as response:
-                    if response.status_code >= 400:
-                        error = status_error(url, response)
-                        if attempt == 0 and self._stream_usage and response.status_code in (400, 422) and "stream_options" in str(error):
-                            self._stream_usage = False
-                            retry = True
-                        else:
-                            raise error
-                    else:
-                        watcher = _CancelWatcher(request, response)
-                        watcher.start()
-                        for payload in iter_sse(response.iter_lines()):
-                            if request.cancel.cancelled:
-                                return
-                            try:
-                                event = json.loads(payload)
-                            except ValueError:
-                                raise LMAssistError(f"the server at {url} sent a malformed event: {one_line(payload, 80)}") from None
-                            if not isinstance(event, dict):
-                                continue
-                            if event.get("error"):
-                                raise LMAssistError(f"the server at {url} reported an error: {error_message(json.dumps(event).encode())}")
-                            for choice in event.get("choices") or []:
-                                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                                if text:
-                                    pieces += 1
-                                    yield text
-                                finish = choice.get("finish_reason")
-                                if finish:
-                                    reason = _FINISH.get(finish, "eos")
-                                    if finish == "stop" and isinstance(choice.get("stop_reason"), str):
-                                        reason = "stop"  # vLLM says which stop string ended it
-                                    request.finish_reason = reason
-                            if isinstance(event.get("usage"), dict):
-                                usage = event["usage"]
-            except (httpx.HTTPError, httpx.InvalidURL) as e:
-                if request.cancel.cancelled:
-                    return  # our watcher closed the stream: that is the cancellation, not an error
-                raise network_error(url, e, self.server.config.timeout) from None
-            finally:
-                if watcher is not None:
-                    watcher.stop()
-            if retry:
+                event = json.loads(payload)
+            except ValueError:
+                raise LMAssistError(f"the server at {url} sent a malformed event: {one_line(payload, 80)}") from None
+            if not isinstance(event, dict):
                 continue
-            if usage:
-                if isinstance(usage.get("prompt_tokens"), int):
-                    request.prompt_tokens = usage["prompt_tokens"]
-                # The interface counts one piece per token; a server that packs several tokens into
-                # one event would under-count, so top up to the server's own count.
-                extra = usage.get("completion_tokens")
-                if isinstance(extra, int) and extra > pieces:
-                    for _ in range(extra - pieces):
-                        yield ""
+            if event.get("error"):
+                raise LMAssistError(f"the server at {url} reported an error: {error_message(json.dumps(event).encode())}")
+            for choice in event.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                if text:
+                    reply.pieces += 1
+                    yield text
+                finish = choice.get("finish_reason")
+                if finish:
+                    reason = _FINISH.get(finish, "eos")
+                    if finish == "stop" and isinstance(choice.get("stop_reason"), str):
+                        reason = "stop"  # vLLM says which stop string ended it
+                    request.finish_reason = reason
+            if isinstance(event.get("usage"), dict):
+                reply.usage = event["usage"]
+
+    def _finish(self, request: StreamRequest, reply: _Reply) -> Iterator[str]:
+        usage = reply.usage
+        if not usage:
             return
+        if isinstance(usage.get("prompt_tokens"), int):
+            request.prompt_tokens = usage["prompt_tokens"]
+        # The interface counts one piece per token; a server that packs several tokens into one
+        # event would under-count, so top up to the server's own count.
+        extra = usage.get("completion_tokens")
+        if isinstance(extra, int) and extra > reply.pieces:
+            for _ in range(extra - reply.pieces):
+                yield ""
 
     def close(self) -> None:
         self.server.close()
@@ -276,7 +343,8 @@ class OpenAIBackend(Backend):
         return self._spec(config, model)
 
     def load(self, spec: ModelSpec, **settings: Any) -> Model:
-        known = {k: v for k, v in settings.items() if k in ("base_url", "api_key", "timeout", "context_length") and v}
+        names = ("base_url", "api_key", "timeout", "context_length", "retries", "retry_time")
+        known = {k: v for k, v in settings.items() if k in names and v not in (None, "")}
         config = resolve_config({**stored_settings(), **known})  # what the caller passes wins
         if config is None:
             raise ModelLoadError(

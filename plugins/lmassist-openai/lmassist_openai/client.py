@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from lmassist.config import Settings
 from lmassist.errors import LMAssistError, one_line
+from lmassist_openai.retry import Backoff, Outage, RetryPolicy, Timing, policy_from
 
 BACKEND = "openai"
 OPENAI_URL = "https://api.openai.com/v1"
@@ -24,6 +25,8 @@ DEFAULT_TIMEOUT_S = 120.0  # between two pieces of data: a big prompt on a busy 
 CONNECT_TIMEOUT_S = 5.0
 LIST_TIMEOUT_S = 10.0  # listing models happens in `models list` and name lookups: keep it short
 DEFAULT_CONTEXT = 4096
+# Requests in flight at once; more wait for a free connection. --concurrency beyond this gains nothing.
+MAX_CONNECTIONS = 64
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ServerConfig:
     api_key: str | None = None
     timeout: float = DEFAULT_TIMEOUT_S
     context_length: int | None = None
+    retry: RetryPolicy = RetryPolicy()
 
     @property
     def host(self) -> str:
@@ -57,9 +61,10 @@ def normalize_base_url(url: str) -> str:
 def resolve_config(settings: dict[str, Any] | None = None) -> ServerConfig | None:
     """The server to use, or None when none is configured.
 
-    Settings (``openai.base_url``, ``openai.api_key``, ``openai.timeout``, ``openai.context_length``)
-    win over ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``. A key with no URL means OpenAI itself, as
-    with OpenAI's own client.
+    Settings (``openai.base_url``, ``openai.api_key``, ``openai.timeout``, ``openai.context_length``,
+    ``openai.retries``, ``openai.retry_time``) win over ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` /
+    ``LMASSIST_OPENAI_RETRIES`` / ``LMASSIST_OPENAI_RETRY_TIME``. A key with no URL means OpenAI
+    itself, as with OpenAI's own client.
     """
     settings = settings or {}
     base = settings.get("base_url") or os.environ.get("OPENAI_BASE_URL") or ""
@@ -76,7 +81,8 @@ def resolve_config(settings: dict[str, Any] | None = None) -> ServerConfig | Non
         raise LMAssistError("openai.timeout and openai.context_length must be numbers") from None
     if timeout <= 0:
         raise LMAssistError(f"openai.timeout must be positive, got {timeout}")
-    return ServerConfig(normalize_base_url(base), key, timeout, context_length)
+    retry = policy_from(settings, dict(os.environ))
+    return ServerConfig(normalize_base_url(base), key, timeout, context_length, retry)
 
 
 def stored_settings() -> dict[str, Any]:
@@ -152,12 +158,25 @@ def status_error(url: str, response: Any) -> LMAssistError:
 
 
 class Server:
-    """One server: an ``httpx.Client`` with the key and timeouts, and JSON requests with our errors."""
+    """One server: an ``httpx.Client`` with the key and timeouts, and JSON requests with our errors.
 
-    def __init__(self, config: ServerConfig) -> None:
+    Shared by every thread that calls the model at once (``--concurrency N``): the client is made
+    once under a lock, and httpx's connection pool hands each concurrent request its own connection
+    (httpcore guards the pool with a lock), up to :data:`MAX_CONNECTIONS`. ``timing`` holds the
+    clocks and the sleep that retries use, so tests can replace them; ``outage`` is what every
+    thread knows about the server being down (see :class:`lmassist_openai.retry.Outage`).
+    """
+
+    def __init__(self, config: ServerConfig, timing: Timing | None = None) -> None:
         self.config = config
+        self.timing = timing or Timing()
+        self.outage = Outage()
         self._client: Any = None
         self._lock = threading.Lock()
+
+    def backoff(self) -> Backoff:
+        """A fresh count of tries for one request."""
+        return Backoff(self.config.retry, self.timing, self.outage)
 
     @property
     def client(self) -> Any:
@@ -169,7 +188,8 @@ class Server:
                 if self.config.api_key:
                     headers["Authorization"] = f"Bearer {self.config.api_key}"
                 timeout = httpx.Timeout(self.config.timeout, connect=min(CONNECT_TIMEOUT_S, self.config.timeout))
-                self._client = httpx.Client(headers=headers, timeout=timeout, follow_redirects=True)
+                limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+                self._client = httpx.Client(headers=headers, timeout=timeout, limits=limits, follow_redirects=True)
             return self._client
 
     def get_json(self, path: str, timeout: float | None = None) -> Any:
