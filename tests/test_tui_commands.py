@@ -141,7 +141,7 @@ async def test_palette_entries_come_from_the_table(app: LMAssistApp) -> None:
         ours = [entry.title for _, entry in chat.table.palette()]
         assert [t for t in titles if t in ours] == ours
         assert "Run task: shout" in titles and "Run task: help" not in titles
-        assert titles.index("Switch model") < titles.index("Run task: shout") < titles.index("Run task on a file…")
+        assert titles.index("Switch model") < titles.index("Run task: shout") < titles.index("Attach a file…")
         help_entry = next(c for c in commands if c.title == "Help")
         await help_entry.callback()
         await pilot.pause(0.1)

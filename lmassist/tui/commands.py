@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from textual.binding import Binding
 
 from lmassist.errors import LMAssistError, describe
+from lmassist.tui import sources
 from lmassist.tui.slash import split_args
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Command:
     bind: bool = True  # False: the key is handled elsewhere (the message box, Textual's palette)
     palette: tuple[PaletteEntry, ...] = ()
     takes_path: bool = False
+    arg_words: str = ""  # the first argument completes against these names ("templates", "collections")
     task: Any = field(default=None, compare=False)  # the plugin task behind a task command
 
     @property
@@ -163,8 +165,14 @@ BUILTINS: tuple[Command, ...] = (
             palette=(PaletteEntry("Export chat as Markdown", "Write this conversation to a .md file", "export('md')"),
                      PaletteEntry("Export chat as JSON", "Write this conversation, with stats, to a .json file",
                                   "export('json')"))),
-    Command("open", "/open", "pick a file and insert its path", "pick_file", key="ctrl+o", label="File",
-            palette=(PaletteEntry("Run task on a file…", "Pick a file, then a task"),)),
+    Command("attach", "/attach [PATH...]", "attach files, folders or globs; the model reads them from the next "
+            "message on (no path: pick a file)", "pick_file", sources.attach, "ctrl+o", "File",
+            "attach a file picked from a tree (or add its path to a /task being typed)", takes_path=True,
+            palette=(PaletteEntry("Attach a file…", "Pick a file; the model reads it from the next message on"),)),
+    Command("docs", "/docs NAME|off", "answer the rest of this chat from an indexed folder (lmassist docs add), "
+            "citing path:line", run=sources.docs, arg_words="collections"),
+    Command("template", "/template NAME", "apply a saved template: system prompt, options, model, files",
+            run=sources.template, arg_words="templates"),
     Command("plugins", "/plugins", "installed plugins and their errors", "app.show_plugins",
             palette=(PaletteEntry("Plugins", "Installed plugins, backends, tasks and their errors"),)),
     Command("quit", "/quit", "leave the app", "app.quit", None, "ctrl+q", "Quit", "quit"),
@@ -176,16 +184,16 @@ BUILTINS: tuple[Command, ...] = (
             palette=(PaletteEntry("History", "Search, resume, rename, delete, export past chats"),)),
     Command("send", key="enter", key_help="send the message", bind=False),
     Command("newline", key="ctrl+j / shift+enter", key_help="new line in the message", bind=False),
-    Command("complete", key="tab / right", key_help="accept the completion shown in grey (commands, paths)",
+    Command("complete", key="tab / right", key_help="accept the completion shown in grey (commands, paths, names)",
             bind=False),
     Command("palette", key="ctrl+p", key_help="command palette: every action, every model, every task", bind=False),
 )
 
 # The order each face lists them in, as each was laid out for its reader before the table existed.
-FOOTER = ("stop", "new", "history", "regen", "edit", "copy", "model", "open", "settings", "help")
-HELP_KEYS = ("send", "newline", "complete", "stop", "regen", "edit", "copy", "model", "new", "history", "open",
+FOOTER = ("stop", "new", "history", "regen", "edit", "copy", "model", "attach", "settings", "help")
+HELP_KEYS = ("send", "newline", "complete", "stop", "regen", "edit", "copy", "model", "new", "history", "attach",
              "settings", "palette", "help", "quit")
-PALETTE = ("new", "model", "open", "export", "history", "regen", "edit", "copy", "settings", "plugins", "help")
+PALETTE = ("new", "model", "attach", "export", "history", "regen", "edit", "copy", "settings", "plugins", "help")
 PALETTE_AFTER_MODEL = "model"  # the models and tasks follow this entry in the palette
 
 BY_NAME: dict[str, Command] = {c.name: c for c in BUILTINS}

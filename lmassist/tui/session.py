@@ -30,6 +30,19 @@ if TYPE_CHECKING:
     from lmassist.generation import CancelToken, GenerationOptions, Message, Model
 
 OPTION_FIELDS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
+KEPT_OPTIONS = (*OPTION_FIELDS, "stop")  # what a chat keeps: the fields above, and a template's stop strings
+SHOWN_META = ("task", "docs", "citations")  # what a row's options add to its view (a reply's sources)
+
+
+@dataclass
+class ReplyPlan:
+    """What a reply is made from: the messages the model is asked, what its row records beside them
+    (``meta``: the collection and citations of a ``/docs`` answer), or the text to give instead of
+    asking the model at all (``abstain``: the notes do not hold the answer)."""
+
+    messages: list[Message]
+    meta: dict[str, Any] = field(default_factory=dict)
+    abstain: str | None = None
 
 
 @dataclass
@@ -52,7 +65,8 @@ def visible_thread(stored: list[Any]) -> list[Turn]:
 
     return [
         Turn(role=m.role, content=m.content, model=m.model, status=m.status, mid=m.id,
-             kind="task" if (m.options or {}).get("task") else "chat", stats=m.stats)
+             kind="task" if (m.options or {}).get("task") else "chat", stats=m.stats,
+             meta={k: v for k, v in (m.options or {}).items() if k in SHOWN_META})
         for m in replay(stored) if m.role != "system"
     ]
 
@@ -89,21 +103,31 @@ class ChatSession:
     def system_prompt(self) -> str:
         return str(self.settings.get("system") or "")
 
+    @property
+    def docs(self) -> str | None:
+        """The folder index (``lmassist docs`` collection) that answers the chat, set by ``/docs NAME``."""
+        return self.settings.get("docs") or None
+
+    def set_docs(self, name: str | None) -> None:
+        self.set_settings({**self.settings, "docs": name})
+
     def options(self) -> GenerationOptions:
         """The conversation's generation options over the defaults."""
         from lmassist.generation import GenerationOptions
 
         stored = self.settings.get("options") or {}
-        known = {k: v for k, v in stored.items() if k in OPTION_FIELDS}
+        known = {k: v for k, v in stored.items() if k in KEPT_OPTIONS}
         return GenerationOptions().replace(**known).validate()
 
     def set_settings(self, settings: dict[str, Any]) -> None:
         """Validate, keep and persist (once the conversation exists) the system prompt and options."""
         from lmassist.generation import GenerationOptions
 
-        options = {k: v for k, v in (settings.get("options") or {}).items() if k in OPTION_FIELDS}
+        options = {k: v for k, v in (settings.get("options") or {}).items() if k in KEPT_OPTIONS}
         GenerationOptions().replace(**options).validate()
         self.settings = {"system": str(settings.get("system") or ""), "options": options}
+        if settings.get("docs"):
+            self.settings["docs"] = str(settings["docs"])
         if self.conversation is not None:
             self.store.set_settings(self.conversation.id, self.settings)
 
@@ -208,6 +232,20 @@ class ChatSession:
 
         turns = self.turns if upto is None else self.turns[: self.turns.index(upto) + 1]
         return model.fit(thread_context(turns, self.system_prompt), self.options())
+
+    def plan_reply(self, model: Model, upto: Turn) -> ReplyPlan:
+        """The messages for the reply to ``upto``: the thread, or with ``/docs NAME`` on, the passages
+        of that folder index that answer it (:func:`lmassist.tasks.docs_answer.docs_turn`), the
+        thread before it as history. Blocks (it searches the index): call it from a worker."""
+        if not self.docs:
+            return ReplyPlan(self.context(model, upto))
+        from lmassist.tasks.docs_answer import docs_turn
+
+        history = self.context(model, upto)[:-1]
+        turn = docs_turn(model, self.docs, upto.content, history)
+        citations = [{"path": c.path, "line": c.line, "end_line": c.end_line} for c in turn.citations]
+        meta = {"docs": self.docs, "citations": citations}
+        return ReplyPlan(list(turn.messages), meta, turn.abstain)
 
 
 class ModelHost:

@@ -6,9 +6,10 @@ the widget, so that it is plain functions of the text typed.
 
 from __future__ import annotations
 
+import glob
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,30 +68,55 @@ def path_candidates(partial: str, cwd: Path | None = None, limit: int = 200) -> 
     return found
 
 
-def complete(text: str, commands: Sequence[Command], cwd: Path | None = None) -> tuple[str, list[str]]:
+GLOB_CHARS = "*?["
+
+
+def glob_candidates(pattern: str, cwd: Path | None = None, limit: int = 200) -> list[str]:
+    """What a glob (``notes/*.md``, ``src/**/*.py``) matches, as ``/attach`` and ``ask -f`` read it."""
+    root = str(cwd or Path.cwd())
+    found = []
+    for match in glob.iglob(os.path.expanduser(pattern), root_dir=root, recursive=True):
+        found.append(match)
+        if len(found) >= limit:
+            break
+    return sorted(found)
+
+
+def _complete_word(partial: str, words: Sequence[str]) -> tuple[str, list[str]]:
+    found = sorted(w for w in words if w.startswith(partial))
+    if not found:
+        return "", []
+    suffix = _common_prefix(found)[len(partial):]
+    return suffix + (" " if len(found) == 1 else ""), found
+
+
+def complete(text: str, commands: Sequence[Command], cwd: Path | None = None,
+             words: Callable[[str], list[str]] | None = None) -> tuple[str, list[str]]:
     """What to add after ``text`` (the ghost suggestion) and the candidates to show.
 
-    The command word completes against the known commands; after it, the last word completes as a
-    path for commands that take one.
+    The command word completes against the known commands; after it, the first argument completes
+    against the command's own words (``words(command.arg_words)``: template or collection names) when
+    it has them, and the last word as a path for commands that take one (a glob shows what it
+    matches, adding nothing).
     """
     if not text.startswith("/") or "\n" in text:
         return "", []
     word, space, rest = text[1:].partition(" ")
     if not space:
-        names = sorted(c.name for c in commands if c.name.startswith(word.lower()))
-        if not names:
-            return "", []
-        prefix = _common_prefix(names)
-        suffix = prefix[len(word):]
-        if len(names) == 1:
-            suffix += " "
+        suffix, names = _complete_word(word.lower(), [c.name for c in commands])
         return suffix, ["/" + n for n in names]
     command = next((c for c in commands if c.name == word.lower()), None)
-    if command is None or not command.takes_path:
+    if command is None:
         return "", []
     partial = rest.rsplit(" ", 1)[-1]
-    if partial.startswith("-"):
+    if command.arg_words:
+        if " " in rest or words is None:
+            return "", []
+        return _complete_word(partial, words(command.arg_words))
+    if not command.takes_path or partial.startswith("-"):
         return "", []
+    if any(c in partial for c in GLOB_CHARS):
+        return "", glob_candidates(partial, cwd)
     found = path_candidates(partial, cwd)
     if not found:
         return "", []

@@ -22,9 +22,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from lmassist.errors import LMAssistError, describe
-from lmassist.tui import slash
+from lmassist.tui import slash, sources
 from lmassist.tui.commands import Command, CommandTable, screen_bindings
-from lmassist.tui.session import ChatSession, ModelHost, Turn
+from lmassist.tui.session import OPTION_FIELDS, ChatSession, ModelHost, Turn
 from lmassist.tui.widgets.chat_input import ChatInput, CompletionHint
 from lmassist.tui.widgets.conversation import MAX_SHOWN, Conversation
 from lmassist.tui.widgets.status_bar import StatusBar
@@ -32,6 +32,7 @@ from lmassist.tui.widgets.status_bar import StatusBar
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from lmassist.tui.widgets.citations import CitationLink
     from lmassist.tui.widgets.message import MessageView
     from lmassist.tui.widgets.sidebar import HistorySidebar
 
@@ -64,7 +65,8 @@ class ChatScreen(Screen[None]):
         self.editing: Turn | None = None
         self.status = StatusBar(id="status")
         self.conversation = Conversation(host, open_store, self.status, model_name, id="chat-log")
-        self.chat_input = ChatInput(commands=self.commands, id="input",
+        self.words = sources.ArgumentWords(self)
+        self.chat_input = ChatInput(commands=self.commands, words=self.words, id="input",
                                     placeholder="Message (Enter sends, Ctrl+J new line, /help)")
         # Set before mounting: the Header reads them when it mounts.
         self.title = "lmassist"
@@ -204,7 +206,11 @@ class ChatScreen(Screen[None]):
             await self.conversation.show_error(f"unknown command /{name}{hint}; commands: {known}")
             return
         if command.task is not None:
-            await self.conversation.start_task(command.task, argline, text)
+            refusal = sources.folder_job_refusal(command, argline)
+            if refusal:
+                await self.conversation.show_error(refusal)
+            else:
+                await self.conversation.start_task(command.task, argline, text)
             return
         try:
             if command.run is None:
@@ -239,6 +245,7 @@ class ChatScreen(Screen[None]):
             return
         self.editing = None
         await self.conversation.new()
+        self.status.docs = ""
         self.sub_title = "new chat"
         self.chat_input.focus()
 
@@ -279,9 +286,29 @@ class ChatScreen(Screen[None]):
         self.app.action_pick_model()  # type: ignore[attr-defined]
 
     def action_pick_file(self) -> None:
+        """Ctrl+O: the picked file is attached, or, when a command that takes a path is being typed
+        (``/summarize ``), added to it."""
         from lmassist.tui.screens.file_picker import FilePicker
 
-        self.app.push_screen(FilePicker(), self.chat_input.insert_path)
+        self.app.push_screen(FilePicker(), self._picked)
+
+    def _picked(self, path: str | None) -> None:
+        if not path:
+            return
+        parsed = slash.parse(self.chat_input.text)
+        command = self.table.get(parsed[0]) if parsed else None
+        if command is not None and command.takes_path and command.name != "attach":
+            self.chat_input.insert_path(path)
+        else:
+            sources.attach_paths(self, [path])
+            self.chat_input.focus()
+
+    def on_citation_link_opened(self, event: CitationLink.Opened) -> None:
+        """A citation under a /docs answer was clicked (or Enter pressed on it): show its passage."""
+        try:
+            sources.open_citation(self, event.docs, event.citation)
+        except LMAssistError as e:
+            self.notify(str(e), severity="error", timeout=8)
 
     def action_settings(self) -> None:
         from lmassist.tui.screens.settings import SettingsScreen
@@ -291,8 +318,11 @@ class ChatScreen(Screen[None]):
     def _settings_saved(self, result: dict[str, Any] | None) -> None:
         if result is None:
             return
+        kept = self.session.settings  # what the dialog does not edit (the /docs index, a template's stop strings)
+        options = {**{k: v for k, v in (kept.get("options") or {}).items() if k not in OPTION_FIELDS},
+                   **(result.get("options") or {})}
         try:
-            self.session.set_settings(result)
+            self.session.set_settings({**kept, **result, "options": options})
         except LMAssistError as e:
             self.notify(str(e), severity="error")
             return
@@ -375,6 +405,7 @@ class ChatScreen(Screen[None]):
             return
         self.editing = None
         self._show_title()
+        self.status.docs = self.session.docs or ""
         model = self.session.conversation.model
         if model and model != self.model_name:
             self.switch_model(model)

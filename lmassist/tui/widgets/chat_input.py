@@ -38,10 +38,12 @@ class ChatInput(TextArea):
             super().__init__()
             self.candidates = candidates
 
-    def __init__(self, commands: Callable[[], list[Command]] | None = None, **kwargs: object) -> None:
+    def __init__(self, commands: Callable[[], list[Command]] | None = None,
+                 words: Callable[[str], list[str]] | None = None, **kwargs: object) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
                          highlight_cursor_line=False, compact=True, **kwargs)  # type: ignore[arg-type]
         self._commands = commands or (lambda: [])
+        self._words = words  # a command's argument words (template names...) by kind: see slash.complete
         self._shown: list[str] = []
 
     async def _on_key(self, event: events.Key) -> None:
@@ -68,7 +70,7 @@ class ChatInput(TextArea):
         """Ghost text for the command word or path being typed (only at the end of the text)."""
         text = self.text
         at_end = self.cursor_location == self.document.end
-        suffix, found = complete(text, self._commands()) if at_end and text.startswith("/") else ("", [])
+        suffix, found = complete(text, self._commands(), words=self._words) if at_end and text.startswith("/") else ("", [])
         self.suggestion = suffix
         if found != self._shown:
             self._shown = found
@@ -84,16 +86,11 @@ class ChatInput(TextArea):
         self.insert(f"/{name} ")
         self.focus()
 
-    def insert_path(self, path: str | None) -> None:
-        """A picked file: ``/summarize PATH`` in an empty box, else the path added at the end."""
-        if not path:
-            return
+    def insert_path(self, path: str) -> None:
+        """A picked file added at the end of what is typed (a slash command's argument)."""
         text = self.text
-        if not text:
-            self.insert("/summarize " + path)
-        else:
-            self.move_cursor(self.document.end)
-            self.insert(("" if text.endswith(" ") else " ") + path)
+        self.move_cursor(self.document.end)
+        self.insert(("" if text.endswith(" ") or not text else " ") + path)
         self.focus()
 
     def edit_message(self, text: str) -> None:

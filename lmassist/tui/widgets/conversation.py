@@ -268,10 +268,15 @@ class Conversation(VerticalScroll):
                 return
             self.app.call_from_thread(setattr, self.status, "state", "generating")
             options = self.session.options()
-            messages = self.session.context(model, upto)
-            turn = self.session.begin_reply(model.info.name, replaces=replaces, options=options, cancel=token)
+            plan = self.session.plan_reply(model, upto)
+            turn = self.session.begin_reply(model.info.name, replaces=replaces, options=options, cancel=token,
+                                            meta=plan.meta)
             view = self.app.call_from_thread(self._mount_reply, turn)
-            generation = model.chat(messages, options, token)
+            if plan.abstain is not None:
+                self.session.finish_reply(turn, plan.abstain, "complete")
+                self.post_message(self.ReplyDone(view, turn, None))
+                return
+            generation = model.chat(plan.messages, options, token)
             saved_at = time.monotonic()
             buffer = ChunkBuffer()
             for chunk in generation:
@@ -348,10 +353,11 @@ class Conversation(VerticalScroll):
         view, turn = event.view, event.turn
         is_task = turn is not None and turn.kind == "task"
         if view is not None and view.is_mounted:
-            if is_task and turn.status != "error":
+            if turn is not None and turn.status != "error" and (is_task or not view.source):
                 view.hide_progress()
                 await view.set_content(turn.content)
             await view.finish()
+            await view.show_citations()
             if event.error and is_task:
                 await view.remove()
         if event.error:

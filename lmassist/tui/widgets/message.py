@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import Markdown, ProgressBar, Static
 
 from lmassist.tui.session import Turn
+from lmassist.tui.widgets.citations import Citations
 
 STREAM_INTERVAL_S = 0.08  # at most one redraw of a streaming reply per this many seconds
 
@@ -115,6 +116,8 @@ class MessageView(Vertical):
             yield Static(Text(self.turn.content), classes="message-body")
         else:
             yield Markdown(self.turn.content, classes="message-body", parser_factory=shared_parser)
+            if self.turn.meta.get("citations") and self.turn.status != "pending":
+                yield Citations(str(self.turn.meta.get("docs") or ""), list(self.turn.meta["citations"]))
 
     @property
     def markdown(self) -> Markdown:
@@ -179,6 +182,12 @@ class MessageView(Vertical):
             await self.query(".-streaming").remove()
             await self.mount(Markdown(text, classes="message-body", parser_factory=shared_parser))
         self.refresh_header()
+
+    async def show_citations(self) -> None:
+        """The sources of a ``/docs`` answer under it, once it is written (kept across resumes)."""
+        citations = self.turn.meta.get("citations")
+        if citations and not self.query(Citations) and self.turn.status != "error":
+            await self.mount(Citations(str(self.turn.meta.get("docs") or ""), list(citations)))
 
     async def set_content(self, markdown: str) -> None:
         if self._streaming:

@@ -14,7 +14,7 @@ STATE_STYLES = {"idle": "green", "loading": "yellow", "generating": "bold cyan",
 
 
 class StatusBar(Static):
-    """``llamacpp:smollm2 · cpu · idle · 62.1 tok/s · TTFT 41 ms · ctx 212/8192``."""
+    """``llamacpp:smollm2 · cpu · idle · docs: notes · 62.1 tok/s · TTFT 41 ms · ctx 212/8192``."""
 
     model: reactive[str] = reactive("")
     device: reactive[str] = reactive("")
@@ -24,6 +24,7 @@ class StatusBar(Static):
     context_used: reactive[int | None] = reactive(None)
     context_length: reactive[int | None] = reactive(None)
     detail: reactive[str] = reactive("")
+    docs: reactive[str] = reactive("")  # the folder index answering the chat (/docs NAME), if any
 
     def loading(self, name: str, switching: bool) -> None:
         """``name`` is loading; when ``switching``, the model in use answers (and is named) until then."""
@@ -55,6 +56,8 @@ class StatusBar(Static):
             parts.append(Text(self.device))
         state = self.state + (f" {self.detail}" if self.detail else "")
         parts.append(Text(state, style=STATE_STYLES.get(self.state, "")))
+        if self.docs:
+            parts.append(Text(f"docs: {self.docs}", style="bold magenta"))
         if self.tokens_per_s is not None:
             parts.append(Text(f"{self.tokens_per_s:.1f} tok/s"))
         if self.ttft_s is not None:
