@@ -6,7 +6,14 @@ import pytest
 
 from lmassist.generation import LMAssistError
 from lmassist.tasks import prompts
-from lmassist.tasks.chunking import chunk_text, iter_blocks, paragraphs, split_blocks, split_sentences
+from lmassist.tasks.chunking import (
+    chunk_text,
+    document_blocks,
+    iter_blocks,
+    paragraphs,
+    prose_pieces,
+    split_sentences,
+)
 from lmassist.tasks.qa_context import Passage, candidate_spans, question_type, retrieve
 from lmassist.tasks.translate import resolve_language
 
@@ -37,17 +44,31 @@ def words_count(text: str) -> int:
 
 
 def test_blocks_round_trip_and_kinds() -> None:
-    blocks = split_blocks(DOC)
+    blocks = list(document_blocks(DOC))
     assert "".join(b.text for b in blocks) == DOC
     kinds = [b.kind for b in blocks if b.kind != "blank"]
-    assert kinds == ["heading", "text", "list", "list", "code", "quote", "rule", "text"]
+    assert kinds == ["heading", "paragraph", "list_item", "list_item", "code", "quote", "rule", "paragraph"]
     code = next(b for b in blocks if b.kind == "code")
     assert code.text.startswith("```python") and code.text.rstrip().endswith("```")
 
 
 def test_unclosed_fence_runs_to_the_end() -> None:
-    blocks = split_blocks("text\n\n```\ncode\n\nmore code\n")
+    blocks = list(document_blocks("text\n\n```\ncode\n\nmore code\n"))
     assert blocks[-1].kind == "code" and "more code" in blocks[-1].text
+
+
+def test_proofread_plugin_blocks_keep_their_old_kind_names() -> None:
+    """The proofread plugin reads ``iter_blocks``; it is the parser's blocks under the old names."""
+    blocks = [b for b in iter_blocks(DOC.splitlines(keepends=True)) if b.kind != "blank"]
+    assert [b.kind for b in blocks] == ["heading", "text", "list", "list", "code", "quote", "rule", "text"]
+    assert "".join(b.text for b in iter_blocks(DOC.splitlines(keepends=True))) == DOC
+
+
+def test_summary_material_leaves_out_code_and_front_matter() -> None:
+    pieces = list(prose_pieces("---\nkey: v\n---\n\nTitle\n=====\n\nSome prose here.\n\n    code()\n"))
+    assert pieces == ["# Title\n", "Some prose here.\n"]
+    assert list(prose_pieces("```\nonly code\n```\n")) == ["```\nonly code\n```\n"]  # nothing else: kept
+    assert list(prose_pieces("x = 1\n\n\ndef f():\n    pass\n", "code")) == ["x = 1\n", "def f():\n    pass\n"]
 
 
 def test_chunks_fit_and_nothing_is_lost() -> None:
@@ -107,14 +128,18 @@ def test_bm25_retrieval_ranks_the_relevant_passage_first() -> None:
     assert retrieve("Who brings the budget?", passages, 1)[0].source == "b"
 
 
-def test_iter_blocks_is_lazy() -> None:
+def test_blocks_are_a_stream() -> None:
+    """A block comes out before the input is read to its end (a 100 MB file is never held as tokens)."""
+    from lmassist.docindex import blocks as md
+
     def lines():
-        yield "para one\n"
-        yield "\n"
+        for i in range(md.SEGMENT_LINES * 3):
+            yield f"para {i}\n"
+            yield "\n"
         raise RuntimeError("read too far")
 
-    it = iter_blocks(lines())
-    assert next(it).text == "para one\n"
+    it = md.iter_markdown_blocks(lines())
+    assert next(it).text == "para 0\n"
 
 
 def test_missing_words_hint_unanswerable() -> None:

@@ -8,18 +8,21 @@ carry line ranges. reStructuredText, HTML, source code and plain text get splitt
 sizes blocks into passages.
 
 Two users: the folder index (retrieval wants passages that keep a heading with its text, and
-``path:line`` citations) and, later, translate/summarize, which need the exact source back and must
-know which blocks to leave untouched (:attr:`Block.verbatim`). For the second,
-``markdown_blocks(text, keep_blank=True)`` covers every line, so ``"".join(b.text ...)`` is the input
-(plain text too: without a heading, list or fence it comes back as paragraphs and blank runs).
+``path:line`` citations) and translate/summarize (:mod:`lmassist.tasks.chunking`), which need the
+exact source back and must know which blocks to leave untouched (:attr:`Block.verbatim`). For the
+second, ``markdown_blocks(text, keep_blank=True)`` covers every line, so ``"".join(b.text ...)`` is
+the input (plain text too: without a heading, list or fence it comes back as paragraphs and blank
+runs), and :func:`iter_markdown_blocks` gives the same blocks as a stream from lines, so a 100 MB
+file is never parsed, or held as tokens, whole.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 BlockKind = Literal["heading", "paragraph", "list_item", "code", "quote", "table", "html", "rule",
@@ -70,6 +73,11 @@ def source_lines(text: str) -> list[str]:
     line numbers in citations would drift.
     """
     return _LINE.findall(text)
+
+
+def iter_source_lines(text: str) -> Iterator[str]:
+    """:func:`source_lines` one at a time, so a large text is never held twice."""
+    return (m.group(0) for m in _LINE.finditer(text))
 
 
 def fill_gaps(blocks: Iterable[Block], lines: list[str]) -> list[Block]:
@@ -145,28 +153,108 @@ def markdown_blocks(text: str, keep_blank: bool = False) -> list[Block]:
     With ``keep_blank`` the blocks cover every line, in order, so joining their texts gives
     ``text`` back (what a rewriting task needs); without, blank runs are left out.
     """
-    lines = source_lines(text)
-    front = front_matter_end(lines)
-    # The front matter's lines are parsed as blank ones, so the parser's line numbers stay the file's.
-    tokens = _parser().parse("\n" * front + "".join(lines[front:]))
-    blocks: list[Block] = [Block("front_matter", 1, front, "".join(lines[:front]))] if front else []
-    stack: list[tuple[int, str]] = []  # (level, title) of the headings we are under
+    return list(iter_markdown_blocks(source_lines(text), keep_blank))
+
+
+# Lines parsed at a time by :func:`iter_markdown_blocks`: enough for front matter (200 lines) and
+# for the parser's per-call cost to vanish, small enough that a 100 MB file never sits in tokens.
+SEGMENT_LINES = 2000
+# Front matter longer than this is not front matter.
+FRONT_MATTER_LINES = 200
+
+
+def iter_markdown_blocks(lines: Iterable[str], keep_blank: bool = False) -> Iterator[Block]:
+    """:func:`markdown_blocks` as a stream from lines (a file object will do), for inputs of any size.
+
+    The parser sees a segment at a time. Every top-level block of a segment but the last is final
+    (a later block started, and CommonMark never reopens a block), so those are yielded and the
+    last one, which the next lines may continue (a fence, a setext underline, a list item), is
+    parsed again with them; a list gives up all items but its last. Memory is one segment plus
+    the longest block; the parser, not a guess, decides every boundary.
+    """
+    source = (part for line in lines for part in source_lines(line))
+    pending = list(itertools.islice(source, max(SEGMENT_LINES, FRONT_MATTER_LINES)))
+    front = front_matter_end(pending)
+    if front:
+        yield Block("front_matter", 1, front, "".join(pending[:front]))
+    stream = _Stream(pending[front:], front, keep_blank)
+    want, exhausted = SEGMENT_LINES, len(pending) < max(SEGMENT_LINES, FRONT_MATTER_LINES)
+    while stream.pending:
+        found = _top_blocks(stream.pending)
+        cut = len(stream.pending) + 1 if exhausted else _safe_cut(found, stream.pending)
+        if cut > 1:
+            yield from stream.emit([b for b in found if b[1] < cut], cut)
+            want = SEGMENT_LINES
+        else:  # one block so far, maybe unfinished: read on (doubling keeps a long block linear)
+            want *= 2
+        if not exhausted:
+            more = list(itertools.islice(source, want))
+            stream.pending += more
+            exhausted = len(more) < want
+
+
+def _safe_cut(found: list[_Found], lines: list[str]) -> int:
+    """The first line (1-based) that more input could still change: the last block's start, or
+    with no block, the line after the last blank one."""
+    if found:
+        return found[-1][1]
+    return next((i + 2 for i in range(len(lines) - 1, -1, -1) if not lines[i].strip()), 1)
+
+
+_Found = tuple[BlockKind, int, int, int, str]  # kind, first and last line (of the segment), level, title
+
+
+class _Stream:
+    """The lines not yet yielded, where they sit in the file, and the headings above them."""
+
+    def __init__(self, pending: list[str], offset: int, keep_blank: bool) -> None:
+        self.pending, self.offset, self.keep_blank = pending, offset, keep_blank
+        self.stack: list[tuple[int, str]] = []
+
+    def emit(self, found: list[_Found], cut: int) -> Iterator[Block]:
+        """Blocks for the segment's lines before ``cut`` (1-based), gaps filled; then drop them."""
+        line = 1
+        for kind, start, end, level, title in found:
+            yield from self._gap(line, start - 1)
+            if kind == "heading":
+                self.stack = [(lv, t) for lv, t in self.stack if lv < level] + [(level, title)]
+            end = trim_blank_tail(self.pending, start, min(end, cut - 1))
+            yield self._block(kind, start, end)
+            line = end + 1
+        yield from self._gap(line, cut - 1)
+        del self.pending[:cut - 1]
+        self.offset += cut - 1
+
+    def _gap(self, first: int, last: int) -> Iterator[Block]:
+        for b in _gap(self.pending, first, last, self.path):
+            if self.keep_blank or b.kind != "blank":
+                yield replace(b, start_line=b.start_line + self.offset, end_line=b.end_line + self.offset)
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(t for _, t in self.stack)
+
+    def _block(self, kind: BlockKind, start: int, end: int) -> Block:
+        text = "".join(self.pending[start - 1:end])
+        return Block(kind, start + self.offset, end + self.offset, text, self.path)
+
+
+def _top_blocks(lines: list[str]) -> list[_Found]:
+    """The top-level blocks the parser finds in ``lines``: one per list item, headings with their
+    level and plain title."""
+    tokens = _parser().parse("".join(lines))
+    found: list[_Found] = []
     for i, tok in enumerate(tokens):
         if tok.level != 0 or tok.nesting == -1 or tok.map is None:
             continue
         start, end = tok.map[0] + 1, tok.map[1]
         if tok.type == "heading_open":
-            level = int(tok.tag[1])
-            title = _plain(tokens[i + 1].content)
-            stack = [(lv, t) for lv, t in stack if lv < level] + [(level, title)]
-            blocks.append(_block(lines, "heading", start, end, stack))
+            found.append(("heading", start, end, int(tok.tag[1]), _plain(tokens[i + 1].content)))
         elif tok.type in ("bullet_list_open", "ordered_list_open"):
-            blocks.extend(_list_items(tokens, i, lines, stack))
+            found.extend(("list_item", t.map[0] + 1, t.map[1], 0, "") for t in _list_items(tokens, i))
         elif tok.type in _TOP_KINDS:
-            blocks.append(_block(lines, _TOP_KINDS[tok.type], start, end, stack))
-    if keep_blank:
-        return fill_gaps(blocks, lines)
-    return [b for b in fill_gaps(blocks, lines) if b.kind != "blank"]
+            found.append((_TOP_KINDS[tok.type], start, end, 0, ""))
+    return found
 
 
 def front_matter_end(lines: list[str]) -> int:
@@ -175,23 +263,18 @@ def front_matter_end(lines: list[str]) -> int:
     rule followed by a setext heading, and a translator would translate its keys."""
     if not lines or lines[0].rstrip() != "---":
         return 0
-    for i, line in enumerate(lines[1:200], 2):
+    for i, line in enumerate(lines[1:FRONT_MATTER_LINES], 2):
         if line.rstrip() in ("---", "..."):
             return i
     return 0
 
 
-def _list_items(tokens: list, i: int, lines: list[str], stack: list[tuple[int, str]]) -> list[Block]:
-    """One block per item of the list whose opening token is ``tokens[i]``."""
-    items: list[Block] = []
+def _list_items(tokens: list, i: int) -> list:
+    """The opening tokens of the items of the list whose opening token is ``tokens[i]``."""
+    items = []
     for tok in tokens[i + 1:]:
         if tok.level == 0:  # the list's closing token
             break
         if tok.type == "list_item_open" and tok.level == 1 and tok.map is not None:
-            items.append(_block(lines, "list_item", tok.map[0] + 1, tok.map[1], stack))
+            items.append(tok)
     return items
-
-
-def _block(lines: list[str], kind: BlockKind, start: int, end: int, stack: list[tuple[int, str]]) -> Block:
-    end = trim_blank_tail(lines, start, min(end, len(lines)))
-    return Block(kind, start, end, "".join(lines[start - 1:end]), tuple(t for _, t in stack))

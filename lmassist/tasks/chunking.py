@@ -1,8 +1,11 @@
-"""Splitting text into Markdown-aware blocks and packing them into chunks that fit a token budget.
+"""Documents as structural blocks for the rewriting and summarizing tasks, and chunks that fit a
+token budget.
 
-Tasks see inputs far longer than a 135M model's context (a 10 MB file), so splitting must be by the
-model's own token count, must never cut a fenced code block or a heading from its paragraph when it
-can help it, and must work as a stream: blocks are produced one at a time and chunks are packed
+Blocks come from one place, the CommonMark parser behind :mod:`lmassist.docindex.blocks` (the folder
+index uses it too), with reST and source code through :mod:`lmassist.docindex.formats`; a regex
+splitter that guessed at Markdown lived here and turned setext headings and indented code into
+prose. Tasks see inputs far longer than a 135M model's context (a 10 MB file), so chunks are
+measured in the model's own tokens and produced as a stream: blocks one at a time, chunks packed
 greedily, so memory grows with one chunk, not the whole input.
 """
 
@@ -11,90 +14,81 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-BlockKind = Literal["code", "heading", "list", "quote", "table", "blank", "text", "html", "rule"]
+from lmassist.docindex import formats
+from lmassist.docindex.blocks import Block as DocBlock
+from lmassist.docindex.blocks import fill_gaps, iter_markdown_blocks, iter_source_lines, source_lines
+from lmassist.docindex.passages import format_of
 
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
-_HEADING = re.compile(r"^ {0,3}#{1,6}(\s|$)")
-_LIST = re.compile(r"^\s*([-*+]|\d{1,9}[.)])\s+")
-_RULE = re.compile(r"^ {0,3}([-*_])( *\1){2,}\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+# Formats a rewriting task copies unchanged: code is code in every language (its comments and
+# docstrings too: a translated comment can break a doctest or a tool that reads it), and the HTML
+# splitter keeps only visible text, so the page could not be put back together around it.
+UNCHANGED_FORMATS = frozenset({"code", "html"})
+
+
+def document_format(name: str) -> str:
+    """The format a task reads an input as: by file name, and Markdown for stdin and plain text
+    (CommonMark reads plain prose as paragraphs, and notes without a suffix are often Markdown)."""
+    fmt = format_of(name) if name and name not in ("-", "stdin") else "markdown"
+    return "markdown" if fmt == "text" else fmt
+
+
+def document_blocks(text: str, fmt: str = "markdown", keep_blank: bool = True) -> Iterator[DocBlock]:
+    """The blocks of ``text`` in order; with ``keep_blank`` they cover every line, so joining
+    their texts gives ``text`` back. Markdown is a stream; reST, code and HTML are small enough
+    in practice to split whole."""
+    if fmt == "markdown":
+        return iter_markdown_blocks(iter_source_lines(text), keep_blank)
+    split = {"rst": formats.rst_blocks, "code": formats.code_blocks, "html": formats.html_blocks}[fmt]
+    blocks = split(text)
+    if keep_blank and fmt != "html":  # HTML blocks are visible text, not source lines
+        blocks = fill_gaps(blocks, source_lines(text))
+    return iter(blocks)
+
+
+def prose_pieces(text: str, fmt: str = "markdown") -> Iterator[str]:
+    """What a summary is made from: the texts of the non-blank blocks, without code, front matter
+    and rules (not summary material) unless the input is code or has nothing else."""
+    if fmt == "code":
+        yield from (b.text for b in document_blocks(text, fmt, keep_blank=False))
+        return
+    prose = False
+    for block in document_blocks(text, fmt, keep_blank=False):
+        if block.kind == "heading" and block.heading_path:  # one form for ATX, setext and reST titles
+            prose = True
+            yield "# " + block.heading_path[-1] + "\n"
+        elif not block.verbatim and block.kind != "html":
+            prose = True
+            yield block.text
+    if not prose:
+        yield from (b.text for b in document_blocks(text, fmt, keep_blank=False))
+
+
+def paragraphs(lines: Iterable[str]) -> Iterator[str]:
+    """Texts of the non-blank Markdown blocks of a line stream (qa's passages, the docs bench)."""
+    for block in iter_markdown_blocks(lines):
+        yield block.text
 
 
 @dataclass
 class Block:
-    """A run of lines that belongs together: a paragraph, a heading, a list item, a code fence."""
+    """A block as the proofread plugin reads it (``kind`` in the old splitter's names: ``list``,
+    ``text``); only :func:`iter_blocks` makes them, until the plugin takes the parser's blocks."""
 
-    kind: BlockKind
-    text: str  # the exact source lines, newlines included, so joining blocks gives the input back
+    kind: str
+    text: str
+
+
+_OLD_KINDS = {"paragraph": "text", "list_item": "list", "text": "html", "front_matter": "code"}
 
 
 def iter_blocks(lines: Iterable[str]) -> Iterator[Block]:
-    """Markdown blocks from lines (with their line endings); ``"".join`` of the texts is the input.
-
-    Fenced code is one block up to its closing fence (or the end of the input); a heading, a rule
-    and each list item are blocks of their own; blank lines separate paragraphs and are kept as
-    ``blank`` blocks so the layout survives a round trip.
-    """
-    buf: list[str] = []
-    kind: BlockKind = "text"
-    fence: str | None = None
-
-    def flush() -> Iterator[Block]:
-        nonlocal buf
-        if buf:
-            yield Block(kind, "".join(buf))
-            buf = []
-
-    for line in lines:
-        stripped = line.rstrip("\r\n")
-        if fence is not None:
-            buf.append(line)
-            m = _FENCE.match(stripped)
-            if m and m.group(2)[0] == fence[0] and len(m.group(2)) >= len(fence) and not stripped[m.end():].strip():
-                yield from flush()
-                fence = None
-            continue
-        m = _FENCE.match(stripped)
-        if m:
-            yield from flush()
-            kind, fence = "code", m.group(2)
-            buf.append(line)
-            continue
-        if not stripped.strip():
-            if kind == "blank":
-                buf.append(line)
-                continue
-            yield from flush()
-            kind = "blank"
-            buf.append(line)
-            continue
-        if _HEADING.match(stripped) or _RULE.match(stripped):
-            yield from flush()
-            yield Block("heading" if _HEADING.match(stripped) else "rule", line)
-            kind = "text"
-            continue
-        if _LIST.match(stripped):
-            yield from flush()
-            kind = "list"
-            buf.append(line)
-            continue
-        line_kind: BlockKind = "quote" if stripped.lstrip().startswith(">") else (
-            "table" if stripped.lstrip().startswith("|") else "html" if stripped.lstrip().startswith("<") else "text"
-        )
-        if kind == "list" and buf and (stripped.startswith((" ", "\t"))):
-            buf.append(line)  # a list item's continuation line
-            continue
-        if kind != line_kind or kind == "blank":
-            yield from flush()
-            kind = line_kind
-        buf.append(line)
-    yield from flush()
-
-
-def split_blocks(text: str) -> list[Block]:
-    return list(iter_blocks(text.splitlines(keepends=True)))
+    """The parser's blocks (every line covered) under the names the proofread plugin knows."""
+    for b in iter_markdown_blocks(lines, keep_blank=True):
+        yield Block(_OLD_KINDS.get(b.kind, b.kind), b.text)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -228,9 +222,3 @@ def fit_head(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> 
     head, _ = next(split_by_tokens(text, count_tokens, max_tokens), ("", 0))
     return head, True
 
-
-def paragraphs(lines: Iterable[str]) -> Iterator[str]:
-    """Paragraph texts (non-blank blocks) from lines, as a stream."""
-    for block in iter_blocks(lines):
-        if block.kind != "blank":
-            yield block.text

@@ -1,9 +1,11 @@
-"""Translation, paragraph by paragraph, keeping the Markdown structure around the translated text.
+"""Translation, block by block, keeping the Markdown (or reST) structure around the translated text.
 
 Small models translate short, plain sentences best and mangle markup, so the structure is never
-handed to the model: headings, list markers, quotes, link targets, inline code and URLs are cut out
-and put back around translated runs of plain text; fenced code blocks, tables, HTML and rules pass
-through byte for byte. Chat models get an instruction; base models (Gemma-3-270M, GPT-2) get
+handed to the model: the CommonMark parser finds the blocks, :mod:`lmassist.tasks.rewrite` hands
+over their words (headings, list markers, quotes and table pipes stay; each paragraph keeps its
+lines), link targets, inline code and URLs are cut out and put back around translated runs of plain
+text; code blocks (fenced and indented), HTML, rules and front matter pass through byte for byte,
+and so does a source-code file, comments and docstrings included. Chat models get an instruction; base models (Gemma-3-270M, GPT-2) get
 "English: … / French: …" pairs ending on the target-language cue, stopped at the newline.
 """
 
@@ -15,7 +17,15 @@ from typing import Any
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
 from lmassist.tasks import prompts
 from lmassist.tasks.base import FILES, FileTask, Param, Progress, TaskResult
-from lmassist.tasks.chunking import Block, iter_blocks, split_by_tokens, split_sentences
+from lmassist.tasks.chunk_memo import chunk_key, memoized
+from lmassist.tasks.chunking import (
+    UNCHANGED_FORMATS,
+    document_blocks,
+    document_format,
+    split_by_tokens,
+    split_sentences,
+)
+from lmassist.tasks.rewrite import needs_rewrite, rewrite_block
 from lmassist.tasks.translate_shots import SHOT_SOURCES, SHOTS
 
 LANGUAGES: dict[str, str] = {
@@ -37,12 +47,10 @@ _PROTECTED = re.compile(
     r"|\]\([^)]*\)"                        # a link's target: "](url)"
     r"|<[^>\s]+>"                          # autolinks and tags
     r"|https?://\S+"                       # bare URLs
+    r"|:[\w.+-]+:(?=`)"                    # a reST role before its `text`
     r"|[\[\]]"                             # link text brackets
     r"|\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)"  # emphasis markers
 )
-_HEADING = re.compile(r"^( {0,3}#{1,6}\s+)(.*?)(\s+#+\s*)?$")
-_LIST = re.compile(r"^(\s*(?:[-*+]|\d{1,9}[.)])\s+(?:\[[ xX]\]\s+)?)(.*)$")
-_QUOTE = re.compile(r"^(\s*(?:>\s?)+)(.*)$")
 
 
 def resolve_language(name: str) -> str:
@@ -68,40 +76,44 @@ class Translator:
         self.target, self.source = resolve_language(target), resolve_language(source)
         self.form = prompts.form_for(model)
         self._shots = ""
+        self._prompt: str | None = None
         if self.source == "en" and self.target in SHOTS:
             src, tgt = LANGUAGES["en"], LANGUAGES[self.target]
             self._shots = "".join(f"{src}: {a}\n{tgt}: {b}\n\n" for a, b in zip(SHOT_SOURCES, SHOTS[self.target], strict=True))
 
     def translate_document(self, text: str, progress: Progress | None = None,
-                           cancel: CancelToken | None = None) -> str:
-        blocks = list(iter_blocks(text.splitlines(keepends=True)))
-        todo = sum(1 for b in blocks if _translatable(b))
+                           cancel: CancelToken | None = None, fmt: str = "markdown", memo: Any = None) -> str:
+        """``text`` translated block by block, its markup and code kept (:mod:`lmassist.tasks.rewrite`).
+
+        ``fmt`` is what :func:`~lmassist.tasks.chunking.document_format` says of the input's name;
+        source code and HTML come back unchanged. With a ``memo`` (``get``/``put``, see
+        :mod:`lmassist.tasks.chunk_memo`) each finished block is looked up before and stored
+        after it is translated, so a run stopped by Ctrl+C redoes only the blocks it had not
+        finished. Once ``cancel`` is set the rest is copied untranslated (and not stored).
+        """
+        if fmt in UNCHANGED_FORMATS:
+            return text
+        todo = sum(1 for b in document_blocks(text, fmt) if needs_rewrite(b)) if progress else 0
         done, out = 0, []
-        for block in blocks:
-            if not _translatable(block) or (cancel is not None and cancel.cancelled):
+        for block in document_blocks(text, fmt):
+            if not needs_rewrite(block) or (cancel is not None and cancel.cancelled):
                 out.append(block.text)
                 continue
-            out.append(self.translate_block(block, cancel))
+            out.append(memoized(memo, self.memo_key(block.text, fmt), cancel,
+                                lambda b=block: rewrite_block(b, lambda run: self.translate_inline(run, cancel), fmt)))
             done += 1
             if progress:
                 progress(done, todo)
         return "".join(out)
 
-    def translate_block(self, block: Block, cancel: CancelToken | None = None) -> str:
-        """One block with its Markdown prefix kept: heading marks, list markers, quote marks."""
-        ending = block.text[len(block.text.rstrip("\r\n")):]
-        lines = block.text.rstrip("\r\n").splitlines()
-        if block.kind == "heading":
-            m = _HEADING.match(lines[0])
-            if m:
-                return m.group(1) + self.translate_inline(m.group(2), cancel) + (m.group(3) or "") + ending
-        if block.kind in ("list", "quote"):
-            m = (_LIST if block.kind == "list" else _QUOTE).match(lines[0])
-            if m:
-                rest = " ".join([m.group(2), *(ln.strip().lstrip(">").strip() for ln in lines[1:])])
-                return m.group(1) + self.translate_inline(rest, cancel) + ending
-        indent = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
-        return indent + self.translate_inline(" ".join(ln.strip() for ln in lines), cancel) + ending
+    def memo_key(self, text: str, fmt: str) -> str:
+        """What a translated block is stored under: its text and everything else that changes it."""
+        if self._prompt is None:  # the templates as the user's settings have them, read once
+            self._prompt = "\0".join(
+                [prompts.template("translate", "chat", k) for k in ("system", "user")] if self.form == "chat"
+                else [prompts.template("translate", "completion", "prompt"), self._shots])
+        return chunk_key("translate", text, self.model.info.name, self.source, self.target, fmt, self.form,
+                         self._prompt)
 
     def translate_inline(self, text: str, cancel: CancelToken | None = None) -> str:
         """Translate the plain runs between protected inline pieces (code, URLs, link targets)."""
@@ -211,10 +223,6 @@ def _drop_loops(words: list[str], longest: int = 8) -> list[str]:
     return out
 
 
-def _translatable(block: Block) -> bool:
-    return block.kind in ("heading", "list", "quote", "text") and bool(re.search(r"[^\W\d_]", block.text))
-
-
 TRANSLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["task", "model", "source_language", "target_language", "translations"],
@@ -231,11 +239,14 @@ TRANSLATE_SCHEMA: dict[str, Any] = {
 
 class TranslateTask(FileTask):
     name = "translate"
+    progress_unit = "blocks"
     summary = "Translate files or stdin paragraph by paragraph, keeping Markdown structure and code."
     description = (
-        "Translate FILE (or stdin, '-') into --to LANG, paragraph by paragraph. Headings, list markers, "
-        "quotes and link targets are kept; fenced code blocks, inline code, URLs and tables are left "
-        "untouched. LANG is an ISO 639-1 code or an English name (fr, French). The default 135M model "
+        "Translate FILE (or stdin, '-') into --to LANG, paragraph by paragraph. Markdown is parsed: "
+        "headings, list markers, quotes, table pipes, link targets and each paragraph's line breaks are "
+        "kept; code blocks, inline code, URLs and front matter are left untouched. reST titles, "
+        "paragraphs and lists are translated, its directives and literal blocks kept; source code files "
+        "come back unchanged (comments included), and so does HTML. LANG is an ISO 639-1 code or an English name (fr, French). The default 135M model "
         "cannot really translate; a multilingual model such as Gemma-3-270M (-m gemma3-270m) does far better."
     )
     params = (
@@ -256,7 +267,9 @@ class TranslateTask(FileTask):
         self.check(values)
         inputs = self.inputs(values)
         translator = Translator(model, values["to"], values.get("source_lang") or "en")
-        results = [{"source": i.source, "text": translator.translate_document(i.text, progress, cancel)} for i in inputs]
+        memo = values.get("memo")
+        results = [{"source": i.source, "text": translator.translate_document(
+            i.text, progress, cancel, document_format(i.source), memo)} for i in inputs]
         text = "".join(r["text"] for r in results) if len(results) == 1 else "\n".join(r["text"] for r in results)
         return self.result(model, text, text, source_language=translator.source,
                            target_language=translator.target, translations=results)
