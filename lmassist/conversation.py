@@ -12,7 +12,12 @@ The rules are written here once:
 * what the model is shown leaves out slash tasks, failed turns and unanswered questions
   (:func:`conversation_context` for stored rows, :func:`thread_context` for the app's thread), and
   the model trims it to its context (:meth:`lmassist.generation.Model.fit`);
-* one turn at a time per conversation, across processes (:func:`lmassist.store.turn_lock`).
+* one turn at a time per conversation, across processes (:func:`lmassist.store.turn_lock`);
+* files attached (:meth:`ConversationLog.attach`) are saved with the next user message, in its
+  transaction, and shown to the model on that turn and every later one, in front of the question
+  (:func:`with_attachments`): whole when they fit, else the passages that best match the question.
+  A re-attached name shows its latest content only; attachments of rows the context leaves out
+  (replaced, failed) are left out with them.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from lmassist.generation import GenerationOptions, LMAssistError, Message
-from lmassist.store import Conversation, Store, StoredMessage, TurnLockCancelled, turn_lock
+from lmassist.attachments import Attachment, AttachmentFit, fit_attachments
+from lmassist.generation import GenerationOptions, LMAssistError, Message, Model
+from lmassist.store import Conversation, Store, StoredAttachment, StoredMessage, TurnLockCancelled, turn_lock
 
 BUSY_MESSAGE = "another lmassist is replying in this conversation; try again when it has finished"
 
@@ -108,6 +114,45 @@ def turn_messages(context: Sequence[Message], system: str | None, text: str) -> 
     return messages
 
 
+def latest_versions(attachments: Sequence[Attachment]) -> list[Attachment]:
+    """One attachment per name, its last content, in the order names were first attached."""
+    last: dict[str, Attachment] = {}
+    for a in attachments:
+        last.pop(a.name, None)  # a name attached again moves to the end: its newest content
+        last[a.name] = a
+    return list(last.values())
+
+
+def as_attachment(row: StoredAttachment) -> Attachment:
+    return Attachment.from_text(row.name, row.text)
+
+
+def with_attachments(messages: list[Message], attachments: Sequence[Attachment], model: Model | None,
+                     options: GenerationOptions | None = None) -> tuple[list[Message], AttachmentFit | None]:
+    """``messages`` with the attachments in front of the last (the question), and how they fit.
+
+    They get what the context leaves after the system prompt and the question, less up to a
+    quarter of it for the turns before (those that still do not fit are dropped oldest first by
+    :meth:`lmassist.generation.Model.fit`); without a model they are shown whole. Raises
+    :class:`lmassist.errors.ContextLengthError` when not one passage fits.
+    """
+    if not attachments or not messages:
+        return messages, None
+    question = messages[-1].content
+    files = latest_versions(attachments)
+    if model is None:
+        fit = fit_attachments(files, question, 1 << 40)
+    else:
+        opts = options or model.info.default_options
+        room = model.prompt_budget(opts)
+        fixed = [m for m in messages[:1] if m.role == "system"] + [Message("user", question)]
+        earlier = messages[len(fixed) - 1:-1]
+        history = model.count_messages(earlier) if earlier else 0
+        budget = room - model.count_messages(fixed) - min(history, room // 4) - 8
+        fit = fit_attachments(files, question, budget, model.count_tokens)
+    return [*messages[:-1], Message("user", f"{fit.text}\n\n{question}")], fit
+
+
 # -- what is saved -----------------------------------------------------------------------------------
 
 
@@ -156,6 +201,7 @@ class Exchange:
     reply: ReplyRow
     user_mid: int | None = None
     new_conversation: bool = False
+    attachments: AttachmentFit | None = None  # how the conversation's attachments were fitted in
 
 
 class ConversationLog:
@@ -163,12 +209,18 @@ class ConversationLog:
 
     ``record`` is the stored conversation (None until the first message starts one); ``store``
     None saves nothing. Any number of logs may share one store; each holds at most one turn lock.
+
+    Attaching files (the faces call these): :meth:`attach` queues them for the next user message
+    (:attr:`pending`), :meth:`attached` lists what the model is shown on the next turn, and
+    :meth:`start_exchange` (or :meth:`add_user` plus :func:`with_attachments`) saves and shows them.
     """
 
     def __init__(self, store: Store | None, record: Conversation | None = None) -> None:
         self.store = store
         self.record = record
         self._held: tuple[str, ExitStack] | None = None
+        self.pending: list[Attachment] = []  # attached, to be saved with the next user message
+        self._unsaved: list[Attachment] = []  # sent already without a store (``ask --no-log``)
 
     @property
     def id(self) -> str | None:
@@ -205,18 +257,52 @@ class ConversationLog:
 
     def context(self) -> list[Message]:
         """What the model is shown of the stored conversation (empty for a new one)."""
+        return self._context()[0]
+
+    def _context(self) -> tuple[list[Message], list[Attachment]]:
+        """The stored context and the attachments of the rows in it."""
         if self.store is None or self.record is None:
-            return []
-        return [Message(m.role, m.content) for m in conversation_context(self.store.messages(self.record.id))]  # type: ignore[arg-type]
+            return [], list(self._unsaved)
+        rows = conversation_context(self.store.messages(self.record.id))
+        kept = {m.id for m in rows}
+        files = [as_attachment(a) for a in self.store.attachments(self.record.id) if a.message_id in kept]
+        return [Message(m.role, m.content) for m in rows], [*files, *self._unsaved]  # type: ignore[arg-type]
+
+    # -- attachments ---------------------------------------------------------------------------------
+
+    def attach(self, attachments: Sequence[Attachment]) -> list[Attachment]:
+        """Attach files to the conversation: saved with the next user message, shown to the model
+        from that turn on. Returns those that were new (a file already attached with the same
+        content is not attached twice)."""
+        known = {a.key for a in [*self.attached()]}
+        added = []
+        for a in attachments:
+            if a.key not in known:
+                known.add(a.key)
+                added.append(a)
+        self.pending.extend(added)
+        return added
+
+    def attached(self) -> list[Attachment]:
+        """What the model is shown of the attachments on the next turn: those in the context and the
+        pending ones, one per name (its latest content)."""
+        return latest_versions([*self._context()[1], *self.pending])
 
     # -- rows ----------------------------------------------------------------------------------------
 
     def add_user(self, content: str, *, model: str | None = None, options: dict[str, Any] | None = None) -> int | None:
-        """Save the user's message now, before anything is generated for it."""
+        """Save the user's message now, before anything is generated for it, with the pending
+        attachments (in the same transaction)."""
         cid = self.ensure(model)
+        pending, self.pending = self.pending, []
         if cid is None:
+            self._unsaved.extend(pending)
             return None
-        mid = self._store().add_message(cid, "user", content, options=options or None)
+        try:
+            mid = self._store().add_message(cid, "user", content, options=options or None, attachments=pending)
+        except BaseException:
+            self.pending = pending
+            raise
         if self.record is not None and self.record.title is None:  # the first user message has just named it
             self.refresh()
         return mid
@@ -238,14 +324,23 @@ class ConversationLog:
     # -- a question and its reply ---------------------------------------------------------------------
 
     def start_exchange(self, text: str, *, model: str, options: GenerationOptions,
-                       system: str | None = None) -> Exchange:
-        """Read the context (again: another lmassist may have added to it), save the question, and
-        make the reply's row; call it holding :meth:`turn`."""
-        messages = turn_messages(self.context(), system, text)
+                       system: str | None = None, llm: Model | None = None,
+                       messages: list[Message] | None = None, reply_options: dict[str, Any] | None = None) -> Exchange:
+        """Read the context (again: another lmassist may have added to it), fit the attachments in
+        (counted by ``llm``), save the question, and make the reply's row; call it holding
+        :meth:`turn`. ``messages`` replaces what the model is asked (``ask --docs`` builds its own);
+        ``reply_options`` are saved with the reply (its citations). Nothing is saved when the
+        attachments cannot fit."""
+        context, stored_files = self._context()
+        fit = None
+        if messages is None:
+            messages = turn_messages(context, system, text)
+            messages, fit = with_attachments(messages, [*stored_files, *self.pending], llm, options)
         new = self.record is None and self.store is not None
         self.ensure(model, system=system)
         user_mid = self.add_user(text)
-        return Exchange(messages, self.reply(model, options.to_dict()), user_mid, new)
+        return Exchange(messages, self.reply(model, {**options.to_dict(), **(reply_options or {})}), user_mid, new,
+                        fit)
 
     def finish_exchange(self, exchange: Exchange, text: str, status: str, stats: dict[str, Any] | None,
                         *, keep_conversation: bool = False) -> None:
