@@ -143,7 +143,8 @@ class SettingSpec:
         if self.kind == "bool":
             return "true | false"
         if self.kind == "model":
-            return "a model name from 'lmassist models list'"
+            auto = "auto or " if self.default == "auto" else ""
+            return f"{auto}a model name from 'lmassist models list'"
         if self.kind in ("int", "float", "auto-int"):
             fmt = "{:g}" if self.kind == "float" else "{:d}"
             lo = "" if self.minimum is None else fmt.format(self.minimum)
@@ -201,6 +202,9 @@ def _number(value: Any, integer: bool) -> int | float | None:
 
 SETTINGS: dict[str, SettingSpec] = {s.key: s for s in (
     SettingSpec("default_model", "model", DEFAULT_MODEL, "the model used when no -m is given"),
+    *(SettingSpec(f"tasks.{task}.model", "model", "auto",
+                  f"the model {task} uses without -m (auto: the best installed model measured able, "
+                  "see 'lmassist models rank')") for task in ("sentiment", "qa", "summarize", "translate")),
     SettingSpec("llamacpp.n_ctx", "int", 4096, "context window in tokens (capped at the model's own maximum)",
                 256, MAX_N_CTX, note="at most the model's own context length is used"),
     SettingSpec("llamacpp.threads", "auto-int", "auto", "compute threads (auto: from the cores and the load)", 1, 1024),

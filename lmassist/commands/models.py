@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 
 from lmassist import hookimpl
-from lmassist.commands.common import console, get_registry, human_size, progress_bar
+from lmassist.bench.common import EVAL_DIR
+from lmassist.commands.common import console, get_registry, human_size, model_option, progress_bar
 from lmassist.errors import LMAssistError
 from lmassist.modelfiles import add_gguf, gone_message, removable, remove_gguf
+from lmassist.task_models import explain_choice, write_table
 
 
 @click.group()
@@ -24,6 +26,7 @@ def models() -> None:
       lmassist models pull smollm2-135m-instruct
       lmassist models add ~/Downloads/qwen2.5-0.5b-instruct-q4_k_m.gguf --name qwen-0.5b
       lmassist models default llamacpp:qwen-0.5b
+      lmassist models rank translate --write
     """
 
 
@@ -160,6 +163,84 @@ def default(name: str | None) -> None:
     spec = reg.resolve(name)
     reg.settings.set("default_model", spec.full_name)
     click.echo(f"default model: {spec.full_name}")
+
+
+@models.command()
+@click.argument("task")
+@model_option
+def which(task: str, model: str | None) -> None:
+    """The model TASK runs with, and why: -m, the tasks.TASK.model setting, or the measured table.
+
+    \b
+    Examples:
+      lmassist models which translate
+      lmassist settings set tasks.sentiment.model llamacpp:smollm2-135m-instruct
+      lmassist models which sentiment
+    """
+    reg = get_registry()
+    reg.task(task)
+    name, why = explain_choice(task, model, reg)
+    click.echo(f"{reg.resolve(name).full_name}  ({why})")
+
+
+@models.command()
+@click.argument("tasks", nargs=-1, metavar="[TASK]...")
+@click.option("--models", "names", metavar="A,B", help="Measure these models (default: every installed local model).")
+@click.option("--data", default=EVAL_DIR, show_default=True, metavar="DIR",
+              help="Folder of the dev sets (relative to the working directory: a checkout beside shared/).")
+@click.option("--limit", type=int, help="First N rows of each dev set (default: the table's own count per task).")
+@click.option("--write", is_flag=True, help="Store the ranking in your config folder; task commands then use it.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the ranking to this file instead (e.g. lmassist/task_models.json to ship it).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def rank(tasks: tuple[str, ...], names: str | None, data: str, limit: int | None, write: bool,
+         out: Path | None, as_json: bool) -> None:
+    """Measure which installed model does each task best, as eval-task does, and rank them.
+
+    Task commands run the best able model unless you give -m or set tasks.TASK.model; with --write
+    they use this measurement instead of the shipped one. A model is able when it beats the task's
+    baseline by the margin shown.
+
+    \b
+    Examples:
+      lmassist models rank                       # every task, every installed model
+      lmassist models rank translate --models llamacpp:gemma3-270m,llamacpp:smollm2-135m-instruct
+      lmassist models rank sentiment --limit 100 --write
+    """
+    from lmassist.bench.rank import TASK_EVALS, measure, ranking, rows_for
+
+    chosen = list(tasks) or list(TASK_EVALS)
+    loaded = [rows_for(t, data, limit) for t in chosen]  # a missing dev set fails before any model loads
+    reg = get_registry()
+    specs = [reg.resolve(n.strip()) for n in names.split(",") if n.strip()] if names else [
+        s for s in reg.models() if s.installed and reg.backends[s.backend].unavailable_reason() is None]
+    results: dict[str, list] = {t: [] for t in chosen}
+    for spec in specs:
+        model = reg.load(spec.full_name)
+        try:
+            for task, (_, rows) in zip(chosen, loaded, strict=True):
+                m = measure(task, spec.full_name, model, rows)
+                results[task].append(m)
+                click.echo(f"{task}: {spec.full_name} {m.score:.4g} (baseline {m.baseline:.4g}, "
+                           f"{'able' if m.able else 'unable'})", err=True)
+        finally:
+            model.close()
+    rankings = [ranking(t, results[t], path, len(rows), limit) for t, (path, rows) in zip(chosen, loaded, strict=True)]
+    _show_rankings(rankings, as_json)
+    if write or out:
+        click.echo(f"wrote {write_table(rankings, out)}", err=True)
+
+
+def _show_rankings(rankings: list, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({r.task: r.to_dict() for r in rankings}, indent=2))
+        return
+    for r in rankings:
+        click.echo(f"{r.task} ({r.metric} on {r.rows} rows of {r.data}; baseline: {r.baseline_name}, "
+                   f"able: +{r.min_gain:g})")
+        for n, m in enumerate(r.models, 1):
+            click.echo(f"  {n}. {m.model:<40} {m.score:8.4g}  baseline {m.baseline:.4g}  "
+                       f"{'able' if m.able else 'unable'}")
 
 
 @hookimpl

@@ -41,6 +41,7 @@ def settings(ctx: click.Context) -> None:
     Keys are dotted: BACKEND.KEY settings go to that backend when it loads a model.
       lmassist settings
       lmassist settings set default_model llamacpp:smollm2-135m-instruct
+      lmassist settings set tasks.translate.model llamacpp:gemma3-270m
       lmassist settings set llamacpp.n_ctx 8192
       lmassist settings set llamacpp.threads auto
       lmassist settings set hf.device cuda
@@ -112,11 +113,11 @@ def get(key: str) -> None:
 @click.argument("value")
 def set_(key: str, value: str) -> None:
     """Set KEY to VALUE, checked against the setting's type and range ('lmassist settings' lists them)."""
-    if key == "default_model":
+    spec = SETTINGS.get(key)
+    if spec is not None and spec.kind == "model" and value.strip() != spec.default:
         if not value.strip():
-            raise LMAssistError("give a model name for default_model (see 'lmassist models list'), "
-                                "or 'lmassist settings unset default_model' for the built-in default")
-
+            raise LMAssistError(f"give a model name for {key} (see 'lmassist models list'), "
+                                f"or 'lmassist settings unset {key}' for the built-in default")
         stored = get_registry().resolve(value).full_name
     else:
         stored = parse_setting(key, value if key in SETTINGS else _parse(value))
