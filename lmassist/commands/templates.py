@@ -40,13 +40,14 @@ from lmassist.templates import (
 )
 
 
-def _catalog() -> Catalog:
-    """All templates, with a warning line for each broken file and each plugin problem met."""
+def _catalog(warn_broken: bool = False) -> Catalog:
+    """All templates, with a warning line for each plugin problem met (and, for a listing, each
+    broken file: a command about one template names only that one's problem, as its error)."""
     manager = get_manager()
     seen = len(manager.errors)
     found = catalog(manager)
-    for name, error in found.broken.items():
-        click.echo(f"Warning: {error}; skipped (fix it: lmassist templates edit {name})", err=True)
+    for name, error in found.broken.items() if warn_broken else ():
+        click.echo(f"Warning: {error} (skipped; fix it with: lmassist templates edit {name})", err=True)
     for error in manager.errors[seen:]:
         click.echo(f"Warning: {error}", err=True)
     return found
@@ -149,7 +150,7 @@ def list_(as_json: bool) -> None:
       lmassist templates list
       lmassist templates list --json
     """
-    found = _catalog()
+    found = _catalog(warn_broken=not as_json)
     if as_json:
         click.echo(json.dumps({"templates": [t.summary() for t in found.templates.values()],
                                "broken": {n: str(e) for n, e in found.broken.items()}},
