@@ -47,11 +47,11 @@ class LlamaServer:
     """``python -m llama_cpp.server`` serving the default model as ``smollm2`` on a fixed port, so
     that a test can kill it (SIGKILL, as a crash) and start it again at the same URL."""
 
-    def __init__(self, gguf: Path, *extra: str) -> None:
+    def __init__(self, gguf: Path, *extra: str, n_ctx: int = 2048) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.args = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
-                     "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--verbose", "False",
+                     "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx), "--verbose", "False",
                      *extra]
         self.proc: subprocess.Popen | None = None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_line_error, run_cli
+from test_openai_jobs import LlamaServer, free_port
 
 from lmassist.generation import (
     CancelToken,
@@ -41,45 +41,14 @@ from lmassist_openai.client import iter_sse, normalize_base_url, resolve_config 
 GREEDY = GenerationOptions(temperature=0, max_new_tokens=24)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url(default_gguf: Path) -> Iterator[str]:
     """A real llama.cpp OpenAI-compatible server serving the default model as ``smollm2``."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf), "--model_alias", "smollm2",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    import httpx
-
-    deadline = time.monotonic() + 90
+    srv = LlamaServer(default_gguf, n_ctx=4096).start()
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not start within 90 s")
-            time.sleep(0.25)
-        yield url
+        yield srv.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        srv.stop()
 
 
 @pytest.fixture
