@@ -37,6 +37,30 @@ def load_jsonl(path: str | Path, limit: int | None = None) -> list[dict[str, Any
     return rows
 
 
+def qa_rows(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """QA rows; a row naming a ``doc`` instead of giving a ``context`` (a folder dev set such as
+    ``tests/data/notes-qa``) gets that file's text, read from ``docs/`` beside the questions."""
+    rows = load_jsonl(path, limit)
+    folder = Path(path).parent / "docs"
+    for r in rows:
+        if "context" not in r and "doc" in r:
+            try:
+                r["context"] = (folder / r["doc"]).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise LMAssistError(f"{path}: cannot read the note {r['doc']} ({e})") from None
+    return rows
+
+
+def halves(rows: list[dict[str, Any]]) -> list[str]:
+    """Each row's half: its ``split`` field ("tune" or "held-out") when it has one, else the even
+    rows "tune" and the odd ones "held-out" (what ``bench docs`` holds out on the folder dev set)."""
+    return [str(r.get("split") or ("tune" if i % 2 == 0 else "held-out")) for i, r in enumerate(rows)]
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
 def spread(rows: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
     """``limit`` rows taken evenly across the file, so that every class of a sorted file stays represented."""
     if not limit or limit >= len(rows):

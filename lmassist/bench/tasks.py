@@ -17,8 +17,11 @@ import click
 from lmassist.bench.common import data_option, dev_file, peak_rss_mb, print_table
 from lmassist.bench.metrics import (
     chrf_bleu,
+    halves,
     lead_sentences,
     load_jsonl,
+    mean,
+    qa_rows,
     qa_scores,
     rouge,
     says_no_answer,
@@ -34,6 +37,7 @@ from lmassist.tasks.qa import (
     MAX_MISSING,
     OVERLAP_MIN,
     PMI_MIN,
+    SENTENCE_WEIGHT,
     QuestionAnswerer,
 )
 from lmassist.tasks.qa_context import content_words
@@ -45,15 +49,18 @@ from lmassist.tasks.translate import Translator
 
 def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins: list[float],
            pmis: list[float] | None = None, overlaps: list[float] | None = None,
-           length_bonus: float | None = None, elsewheres: list[int] | None = None) -> list[dict[str, Any]]:
+           length_bonus: float | None = None, elsewheres: list[int] | None = None,
+           sentence_weights: list[float] | None = None) -> list[dict[str, Any]]:
     """Span extraction (never abstaining, and each abstention rule: margin, PMI, question overlap,
-    the default missing-names + words-elsewhere rule) and free generation, from one extraction pass."""
+    the default missing-names + words-elsewhere rule, under each sentence weight) and free
+    generation, from one extraction pass."""
     report = []
     for name in variants:
         if name == "spans":
             rules = {"margins": margins, "pmis": [PMI_MIN] if pmis is None else pmis,
                      "overlaps": [OVERLAP_MIN] if overlaps is None else overlaps,
-                     "elsewheres": [ELSEWHERE_MIN] if elsewheres is None else elsewheres}
+                     "elsewheres": [ELSEWHERE_MIN] if elsewheres is None else elsewheres,
+                     "weights": [SENTENCE_WEIGHT] if sentence_weights is None else sentence_weights}
             report += _span_rows(model, rows, LENGTH_BONUS if length_bonus is None else length_bonus, **rules)
         elif name in ("generate-chat", "generate-completion"):
             report.append(_generate_row(model, rows, name))
@@ -63,12 +70,14 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
 
 
 def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, margins: list[float],
-               pmis: list[float], overlaps: list[float], elsewheres: list[int]) -> list[dict[str, Any]]:
-    """One extraction pass, scored under every abstention rule and threshold asked for."""
+               pmis: list[float], overlaps: list[float], elsewheres: list[int],
+               weights: list[float]) -> list[dict[str, Any]]:
+    """One extraction pass, scored under every abstention rule, threshold and sentence weight asked for."""
     start = time.perf_counter()
     # rule="pmi" also computes the PMI, so every rule is reported from the same answers.
     qa = QuestionAnswerer(model, method="spans", rule="pmi", length_bonus=length_bonus)
-    outs = [qa.answer(r["question"], [("context", r["context"])]) for r in rows]
+    extractions = [qa.extraction(r["question"], [("context", r["context"])]) for r in rows]
+    outs = [qa.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
     took = time.perf_counter() - start
     best = [o["candidates"][0] if o["candidates"] else None for o in outs]
     preds = [b["text"] if b else "" for b in best]
@@ -98,8 +107,13 @@ def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, marg
     for k in elsewheres:
         abstain = [n or o["words_elsewhere"] is None or not o["overlap"] or len(o["words_elsewhere"]) >= k
                    for n, o in zip(names, outs, strict=True)]
-        default = " (default)" if k == ELSEWHERE_MIN else ""
-        report.append(row(f"spans, missing names or >={k} words elsewhere{default}", abstain))
+        report.append(row(f"spans, missing names or >={k} words elsewhere", abstain))
+    for w in weights:
+        rule = QuestionAnswerer(model, method="spans", length_bonus=length_bonus, sentence_weight=w)
+        decided = [rule.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
+        default = " (default)" if w == SENTENCE_WEIGHT else ""
+        report.append(_qa_row(f"spans, default rule, sentence weight {w:g}{default}", rows,
+                              [o["answer"] for o in decided], [not o["answerable"] for o in decided], took))
     return report
 
 
@@ -117,18 +131,26 @@ def _generate_row(model: Any, rows: list[dict[str, Any]], name: str) -> dict[str
 
 
 def _qa_row(name: str, rows: list[dict[str, Any]], preds: list[str], abstain: list[bool], seconds: float) -> dict[str, Any]:
-    ems, f1s, unans = [], [], []
-    for r, p, a in zip(rows, preds, abstain, strict=True):
-        if r["answerable"]:
-            em, f1 = (0.0, 0.0) if a else qa_scores(p, r["answers"])
-            ems.append(em)
-            f1s.append(f1)
-        else:
-            unans.append(a)
-    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-    return {"variant": name, "exact_match": mean(ems), "f1": mean(f1s),
-            "unanswerable_abstained": mean([float(x) for x in unans]),
-            "answerable_n": len(ems), "unanswerable_n": len(unans), "seconds": seconds}
+    """Exact match and F1 on the answerable rows, the abstention rate on the others: over all rows,
+    then over each half (the tuning half and the held-out half, :func:`halves`)."""
+    out: dict[str, Any] = {"variant": name}
+    for label, keep in (("", lambda h: True), ("tune ", lambda h: h == "tune"), ("held ", lambda h: h != "tune")):
+        ems, f1s, unans = [], [], []
+        for r, p, a, h in zip(rows, preds, abstain, halves(rows), strict=True):
+            if not keep(h):
+                continue
+            if r["answerable"]:
+                em, f1 = (0.0, 0.0) if a else qa_scores(p, r["answers"])
+                ems.append(em)
+                f1s.append(f1)
+            else:
+                unans.append(a)
+        if not label:
+            out["exact_match"] = mean(ems)
+        out.update({f"{label}f1": mean(f1s), f"{label}abstain": mean([float(x) for x in unans])})
+    answerable = sum(bool(r["answerable"]) for r in rows)
+    out.update({"answerable_n": answerable, "unanswerable_n": len(rows) - answerable, "seconds": seconds})
+    return out
 
 
 # -- summaries and translation ---------------------------------------------------------------------
@@ -196,16 +218,19 @@ def _show(what: str, model: Any, rows: list[dict[str, Any]], report: list[dict[s
               help="Question-overlap thresholds to report for the overlap rule (missing names or low overlap).")
 @click.option("--elsewheres", default="1,2,3", show_default=True,
               help="Counts of question words used outside the answer's sentence to report for the default rule.")
+@click.option("--sentence-weights", default="0,1,2,4", show_default=True,
+              help="Nats per unit of question overlap of a span's sentence, for the default rule.")
 @click.option("--length-bonus", type=float, default=None,
               help="Nats per token added to each span's log-likelihood when ranking (default: the task's).")
 @click.option("--json", "as_json", is_flag=True)
 def bench_qa(model: str | None, data: str, limit: int | None, variants: str, margins: str, pmis: str,
-             overlaps: str, elsewheres: str, length_bonus: float | None, as_json: bool) -> None:
+             overlaps: str, elsewheres: str, sentence_weights: str, length_bonus: float | None,
+             as_json: bool) -> None:
     """QA exact match / token F1 (answerable) and abstention rate (unanswerable): spans vs free generation."""
-    rows = spread(load_jsonl(dev_file(data, "qa-dev.jsonl")), limit)
+    rows = spread(qa_rows(dev_file(data, "qa-dev.jsonl")), limit)
     llm = load_model(model)
     report = run_qa(llm, rows, _items(variants), _items(margins, float), _items(pmis, float),
-                    _items(overlaps, float), length_bonus, _items(elsewheres, int))
+                    _items(overlaps, float), length_bonus, _items(elsewheres, int), _items(sentence_weights, float))
     _show(f"qa on {len(rows)} rows", llm, rows, report, as_json)
 
 
@@ -227,7 +252,7 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
     """
     if task not in EVAL_FIELDS:
         raise LMAssistError(f"eval-task knows sentiment, qa, summarize and translate, not {task!r}")
-    rows = load_jsonl(data, limit)
+    rows = qa_rows(data, limit) if task == "qa" else load_jsonl(data, limit)
     target = next((k for k in rows[0] if k not in ("en", "source")), "fr") if task == "translate" else ""
     need = EVAL_FIELDS[task] + ((target,) if target else ())
     missing = [k for k in need if k not in rows[0]]
@@ -237,7 +262,8 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
     if task == "sentiment":
         report = run_sentiment(llm, rows, ["default"])
     elif task == "qa":
-        report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=[OVERLAP_MIN, 0.4, 0.5], elsewheres=[1, 2, 3])
+        report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=[OVERLAP_MIN, 0.4, 0.5], elsewheres=[1, 2, 3],
+                        sentence_weights=sorted({0.0, SENTENCE_WEIGHT}))
     elif task == "summarize":
         report = run_summaries(llm, rows, ["medium"], ("extractive", "abstractive"))
     else:

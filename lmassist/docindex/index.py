@@ -199,6 +199,11 @@ class DocIndex:
         summary.seconds = time.monotonic() - started
         return summary
 
+    def collection(self, name: str) -> Collection:
+        """The collection ``name``; a one-line error listing the others when there is none."""
+        with self._guard():
+            return self._get(name)
+
     def search(self, name: str, query: str, k: int = 5) -> list[Hit]:
         """The ``k`` passages of collection ``name`` that BM25 ranks highest for the free-text
         ``query``, best first; ``[]`` when the query has no words or nothing matches."""

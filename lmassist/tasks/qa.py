@@ -12,16 +12,18 @@ freely.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
 from lmassist.tasks import prompts
 from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
-from lmassist.tasks.chunking import chunk_text, paragraphs, split_sentences
+from lmassist.tasks.chunking import chunk_text, paragraphs
 from lmassist.tasks.qa_context import (
     Passage,
     candidate_spans,
     content_words,
+    context_sentences,
     missing_names,
     missing_words,
     question_overlap,
@@ -50,6 +52,10 @@ MARGIN = 3.0
 MAX_MISSING = 0.5
 # Nats per span token added when ranking spans (favours complete spans); off: it did not help.
 LENGTH_BONUS = 0.0
+# Nats added to a span's log-likelihood per unit of its sentence's share of the question's words.
+# The model alone favours a name the context repeats ("Helen Park", chair of the meeting) over the
+# one in the sentence that says who brings the budget; see ``lmassist bench qa --sentence-weights``.
+SENTENCE_WEIGHT = 0.0
 
 # A short instruction and two shots: one answered by a span copied from the context, one "unknown".
 SHOTS = (
@@ -63,17 +69,40 @@ SHOTS = (
 )
 
 
+@dataclass
+class Extraction:
+    """What the model said about a context's candidate spans: ``spans`` holds (span, log-likelihood
+    as the answer, share of the question's words in the span's sentence); ``unknown`` is the
+    log-likelihood of "unknown"; ``source`` the sentence each span was cut from."""
+
+    context: str
+    spans: list[tuple[str, float, float]]
+    unknown: float
+    source: dict[str, str]
+
+    def ranked(self, sentence_weight: float) -> list[tuple[str, float]]:
+        """(span, log-likelihood) best first, each ranked by its log-likelihood plus
+        ``sentence_weight`` nats times its sentence's share of the question's words."""
+        order = sorted(self.spans, key=lambda s: -(s[1] + sentence_weight * s[2]))
+        return [(span, lp) for span, lp, _ in order]
+
+    def best(self, sentence_weight: float) -> tuple[str | None, float]:
+        ranked = self.ranked(sentence_weight)
+        return ranked[0] if ranked else (None, float("-inf"))
+
+
 class QuestionAnswerer:
     """Answer questions over passages with one model: extract spans by likelihood, or generate."""
 
     def __init__(self, model: Model, method: str = "auto", top_k: int = 3, margin: float = MARGIN,
                  max_missing: float = MAX_MISSING, sentences: int = 3, max_candidates: int = 60,
                  rule: str = DEFAULT_RULE, pmi_min: float = PMI_MIN, overlap_min: float = OVERLAP_MIN,
-                 length_bonus: float = LENGTH_BONUS, elsewhere_min: int = ELSEWHERE_MIN) -> None:
+                 length_bonus: float = LENGTH_BONUS, elsewhere_min: int = ELSEWHERE_MIN,
+                 sentence_weight: float = SENTENCE_WEIGHT) -> None:
         if rule not in RULES:
             raise LMAssistError(f"unknown abstention rule {rule!r}; choose from {', '.join(RULES)}")
         self.rule, self.pmi_min, self.overlap_min, self.length_bonus = rule, pmi_min, overlap_min, length_bonus
-        self.elsewhere_min = elsewhere_min
+        self.elsewhere_min, self.sentence_weight = elsewhere_min, sentence_weight
         if method == "auto":
             method = "spans" if model.supports_score else "generate"
         if method == "spans" and not model.supports_score:
@@ -116,16 +145,28 @@ class QuestionAnswerer:
         if self.method == "generate":
             text = self._generate(question, context, cancel)
             return {"answer": text, "answerable": None, "method": "generate", "passages": info, "candidates": []}
-        best, ranked, unknown, source = self._extract(question, context)
+        return {"method": "spans", "passages": info, **self.decide(question, self.extract(question, context))}
+
+    def extraction(self, question: str, docs: list[tuple[str, str]]) -> Extraction:
+        """The scored spans of the passages :meth:`answer` would read (for benchmarks)."""
+        return self.extract(question, "\n".join(p.text.strip() for p in self.passages(question, docs)))
+
+    def decide(self, question: str, ex: Extraction) -> dict[str, Any]:
+        """The best span under the sentence prior, and whether to answer with it (the rule's call).
+
+        Apart from :meth:`extract` so that a benchmark can score the spans once and decide under
+        many settings."""
+        best, top = ex.best(self.sentence_weight)
+        context = ex.context
         missing = missing_words(question, context)
         names = missing_names(question, context)
         pmi = overlap = elsewhere = None
         if best is not None:
-            overlap = question_overlap(question, source.get(best, ""))
-            elsewhere = words_elsewhere(question, source.get(best, ""), context)
+            overlap = question_overlap(question, ex.source.get(best, ""))
+            elsewhere = words_elsewhere(question, ex.source.get(best, ""), context)
         if best is not None and self.rule == "pmi":
             free = self.model.score(self.prompt(question, ""), [f" {best}\n"])[0]
-            pmi = ranked[0][1] - free
+            pmi = top - free
         if self.rule == "elsewhere":
             answerable = (best is not None and not names and elsewhere is not None and bool(overlap)
                           and len(elsewhere) < self.elsewhere_min)
@@ -134,15 +175,13 @@ class QuestionAnswerer:
         elif self.rule == "pmi":
             answerable = best is not None and not names and pmi is not None and pmi >= self.pmi_min
         else:
-            answerable = (best is not None and ranked[0][1] >= unknown - self.margin
+            answerable = (best is not None and top >= ex.unknown - self.margin
                           and len(missing) <= self.max_missing * max(1, len(content_words(question))))
         return {
             "answer": best if answerable else NO_ANSWER,
             "answerable": answerable,
-            "method": "spans",
-            "passages": info,
-            "candidates": [{"text": s, "logprob": round(lp, 3)} for s, lp in ranked[:5]],
-            "unknown_logprob": round(unknown, 3),
+            "candidates": [{"text": s, "logprob": round(lp, 3)} for s, lp in ex.ranked(self.sentence_weight)[:5]],
+            "unknown_logprob": round(ex.unknown, 3),
             "missing_words": missing,
             "missing_names": names,
             "pmi": None if pmi is None else round(pmi, 3),
@@ -154,10 +193,9 @@ class QuestionAnswerer:
     def prompt(self, question: str, context: str) -> str:
         return f"{SHOTS}Context: {' '.join(context.split())}\nQuestion: {question.strip()}\nAnswer:"
 
-    def _extract(self, question: str, context: str) -> tuple[str | None, list[tuple[str, float]], float, dict[str, str]]:
-        """Rank candidate spans; returns the best, all (span, log-likelihood) best first, the
-        log-likelihood of "unknown", and the sentence each span was cut from."""
-        sentences = split_sentences(" ".join(context.split())) or [context]
+    def extract(self, question: str, context: str) -> Extraction:
+        """Candidate spans from the sentences BM25 ranks highest, each scored by the model."""
+        sentences = context_sentences(context) or [context]
         ranked_sentences = retrieve(question, [Passage("", s) for s in sentences], self.sentences)
         ranked_spans: list[tuple[int, int, str]] = []
         source: dict[str, str] = {}
@@ -170,15 +208,16 @@ class QuestionAnswerer:
             if span not in candidates:
                 candidates.append(span)
         candidates = candidates[: self.max_candidates]
-        prompt = self.prompt(question, context)
-        conts = [" unknown\n"] + [f" {c}\n" for c in candidates]
-        scores = self.model.score(prompt, conts)
+        scores = self.model.score(self.prompt(question, context), [" unknown\n"] + [f" {c}\n" for c in candidates])
         # A total log-likelihood charges every token, so "10th" beats "10th and 11th centuries" for
         # being short; a bonus per token (LENGTH_BONUS nats) lets the model's preference for a
         # longer, complete span show (token F1 rewards complete spans).
-        bonus = {c: self.length_bonus * self.model.count_tokens(f" {c}\n") for c in candidates} if self.length_bonus else {}
-        ranked = sorted(zip(candidates, scores[1:], strict=True), key=lambda x: -(x[1] + bonus.get(x[0], 0.0)))
-        return (ranked[0][0] if ranked else None), ranked, scores[0], source
+        if self.length_bonus:
+            scores[1:] = [s + self.length_bonus * self.model.count_tokens(f" {c}\n")
+                          for s, c in zip(scores[1:], candidates, strict=True)]
+        fit = {sent: question_overlap(question, sent) for sent in set(source.values())}
+        spans = [(c, lp, fit[source[c]]) for c, lp in zip(candidates, scores[1:], strict=True)]
+        return Extraction(context, spans, scores[0], source)
 
     def _generate(self, question: str, context: str | None, cancel: CancelToken | None) -> str:
         form = prompts.form_for(self.model)
@@ -227,6 +266,11 @@ QA_SCHEMA: dict[str, Any] = {
                             "description": "question words (stemmed) the context uses outside the best span's "
                             "sentence (spans only)"},
         "rule": {"enum": list(RULES), "description": "the abstention rule used (spans only)"},
+        "collection": {"type": "string", "description": "the indexed folder answered from (--docs only)"},
+        "citations": {"type": "array", "description": "where the answer is, first, then the other passages read "
+                      "(--docs only; empty when it abstains)",
+                      "items": {"type": "object", "properties": {"path": {"type": "string"}, "line": {"type": "integer"},
+                                "end_line": {"type": "integer"}, "text": {"type": "string"}}}},
     },
 }
 
@@ -237,12 +281,16 @@ class QATask(Task):
     description = (
         "Answer QUESTION. With --context FILE (repeatable; '-' is stdin), the most relevant passages are "
         "picked with BM25 and the answer is a span of the context chosen by the model's likelihood; when "
-        "the context does not contain the answer, it says so. Without context the model answers directly."
+        "the context does not contain the answer, it says so. With --docs NAME it answers from a folder indexed "
+        "with `lmassist docs add` and cites the file and line (path:line) after the answer. Without context the "
+        "model answers directly."
     )
     params = (
         Param("question", "argument", metavar="QUESTION", multiple=True),
         Param("context", "option", flags=("-c", "--context"), metavar="FILE", multiple=True,
               help="A context file to answer from (repeatable; '-' for stdin)."),
+        Param("docs", "option", flags=("--docs",), metavar="NAME",
+              help="Answer from the indexed folder NAME (see lmassist docs add), citing path:line."),
         Param("method", "option", choices=("auto", "spans", "generate"), default="auto",
               help="spans: rank answer spans from the context by likelihood; generate: free generation."),
         Param("top_k", "option", flags=("--top-k",), type=int, default=3, metavar="N", help="Context passages to use."),
@@ -255,18 +303,29 @@ class QATask(Task):
     )
     json_schema = QA_SCHEMA
     reads_files = True
-    examples = ('lmassist qa "Who will bring the budget?" --context notes.md', 'lmassist qa "What is a haiku?"')
+    examples = ('lmassist qa "Who will bring the budget?" --context notes.md',
+                'lmassist docs add ~/notes && lmassist qa --docs notes "Who brings the budget?"',
+                'lmassist qa "What is a haiku?"')
 
     def check(self, values: dict[str, Any]) -> None:
         if not " ".join(values.get("question") or ()).strip():
             raise LMAssistError('give a question, e.g. lmassist qa "Who will bring the budget?" --context notes.md')
         if values.get("top_k", 3) < 1:
             raise LMAssistError("--top-k must be at least 1")
+        if values.get("docs") and values.get("context"):
+            raise LMAssistError("give --context FILE or --docs NAME, not both")
+        if values.get("docs"):
+            from lmassist.docindex.index import DocIndex  # only --docs opens the index
+
+            with DocIndex() as index:  # before the model loads: a wrong name fails at once
+                index.collection(values["docs"])
 
     def run(self, model: Model, values: dict[str, Any], progress: Progress | None = None,
             cancel: CancelToken | None = None) -> TaskResult:
         self.check(values)
         question = " ".join(values["question"]).strip()
+        if values.get("docs"):
+            return self._run_docs(model, values["docs"], question, progress, cancel)
         docs = None
         if values.get("context"):
             docs = [(i.source, i.text) for i in read_inputs(values["context"], values.get("encoding"))]
@@ -281,6 +340,29 @@ class QATask(Task):
         if out["passages"] and out["answerable"]:
             md = f"**{out['answer']}**\n\n> {_quote(out['passages'][0]['text'])}\n\n— {out['passages'][0]['source']}"
         return self.result(model, out["answer"], md, question=question, **out)
+
+
+    def _run_docs(self, model: Model, name: str, question: str, progress: Progress | None,
+                  cancel: CancelToken | None) -> TaskResult:
+        """``--docs NAME``: the answer from the folder's passages, then where it is (``path:line``)."""
+        from lmassist.tasks.docs_answer import answer_from_docs  # it builds on this module
+
+        if progress:
+            progress(0, 1)
+        out = answer_from_docs(model, name, question, cancel)
+        if progress:
+            progress(1, 1)
+        sources = ", ".join(str(c) for c in out.citations)
+        text = out.text if out.abstained else f"{out.text}\n\nSources: {sources}"
+        md = out.text if out.abstained else f"**{out.text}**\n\nSources: {sources}"
+        return self.result(model, text, md, question=question, answer=out.text, answerable=not out.abstained,
+                           method="spans" if model.supports_score else "generate", collection=name,
+                           citations=[_citation(c) for c in out.citations],
+                           passages=[{"source": str(c), **_citation(c)} for c in out.passages])
+
+
+def _citation(c: Any) -> dict[str, Any]:
+    return {"path": c.path, "line": c.line, "end_line": c.end_line, "text": c.text}
 
 
 def _quote(text: str, limit: int = 300) -> str:
