@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,7 @@ SUFFIX = ".json"
 FIELDS = ("description", "system", "model", "options", "attachments")
 """The keys of a template file, in the order they are written."""
 
+MAX_FILE_BYTES = 1 << 20
 USER = "user"
 """The ``origin`` of a template read from the user's own file."""
 
@@ -247,16 +249,26 @@ def parse_text(name: str, text: str, where: str, path: Path | None = None) -> Te
     return from_dict(name, data, where, path=path)
 
 
-def read_file(path: Path) -> Template:
-    """The template in ``path``, checked; a one-line error naming the file (and the field) if not."""
+def read_text(path: Path) -> str:
+    """A template file's text; anything but a regular UTF-8 file of at most ``MAX_FILE_BYTES`` (a
+    folder, a named pipe that would block, a device, a huge file) is a one-line error naming it."""
     where = f"template file {path}"
     try:
-        text = path.read_bytes().decode("utf-8")
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise LMAssistError(f"{where}: not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise LMAssistError(f"{where}: {st.st_size:,} bytes; a template is at most {MAX_FILE_BYTES:,}")
+        return path.read_bytes().decode("utf-8")
     except OSError as e:
         raise LMAssistError(f"{where}: cannot be read ({e.strerror or e})") from None
     except UnicodeDecodeError:
         raise LMAssistError(f"{where}: not UTF-8 text") from None
-    return parse_text(path.name.removesuffix(SUFFIX), text, where, path)
+
+
+def read_file(path: Path) -> Template:
+    """The template in ``path``, checked; a one-line error naming the file (and the field) if not."""
+    return parse_text(path.name.removesuffix(SUFFIX), read_text(path), f"template file {path}", path)
 
 
 def save(template: Template) -> Path:

@@ -4,6 +4,7 @@ their clashes, the merge with explicit flags, and a template's options reaching 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -103,16 +104,20 @@ def test_a_broken_file_is_named_with_its_field_and_the_others_still_work(lmassis
     (folder / "typo.json").write_text('{"sytem": "x"}\n')
     (folder / "hot.json").write_text('{"system": "x", "options": {"temperature": 500}}\n')
     (folder / "torn.json").write_text('{"system": "x", "opt')
-    listed = run_cli("templates", "list")
+    (folder / "two words.json").write_text('{"system": "x"}')
+    os.mkfifo(folder / "pipe.json")  # would block a plain read forever
+    listed = run_cli("templates", "list", timeout=30)
     assert listed.returncode == 0 and "good" in listed.stdout
     warnings = listed.stderr.splitlines()
-    assert len(warnings) == 3 and all(w.startswith("Warning: template file ") for w in warnings)
+    assert len(warnings) == 5 and all(w.startswith("Warning: template file ") for w in warnings)
+    assert any("pipe.json: not a regular file" in w for w in warnings)
+    assert any("invalid template name 'two words'" in w and "rename the file" in w for w in warnings)
     assert any(f"{folder / 'typo.json'}: unknown field 'sytem'; did you mean 'system'?" in w for w in warnings)
     assert any("hot.json: field 'options': temperature must be in 0..100" in w for w in warnings)
     assert any("torn.json: not valid JSON" in w and "templates edit torn" in w for w in warnings)
     assert_one_line_error(run_cli("templates", "show", "hot"), str(folder / "hot.json"), "field 'options'")
     assert [t.name for t in list_templates()] == ["good"]
-    assert set(catalog().broken) == {"typo", "hot", "torn"}
+    assert set(catalog().broken) == {"typo", "hot", "torn", "two words", "pipe"}
     removed = run_cli("templates", "remove", "torn")  # a broken file can still be removed
     assert removed.returncode == 0 and not (folder / "torn.json").exists()
 

@@ -34,6 +34,7 @@ from lmassist.templates import (
     Template,
     catalog,
     parse_text,
+    read_text,
     save,
     template_file,
     templates_dir,
@@ -47,16 +48,39 @@ def _catalog(warn_broken: bool = False) -> Catalog:
     seen = len(manager.errors)
     found = catalog(manager)
     for name, error in found.broken.items() if warn_broken else ():
-        click.echo(f"Warning: {error} (skipped; fix it with: lmassist templates edit {name})", err=True)
+        fix = f"fix it with: lmassist templates edit {name}" if _is_name(name) else "rename the file"
+        click.echo(f"Warning: {error} (skipped; {fix})", err=True)
     for error in manager.errors[seen:]:
         click.echo(f"Warning: {error}", err=True)
     return found
+
+
+def _is_name(name: str) -> bool:
+    try:
+        return bool(valid_name(name, "template name"))
+    except LMAssistError:
+        return False
 
 
 def _origin(t: Template) -> str:
     if t.origin != USER:
         return f"plugin {t.origin}"
     return f"user (in place of plugin {t.hides}'s)" if t.hides else "user"
+
+
+def _complete_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    try:
+        return [n for n in catalog().templates if n.startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
+        return []
+
+
+template_option = click.option(
+    "-t", "--template", metavar="NAME", shell_complete=_complete_names,
+    help="Use a saved template (see 'lmassist templates list'); -s, -m, -O and -f given here win over it.",
+)
+"""``-t/--template NAME`` for ``ask`` and ``chat``: one spelling, help text and completion. Resolve
+it with :func:`lmassist.templates.apply_template` (unknown names fail there, in one line)."""
 
 
 class _InOrder(click.Group):
@@ -199,10 +223,7 @@ def _start_text(name: str) -> str:
     path = template_file(name)
     found = _catalog()
     if name in found.broken or (name in found.templates and found.templates[name].origin == USER):
-        try:
-            return path.read_text(encoding="utf-8", errors="replace")
-        except OSError as e:
-            raise LMAssistError(f"template file {path}: cannot be read ({e.strerror or e})") from None
+        return read_text(path)
     return json.dumps(found.get(name).to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
