@@ -29,10 +29,13 @@ DEFAULTS: dict[str, dict[str, dict[str, str]]] = {
             "user": "Summarize the following text in {length_words}. Only use facts from the text.\n\n{text}",
             "reduce": "These are summaries of consecutive parts of one document. Combine them into one "
             "summary of {length_words}.\n\n{text}",
+            "overview": "These are summaries of the files in one folder, one per line after the file's name. "
+            "Write one overview of the whole folder in {length_words}: what it holds and its main points.\n\n{text}",
         },
         "completion": {
             "prompt": "{text}\n\nTL;DR:",
             "reduce": "{text}\n\nTL;DR:",
+            "overview": "{text}\n\nTL;DR:",
             "stop": "\n\n",
         },
     },

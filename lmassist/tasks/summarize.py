@@ -17,16 +17,17 @@ summarize`` prints every mode beside the lead baseline.
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
 from lmassist.tasks import prompts
 from lmassist.tasks.base import FILES, FileTask, Param, Progress, TaskInput, TaskResult
-from lmassist.tasks.chunking import chunk_text, fit_head, paragraphs, split_sentences
+from lmassist.tasks.chunk_memo import Memo, chunk_key, memoized
+from lmassist.tasks.chunking import chunk_text, document_format, fit_head, prose_pieces, split_sentences
 
 LENGTHS: dict[str, tuple[str, int]] = {
     "short": ("one or two sentences", 64),
@@ -133,6 +134,7 @@ class Summarizer:
             raise ValueError(f"unknown summary mode {mode!r}")
         self.mode = "extractive" if mode == "auto" else mode
         self.weights = weights or (W_LEAD, W_CENTRAL, W_MODEL)
+        self._prompt: str | None = None
         overhead = 96 + self.max_new
         room = model.context_length - overhead
         if chunk_tokens is None and self.mode == "extractive" and not self.weights[2]:
@@ -142,36 +144,68 @@ class Summarizer:
         else:
             self.chunk_tokens = max(32, min(chunk_tokens or 1536, room))
 
-    def chunks(self, text: str, cancel: CancelToken | None = None) -> list[str]:
-        """The input's chunks, produced from a line stream (no second copy of a large input); none
-        once ``cancel`` is set, so Ctrl+C stops a long input's chunking too."""
-        return list(chunk_text(paragraphs(io.StringIO(text)), self.model.count_tokens, self.chunk_tokens,
-                               cancel=cancel))
+    def chunks(self, text: str, cancel: CancelToken | None = None, fmt: str = "markdown") -> Iterator[str]:
+        """The input's chunks, as a stream: the parser's prose blocks (no code, no front matter; see
+        :func:`~lmassist.tasks.chunking.prose_pieces`) packed to :attr:`chunk_tokens`; no more once
+        ``cancel`` is set, so Ctrl+C stops a long input's chunking too."""
+        return chunk_text(prose_pieces(text, fmt), self.model.count_tokens, self.chunk_tokens, cancel=cancel)
 
-    def summarize(self, text: str, progress: Progress | None = None,
-                  cancel: CancelToken | None = None) -> dict[str, Any]:
-        chunks = self.chunks(text, cancel)
-        total = len(chunks) + (1 if len(chunks) > 1 else 0)
+    def summarize(self, text: str, progress: Progress | None = None, cancel: CancelToken | None = None,
+                  fmt: str = "markdown", memo: Memo | None = None) -> dict[str, Any]:
+        """Map (one summary a chunk) and reduce. With a ``memo`` each chunk's and each combining
+        step's summary is looked up first and stored once finished (see :mod:`lmassist.tasks.chunk_memo`),
+        so a run stopped by Ctrl+C redoes only the chunks it had not finished."""
         parts: list[str] = []
         info = []
-        for i, chunk in enumerate(chunks):
+        seen = 0
+        for i, chunk in enumerate(self.chunks(text, cancel, fmt)):
             if cancel is not None and cancel.cancelled:
                 break
-            parts.append(self._extract(chunk) if self.mode == "extractive" else self._one(chunk, reduce=False, cancel=cancel))
+            parts.append(memoized(memo, self.memo_key("map", chunk), cancel, lambda c=chunk: self._map(c, cancel)))
             info.append({"index": i, "tokens": self.model.count_tokens(chunk), "summary": parts[-1]})
-            if progress:
-                progress(i + 1, total)
+            seen += len(chunk)
+            if progress:  # the number of chunks is known at the end; until then, estimated by size
+                progress(i + 1, max(i + 2, round(len(text) * (i + 1) / max(1, seen)) + 1))
         if cancel is not None and cancel.cancelled:
             return {"summary": "", "chunks": info}
-        summary = parts[0] if len(parts) == 1 else self._reduce(parts, cancel)
+        summary = parts[0] if len(parts) == 1 else self._reduce(parts, cancel, memo)
         if progress:
+            total = len(parts) + (1 if len(parts) > 1 else 0)
             progress(total, total)
         return {"summary": summary.strip(), "chunks": info}
 
-    def _reduce(self, parts: list[str], cancel: CancelToken | None) -> str:
+    def overview(self, summaries: Iterable[tuple[str, str]], cancel: CancelToken | None = None,
+                 memo: Memo | None = None) -> str:
+        """One summary of many files' summaries (``(source, summary)`` pairs, read as a stream):
+        each group that fits a prompt summarized with the overview prompt, then combined as
+        :meth:`summarize` combines chunks. Extractive mode picks sentences the same way."""
+        entries = (f"{source}: {' '.join(text.split())}" if self.mode == "abstractive" else text
+                   for source, text in summaries if text.strip())
+        parts = [memoized(memo, self.memo_key("overview", g), cancel, lambda g=g: self._combine(g, "overview", cancel))
+                 for g in chunk_text(entries, self.model.count_tokens, self.chunk_tokens, cancel=cancel)]
+        if cancel is not None and cancel.cancelled:
+            return ""
+        return (parts[0] if len(parts) == 1 else self._reduce(parts, cancel, memo)).strip()
+
+    def memo_key(self, step: str, text: str) -> str:
+        """What a step's result is stored under: its input and everything else that changes it."""
+        if self._prompt is None:  # the templates as the user's settings have them, read once
+            form = "chat" if self.form == "chat" else "completion"
+            self._prompt = "\0".join(prompts.template("summarize", form, k) for k in prompts.DEFAULTS["summarize"][form])
+        return chunk_key("summarize", text, step, self.model.info.name, self.mode, self.length_words,
+                         str(self.keep), repr(self.weights), self.form, self._prompt)
+
+    def _map(self, chunk: str, cancel: CancelToken | None) -> str:
+        return self._extract(chunk) if self.mode == "extractive" else self._one(chunk, "map", cancel)
+
+    def _combine(self, text: str, step: str, cancel: CancelToken | None) -> str:
+        return self._extract(text) if self.mode == "extractive" else self._one(text, step, cancel)
+
+    def _reduce(self, parts: list[str], cancel: CancelToken | None, memo: Memo | None = None) -> str:
         """Combine partial summaries; when they do not fit one prompt, combine them in groups first."""
-        combine = (lambda g: self._extract(g)) if self.mode == "extractive" else (
-            lambda g: self._one(g, reduce=True, cancel=cancel))
+        def combine(group: str) -> str:
+            return memoized(memo, self.memo_key("reduce", group), cancel, lambda: self._combine(group, "reduce", cancel))
+
         while len(parts) > 1:
             if cancel is not None and cancel.cancelled:
                 return ""
@@ -215,9 +249,11 @@ class Summarizer:
         best = sorted(sorted(range(len(cands)), key=lambda i: -scores[i])[: self.keep])
         return " ".join(_bounded(compress(cands[i])) for i in best)
 
-    def _one(self, text: str, reduce: bool, cancel: CancelToken | None) -> str:
+    def _one(self, text: str, step: str, cancel: CancelToken | None) -> str:
+        """The model's summary of ``text``: ``step`` is ``map`` (a chunk), ``reduce`` (partial
+        summaries of one document) or ``overview`` (summaries of many files)."""
         opts = GenerationOptions(max_new_tokens=self.max_new, temperature=0.0, repetition_penalty=1.15)
-        key = "reduce" if reduce else ("user" if self.form == "chat" else "prompt")
+        key = step if step != "map" else ("user" if self.form == "chat" else "prompt")
         if self.form == "chat":
             messages = [
                 Message("system", prompts.template("summarize", "chat", "system")),
@@ -303,7 +339,7 @@ class SummarizeTask(FileTask):
         for inp in inputs:
             if cancel is not None and cancel.cancelled:
                 break
-            out = summarizer.summarize(inp.text, progress, cancel)
+            out = summarizer.summarize(inp.text, progress, cancel, document_format(inp.source), values.get("memo"))
             tokens = sum(c["tokens"] for c in out["chunks"])
             results.append({"source": inp.source, "summary": out["summary"], "input_tokens": tokens, "chunks": out["chunks"]})
         if len(results) == 1:
@@ -317,10 +353,21 @@ class SummarizeTask(FileTask):
         """The chunking alone: what a long input costs before any generation is spent on it."""
         results, lines = [], []
         for inp in inputs:
-            sizes = [model.count_tokens(c) for c in summarizer.chunks(inp.text, cancel)]
+            sizes = [model.count_tokens(c) for c in summarizer.chunks(inp.text, cancel, document_format(inp.source))]
             results.append({"source": inp.source, "summary": "", "input_tokens": sum(sizes),
                             "chunks": [{"index": i, "tokens": n, "summary": ""} for i, n in enumerate(sizes)]})
             lines.append(f"{inp.source}: {sum(sizes)} tokens in {len(sizes)} chunks of at most "
                          f"{summarizer.chunk_tokens} tokens (+1 reduce step)" if len(sizes) > 1 else
                          f"{inp.source}: {sum(sizes)} tokens in 1 chunk")
         return self.result(model, "\n".join(lines), None, length=length, summaries=results)
+
+
+def overview(model: Model, summaries: Iterable[tuple[str, str]] | Sequence[tuple[str, str]], values: dict[str, Any],
+             cancel: CancelToken | None = None) -> str:
+    """One summary of a set of per-file summaries (``(source, summary)`` pairs, consumed as a stream),
+    for ``summarize DIR --overview``: ``values`` are the summarize task's (``length``, ``mode``,
+    ``chunk_tokens``, ``memo``). Map-reduce when they do not fit one prompt; "" when cancelled."""
+    summarizer = Summarizer(model, values.get("length") or "medium", values.get("chunk_tokens"),
+                            mode=values.get("mode") or "auto")
+    return summarizer.overview(summaries, cancel, values.get("memo"))
+
