@@ -20,7 +20,6 @@ from lmassist.commands.common import (
     NamesTable,
     console,
     get_registry,
-    model_option,
     options_option,
     read_stdin,
 )
@@ -132,7 +131,8 @@ def _attachment(path: str) -> str:
 @click.argument("name")
 @click.option("-s", "--system", metavar="TEXT", help="The system prompt ('-': read it from stdin).")
 @options_option
-@model_option
+@click.option("-m", "--model", metavar="NAME",
+              help="The model the template uses unless -m is given with it (see 'lmassist models list').")
 @click.option("-f", "--attach", "attach", multiple=True, metavar="PATH",
               help="A file, folder or glob attached on every use (repeatable).")
 @click.option("--description", default="", help="One line shown by 'templates list'.")
