@@ -162,3 +162,124 @@ async def test_template_applies_its_settings_with_completion(make_app: Any, tmp_
         reply = app.store.messages(chat.session.conversation.id)[-1]
         assert reply.role == "assistant" and 0 < reply.stats["generated_tokens"] <= 6
         assert app.store.get(chat.session.conversation.id).settings["system"].startswith("Answer in as few")
+
+
+WIFI_NOTE = "# Office\n\nThe guest wifi network is called Harbour and its password is tangerine-42.\n"
+
+
+async def attached_chips(pilot: Any, chat: Any, count: int) -> list[str]:
+    from lmassist.tui.widgets.attachments import AttachmentChip
+
+    await wait_for(pilot, lambda: len(chat.query(AttachmentChip)) >= count, what="attachment chips")
+    return [c.label for c in chat.query(AttachmentChip)]
+
+
+async def test_attach_files_folders_and_globs_the_model_reads_on_later_turns(make_app: Any, tmp_path: Path) -> None:
+    from lmassist.attachments import chip, collect
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "office.md").write_text(WIFI_NOTE)
+    (notes / "garden.md").write_text(GARDEN_NOTE)
+    (notes / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await ready(pilot)
+        # Tab completes paths; a glob lists what it matches.
+        type_in(chat, f"/attach {notes}/off")
+        assert chat.chat_input.suggestion == "ice.md"
+        type_in(chat, f"/attach {notes}/*.md")
+        assert chat.chat_input.suggestion == ""
+        await pilot.pause(0.1)
+        assert str(chat.query_one("#candidates").render()).split() == [f"{notes}/garden.md", f"{notes}/office.md"]
+        chat.chat_input.clear_text()
+        # Bad input: one line, nothing attached.
+        await say(pilot, f"/attach {notes}/missing.md")
+        await wait_for(pilot, lambda: errors(chat), what="missing file error")
+        assert errors(chat) == [f"no such file or folder: {notes}/missing.md"]
+        await say(pilot, "/attach -")
+        assert "stdin" in errors(chat)[-1]
+        # A file: one chip, as lmassist.attachments.chip draws it.
+        office = str(notes / "office.md")
+        await say(pilot, f"/attach {office}")
+        assert await attached_chips(pilot, chat, 1) == [chip(collect([office])[0])]
+        assert chip(collect([office])[0]).endswith("office.md · 85 B · ~22 tokens")
+        # A folder: the text files, the binary one skipped and counted; the file attached already once.
+        await say(pilot, f"/attach {notes}")
+        labels = await attached_chips(pilot, chat, 2)
+        assert len(labels) == 2 and "garden.md" in labels[1]
+        notes_shown = [str(n.render()) for n in chat.query(".attachment-note")]
+        assert "skipped 1 file: 1 binary" in notes_shown and any("attached already" in n for n in notes_shown)
+        # The model is shown the files with the next message and every later one.
+        await say(pilot, "What is the wifi password?")
+        cid = chat.session.conversation.id
+        user = chat.session.last("user")
+        saved = app.store.attachments(cid)
+        assert {a.name.rsplit("/", 1)[-1] for a in saved} == {"office.md", "garden.md"}
+        assert {a.message_id for a in saved} == {user.mid}
+        first = app.store.messages(cid)[-1]
+        assert first.role == "assistant" and first.stats["prompt_tokens"] > 60  # the files were in the prompt
+        await say(pilot, "And the network name?")
+        later = chat.session.plan_reply(app.host.loaded[chat.model_name], chat.session.last("user"))
+        assert "tangerine-42" in later.messages[-1].content and later.messages[-1].content.endswith("network name?")
+        # A resumed chat shows the chips again, before the message that sent them.
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.1)
+        await chat.resume(cid)
+        await pilot.pause(0.2)
+        assert len(await attached_chips(pilot, chat, 2)) == 2
+        shown = list(chat.conversation.children)
+        at = [type(w).__name__ for w in shown].index("AttachmentChips")
+        assert shown[at + 1].turn.content == "What is the wifi password?"
+
+
+async def test_file_picker_attaches_or_fills_in_a_task(make_app: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    from lmassist.tui.screens.file_picker import FilePicker
+    from lmassist.tui.widgets.attachments import AttachmentChip
+
+    (tmp_path / "office.md").write_text(WIFI_NOTE)
+    monkeypatch.chdir(tmp_path)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await ready(pilot)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, FilePicker), what="file picker")
+        app.screen.query_one("#file-path").value = "office.md"
+        app.screen.query_one("#file-path").focus()
+        await pilot.press("enter")
+        await attached_chips(pilot, chat, 1)
+        assert chat.chat_input.text == ""  # attached, not pasted
+        assert chat.session.log.pending[0].name == "office.md"
+        # While a task is being typed the picked path completes it instead.
+        type_in(chat, "/upper ")
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, FilePicker), what="file picker")
+        app.screen.query_one("#file-path").value = "office.md"
+        app.screen.query_one("#file-path").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is chat, what="picker closed")
+        assert chat.chat_input.text == "/upper office.md" and len(chat.query(AttachmentChip)) == 1
+        # A task's line does not take the pending file: it goes with the next chat message.
+        await say(pilot, "/upper office.md")
+        assert [a.name for a in chat.session.log.pending] == ["office.md"]
+
+
+async def test_attachments_that_do_not_fit_say_so_in_one_line(make_app: Any, tmp_path: Path) -> None:
+    topics = ["budget", "roof", "library", "garden", "parking", "schools", "buses", "lights"]
+    long_notes = tmp_path / "minutes.md"
+    long_notes.write_text("\n\n".join(
+        f"## Item {i}\n\nThe council discussed the {topics[i % 8]} for the {i}th time; "
+        f"member {i} asked for a report on the {topics[(i * 3) % 8]} by week {i % 52}." for i in range(400)))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        # Most of the context left for the reply: the file cannot be shown whole.
+        chat = await ready(pilot, {"max_new_tokens": 3800, "temperature": 0, "seed": 1})
+        await say(pilot, f"/attach {long_notes}")
+        await attached_chips(pilot, chat, 1)
+        await say(pilot, "What was said about the parking?", wait=False)
+        await wait_for(pilot, lambda: any("passages that best match" in str(n.render())
+                                          for n in chat.query(".attachment-note")), what="the fit note")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not chat.busy, what="reply stopped")
+        note = next(str(n.render()) for n in chat.query(".attachment-note") if "passages" in str(n.render()))
+        assert note.startswith("Attachments: ~") and "\n" not in note

@@ -43,6 +43,7 @@ class ReplyPlan:
     messages: list[Message]
     meta: dict[str, Any] = field(default_factory=dict)
     abstain: str | None = None
+    note: str | None = None  # one line for the user: the attachments did not fit whole
 
 
 @dataclass
@@ -59,16 +60,42 @@ class Turn:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def visible_thread(stored: list[Any]) -> list[Turn]:
-    """History rows as the thread the user saw (:func:`lmassist.conversation.replay`), system rows aside."""
+def visible_thread(stored: list[Any], attachments: list[Any] = ()) -> list[Turn]:
+    """History rows as the thread the user saw (:func:`lmassist.conversation.replay`), system rows
+    aside; a message that attached files carries their chips (``meta["attachments"]``)."""
     from lmassist.conversation import replay
 
+    chips = attachment_chips(attachments)
     return [
         Turn(role=m.role, content=m.content, model=m.model, status=m.status, mid=m.id,
              kind="task" if (m.options or {}).get("task") else "chat", stats=m.stats,
-             meta={k: v for k, v in (m.options or {}).items() if k in SHOWN_META})
+             meta={**{k: v for k, v in (m.options or {}).items() if k in SHOWN_META},
+                   **({"attachments": chips[m.id]} if m.id in chips else {})})
         for m in replay(stored) if m.role != "system"
     ]
+
+
+def attachment_chips(stored: list[Any]) -> dict[int, list[str]]:
+    """The chip of each stored attachment (:func:`lmassist.attachments.chip`), by the message that attached it."""
+    if not stored:
+        return {}
+    from lmassist.attachments import chip
+    from lmassist.conversation import as_attachment
+
+    chips: dict[int, list[str]] = {}
+    for row in stored:
+        chips.setdefault(row.message_id, []).append(chip(as_attachment(row)))
+    return chips
+
+
+@dataclass
+class Attached:
+    """What one ``/attach`` did: the files new to the conversation, the chips to show for them, and
+    the one-line notes (files a folder or glob skipped, files attached already)."""
+
+    added: list[Any]
+    chips: list[str]
+    notes: list[str]
 
 
 class ChatSession:
@@ -148,12 +175,43 @@ class ChatSession:
     def new(self) -> None:
         if self._log is not None:
             self._log.record = None
+            self._log.pending = []  # attached but never sent: they belonged to the chat left
         self.turns = []
         self.settings = {}
 
     def load(self, cid: str) -> None:
-        self.turns = visible_thread(self.log.open(cid))
+        rows = self.log.open(cid)
+        self.log.pending = []
+        self.turns = visible_thread(rows, self.store.attachments(cid))
         self.settings = dict(self.conversation.settings or {})
+
+    # -- attachments -----------------------------------------------------------------------------
+
+    def attach(self, paths: list[str]) -> Attached:
+        """Read files, folders and globs (:func:`lmassist.attachments.collect`) and attach them to
+        the conversation (:meth:`lmassist.conversation.ConversationLog.attach`): saved with the next
+        message, shown to the model from then on. Blocks (it reads the files): call it from a worker."""
+        from lmassist.attachments import chip, collect
+
+        collected = collect(paths)
+        added = self.log.attach(collected)
+        notes = [line for line in [collected.skipped_line()] if line]
+        if len(added) < len(collected):
+            same = len(collected) - len(added)
+            notes.append(f"{same} file{'s' if same != 1 else ''} attached already with the same content")
+        return Attached(added, [chip(a) for a in added], notes)
+
+    def attachments_for(self, upto: Turn) -> list[Any]:
+        """The files the model is shown with the reply to ``upto``: those saved with the chat
+        messages up to it (failed ones aside), and any attached but not yet sent."""
+        from lmassist.conversation import as_attachment
+
+        if self.conversation is None:
+            return list(self.log.pending)
+        turns = self.turns[: self.turns.index(upto) + 1] if upto in self.turns else self.turns
+        kept = {t.mid for t in turns if t.kind == "chat" and t.status != "error"}
+        stored = [as_attachment(a) for a in self.store.attachments(self.conversation.id) if a.message_id in kept]
+        return [*stored, *self.log.pending]
 
     def ensure_conversation(self, model: str | None) -> str:
         return str(self.log.ensure(model, settings=self.settings))
@@ -171,7 +229,13 @@ class ChatSession:
         options = dict(meta or {})
         if replaces is not None:
             options["replaces"] = replaces
-        mid = self.log.add_user(content, options=options)
+        held: list[Any] = []
+        if kind != "chat":  # a slash task's line: attached files wait for the next chat message
+            held, self.log.pending = self.log.pending, []
+        try:
+            mid = self.log.add_user(content, options=options)
+        finally:
+            self.log.pending = [*held, *self.log.pending]
         turn = Turn("user", content, mid=mid, kind=kind, meta=dict(meta or {}))
         self._drop_replaced(replaces)
         self.turns.append(turn)
@@ -235,17 +299,28 @@ class ChatSession:
 
     def plan_reply(self, model: Model, upto: Turn) -> ReplyPlan:
         """The messages for the reply to ``upto``: the thread, or with ``/docs NAME`` on, the passages
-        of that folder index that answer it (:func:`lmassist.tasks.docs_answer.docs_turn`), the
-        thread before it as history. Blocks (it searches the index): call it from a worker."""
-        if not self.docs:
-            return ReplyPlan(self.context(model, upto))
-        from lmassist.tasks.docs_answer import docs_turn
+        of that folder index that answer it (:func:`lmassist.tasks.docs_answer.docs_turn`) with the
+        thread before it as history; the attached files go in front of the question
+        (:func:`lmassist.conversation.with_attachments`, which says when they did not fit whole).
+        Blocks (it searches the index, counts tokens): call it from a worker."""
+        from lmassist.conversation import with_attachments
 
-        history = self.context(model, upto)[:-1]
-        turn = docs_turn(model, self.docs, upto.content, history)
-        citations = [{"path": c.path, "line": c.line, "end_line": c.end_line} for c in turn.citations]
-        meta = {"docs": self.docs, "citations": citations}
-        return ReplyPlan(list(turn.messages), meta, turn.abstain)
+        options = self.options()
+        plan = ReplyPlan(self.context(model, upto))
+        if self.docs:
+            from lmassist.tasks.docs_answer import docs_turn
+
+            history = [m for m in plan.messages[:-1] if m.role != "system"]  # docs_turn brings its own
+            turn = docs_turn(model, self.docs, upto.content, history)
+            citations = [{"path": c.path, "line": c.line, "end_line": c.end_line} for c in turn.citations]
+            plan = ReplyPlan(list(turn.messages), {"docs": self.docs, "citations": citations}, turn.abstain)
+        files = self.attachments_for(upto)
+        if files and plan.abstain is None:
+            messages, fit = with_attachments(plan.messages, files, model, options)
+            plan.messages = model.fit(messages, options)
+            if fit is not None and fit.retrieved:
+                plan.note = fit.summary
+        return plan
 
 
 class ModelHost:

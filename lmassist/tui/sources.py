@@ -179,6 +179,8 @@ def attach(chat: ChatScreen, args: str) -> None:
     if not paths:
         chat.action_pick_file()
         return
+    if "-" in paths:
+        raise LMAssistError("'-' (stdin) cannot be attached in the app; pipe it to lmassist ask -f - or chat -f -")
     attach_paths(chat, paths)
 
 

@@ -1,6 +1,7 @@
-"""Pick a file for a slash task: a directory tree from the current folder, plus a path box.
+"""Pick a file to attach (Ctrl+O), or for the slash task being typed: a directory tree from the
+current folder, plus a path box.
 
-The tree is for browsing; the box is for people who know the path (it completes like the shell's).
+The tree is for browsing; the box is for people who know the path, or want a folder or a glob.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ class FilePicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog -tall"):
-            yield Static(f"Pick a file under {self.root}  (Enter opens, Esc cancels)", classes="dialog-title")
+            yield Static(f"Pick a file under {self.root}  (Enter picks it, Esc cancels)", classes="dialog-title")
             yield DirectoryTree(self.root, id="file-tree")
-            yield Input(placeholder="…or type a path and press Enter", id="file-path")
+            yield Input(placeholder="…or type a path, a folder or a glob and press Enter", id="file-path")
 
     def _shown(self, path: Path) -> str:
         try:

@@ -7,6 +7,7 @@ Styled in ``lmassist.tcss``. Imported when the first attachment is shown, not be
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -36,3 +37,22 @@ class AttachmentChips(Vertical):
             yield AttachmentChip(label)
         for note in self.notes:
             yield Static(Text(note), classes="attachment-note")
+
+
+def attached_view(chips: Sequence[str], notes: Sequence[str]) -> Static | AttachmentChips:
+    """What one ``/attach`` shows: its chips and notes, or one line saying why nothing was attached."""
+    if chips:
+        return AttachmentChips(chips, notes)
+    why = "; ".join(notes) if notes else "no files found"
+    return Static(Text(f"Nothing new attached: {why}."), classes="attachments attachment-note")
+
+
+def with_chips(views: Sequence[Any]) -> list[Any]:
+    """The views of a resumed chat, each message that attached files after the chips of those files."""
+    out: list[Any] = []
+    for view in views:
+        chips = view.turn.meta.get("attachments")
+        if chips:
+            out.append(AttachmentChips(chips))
+        out.append(view)
+    return out

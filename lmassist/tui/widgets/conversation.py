@@ -27,7 +27,8 @@ from textual.message import Message
 from textual.widgets import Static
 
 from lmassist.errors import LMAssistError, describe
-from lmassist.tui.session import ChatSession, ModelHost, Turn
+from lmassist.tui.session import Attached, ChatSession, ModelHost, Turn
+from lmassist.tui.widgets.chunk_buffer import ChunkBuffer
 from lmassist.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -52,29 +53,10 @@ def _messages() -> ModuleType:
     return message
 
 
-class ChunkBuffer:
-    """Text from the worker not yet shown: one wake-up message at a time, so a busy UI gets fewer,
-    larger writes instead of a backlog of one message per token."""
+def _attachments() -> ModuleType:
+    from lmassist.tui.widgets import attachments
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._parts: list[str] = []
-        self._scheduled = False
-
-    def put(self, text: str) -> bool:
-        """Add text; True when the caller must post a wake-up (none is pending)."""
-        with self._lock:
-            self._parts.append(text)
-            wake = not self._scheduled
-            self._scheduled = True
-            return wake
-
-    def take(self) -> str:
-        with self._lock:
-            text = "".join(self._parts)
-            self._parts.clear()
-            self._scheduled = False
-            return text
+    return attachments
 
 
 class Conversation(VerticalScroll):
@@ -174,6 +156,18 @@ class Conversation(VerticalScroll):
     async def show_info(self, markdown: str) -> None:
         await self._mount(_messages().InfoView(markdown))
 
+    async def show_attachments(self, attached: Attached) -> None:
+        """The chips of files just attached (and the notes of what was skipped), or why none was."""
+        from lmassist.tui.widgets.attachments import attached_view
+
+        await self._mount(attached_view(attached.chips, attached.notes))
+
+    async def show_note(self, text: str) -> None:
+        """A one-line note about the reply being written (the attachments did not fit whole)."""
+        from lmassist.tui.widgets.attachments import AttachmentChips
+
+        await self._mount(AttachmentChips([], [text]))
+
     def views(self) -> list[MessageView]:
         return list(self.query(_messages().MessageView))
 
@@ -205,7 +199,7 @@ class Conversation(VerticalScroll):
         turns = self.session.turns
         self.hidden_count = max(0, len(turns) - MAX_SHOWN)
         views = [_messages().MessageView(turn) for turn in turns[-MAX_SHOWN:]]
-        await self.mount_all(views)  # one mount, one layout, however long the chat
+        await self.mount_all(_attachments().with_chips(views))  # one mount, one layout, however long the chat
         for view in views:
             view.refresh_header()
         self.scroll_end(animate=False)
@@ -271,6 +265,8 @@ class Conversation(VerticalScroll):
             plan = self.session.plan_reply(model, upto)
             turn = self.session.begin_reply(model.info.name, replaces=replaces, options=options, cancel=token,
                                             meta=plan.meta)
+            if plan.note:
+                self.app.call_from_thread(self.show_note, plan.note)
             view = self.app.call_from_thread(self._mount_reply, turn)
             if plan.abstain is not None:
                 self.session.finish_reply(turn, plan.abstain, "complete")
