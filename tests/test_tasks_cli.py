@@ -59,7 +59,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     ok = tmp_path / "ok.md"
     ok.write_text("Hello.\n")
     one_line_error(run_cli("summarize", str(tmp_path / "missing.txt")), "no such file")
-    one_line_error(run_cli("summarize", str(folder)), "is a folder")
+    one_line_error(run_cli("summarize", str(folder)), "no input files in")  # a folder is a job: empty
     one_line_error(run_cli("translate", str(binary), "--to", "fr"), "binary")
     one_line_error(run_cli("sentiment", str(latin)), "--encoding")
     one_line_error(run_cli("summarize", str(empty)), "is empty")

@@ -29,6 +29,7 @@ from lmassist.jobs.plan import JobPlan, cache_memo_dir, plan_job, pop_job_option
 from lmassist.jobs.runner import Job, JobSettings, Tally, streams_records, task_options
 from lmassist.jobs.sinks import StreamSink, TreeSink
 from lmassist.outputs import check_output, write_output
+from lmassist.task_models import choose_model
 from lmassist.tasks.base import FileTask, Task
 
 EXIT_FAILED = 1  # a job where some input failed (the others are written)
@@ -110,13 +111,7 @@ def task_command(task: Task) -> click.Command:
 def choose(task: Task, requested: str | None) -> str | None:
     """The model for the task (the user's ``-m`` wins): THROUGHPUT's ``choose_model``, which says
     before any work when no installed model can do the task."""
-    if not task.needs_model:
-        return requested
-    try:
-        from lmassist.task_models import choose_model  # adapter until lmassist.task_models lands
-    except ImportError:
-        return requested
-    return choose_model(task.name, requested)
+    return choose_model(task.name, requested) if task.needs_model else requested
 
 
 def run_task_command(task: Task, kwargs: dict[str, Any]) -> None:
