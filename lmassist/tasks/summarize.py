@@ -1,8 +1,10 @@
 """Summarization, map-reduce over token-sized chunks so any input length fits any context.
 
-The input is cut into Markdown-aware chunks by the model's own token count (paragraphs kept whole
+The input's prose blocks, as the CommonMark parser finds them (code and front matter are not summary
+material), are packed into chunks by the model's own token count, as a stream (paragraphs kept whole
 where they fit); each chunk is summarized (map), and the partial summaries are combined (reduce),
-recursively if they are themselves too long.
+recursively if they are themselves too long. A job's memo keeps each finished step, so a stopped
+run resumes; :func:`overview` summarizes many files' summaries the same way.
 
 Two modes. ``abstractive``: chat models get a chat instruction, base models the classic "TL;DR:"
 cue with a stop string. ``extractive``: the summary is sentences copied from the input (short
@@ -190,8 +192,8 @@ class Summarizer:
     def memo_key(self, step: str, text: str) -> str:
         """What a step's result is stored under: its input and everything else that changes it."""
         if self._prompt is None:  # the templates as the user's settings have them, read once
-            form = "chat" if self.form == "chat" else "completion"
-            self._prompt = "\0".join(prompts.template("summarize", form, k) for k in prompts.DEFAULTS["summarize"][form])
+            self._prompt = "\0".join(prompts.template("summarize", self.form, k)
+                                     for k in prompts.DEFAULTS["summarize"][self.form])
         return chunk_key("summarize", text, step, self.model.info.name, self.mode, self.length_words,
                          str(self.keep), repr(self.weights), self.form, self._prompt)
 
@@ -302,9 +304,9 @@ class SummarizeTask(FileTask):
     summary = "Summarize files or stdin; long inputs are chunked by tokens and summarized map-reduce."
     description = (
         "Summarize each FILE (or stdin, '-'). Inputs longer than the model's context are split by token "
-        "count at paragraph and Markdown boundaries, each chunk is summarized, and the partial summaries "
-        "are combined. By default the summary is the input's key sentences (extractive); --mode "
-        "abstractive has the model write it."
+        "count at paragraph and Markdown boundaries (code blocks and front matter are left out), each "
+        "chunk is summarized, and the partial summaries are combined. By default the summary is the "
+        "input's key sentences (extractive); --mode abstractive has the model write it."
     )
     params = (
         FILES,
