@@ -152,6 +152,8 @@ def run_task_command(task: Task, kwargs: dict[str, Any]) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     if memo is not None:
+        if memo.hits:
+            click.echo(f"Resumed: {memo.hits} finished pieces reused from the interrupted run.", err=True)
         memo.remove()
 
 

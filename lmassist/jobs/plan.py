@@ -54,7 +54,7 @@ def plan_job(task_name: str, values: dict[str, Any], job: dict[str, Any], output
     """The tree or stream run the arguments ask for, or None for a single run; every mistake
     (``--out`` with ``-o``, a missing folder, a glob that matches nothing) a one-line error."""
     files = tuple(values.get("files") or ())
-    concurrency = job.get("concurrency") or 1
+    concurrency = 1 if job.get("concurrency") is None else job["concurrency"]
     if concurrency < 1:
         raise LMAssistError("--concurrency must be at least 1")
     if values.get("encoding"):

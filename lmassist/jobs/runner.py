@@ -19,7 +19,7 @@ from typing import Any
 from lmassist.errors import LMAssistError, describe
 from lmassist.generation import CancelToken, Model
 from lmassist.jobs.inputs import JobInput, Loaded, load
-from lmassist.jobs.memo import Memo, open_memo
+from lmassist.jobs.memo import Memo, memo_path, open_memo
 from lmassist.jobs.sinks import StreamSink, TreeSink, signature
 from lmassist.progress import ProgressReporter
 from lmassist.tasks.base import Task, TaskInput, TaskResult
@@ -44,6 +44,7 @@ class Tally:
     copied: int = 0  # other files copied (--other copy)
     passed: int = 0  # other files left out (--other skip)
     lines: int = 0  # input lines of the finished inputs (the rate on the bar)
+    reused: int = 0  # finished chunks found in memos (left by an interrupted run)
 
     def summary(self) -> str:
         parts = [f"{self.done} done", f"{self.skipped} up to date", f"{self.failed} failed"]
@@ -51,6 +52,8 @@ class Tally:
             parts.append(f"{self.copied} other files copied")
         if self.passed:
             parts.append(f"{self.passed} other files skipped")
+        if self.reused:
+            parts.append(f"{self.reused} finished chunks reused")
         return ", ".join(parts)
 
 
@@ -188,6 +191,9 @@ class Job:
                 self._other(inp, loaded, sig)
                 return None
             if not self.settings.force and self.sink.is_current(inp, sig):
+                # a run killed between recording the output and dropping its memo left one behind
+                memo_path(self.sink.memo_dir, loaded.digest, self.settings.model_name, self.options).unlink(
+                    missing_ok=True)
                 self.tally.skipped += 1
                 return None
             if isinstance(self.sink, TreeSink):
@@ -223,6 +229,7 @@ class Job:
         """Write one result (in input order), then drop its memo; an interrupted one keeps it."""
         try:
             result = item.future.result()
+            self.tally.reused += item.memo.hits
             if self.cancel.cancelled:  # partial: its finished chunks stay in the memo
                 item.memo.close()
                 return
