@@ -141,3 +141,24 @@ def test_sidebar_open_at_80x24_footer(snap_compare: Any, app: LMAssistApp) -> No
         assert last.endswith("\N{LEFT ONE EIGHTH BLOCK}^p palette"), last
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run)
+
+
+def test_attachment_chips_and_citations(snap_compare: Any, app: LMAssistApp) -> None:
+    """A resumed chat that attached a file (its chip above the message) and asked a folder index
+    (/docs: the status bar names it, the answer's citations are links under it)."""
+    from lmassist.attachments import Attachment
+
+    store = app.store
+    conv = store.new_conversation(model="fake:scripted", settings={"docs": "notes"})
+    office = Attachment.from_text("notes/office.md", "# Office\n\nThe guest wifi password is tangerine-42.\n")
+    store.add_message(conv.id, "user", "What is the wifi password?", attachments=[office])
+    store.add_message(conv.id, "assistant", "The password is **tangerine-42** [1].", model="fake:scripted",
+                      options={"docs": "notes", "citations": [{"path": "office.md", "line": 3, "end_line": 3},
+                                                              {"path": "it/network.md", "line": 12, "end_line": 20}]})
+
+    async def run(pilot: Any) -> None:
+        await _ready(pilot)
+        await pilot.app.chat.resume(conv.id)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run)

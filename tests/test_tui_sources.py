@@ -162,6 +162,14 @@ async def test_template_applies_its_settings_with_completion(make_app: Any, tmp_
         reply = app.store.messages(chat.session.conversation.id)[-1]
         assert reply.role == "assistant" and 0 < reply.stats["generated_tokens"] <= 6
         assert app.store.get(chat.session.conversation.id).settings["system"].startswith("Answer in as few")
+        # A template's files are attached; its model, the one in use, is kept.
+        office = tmp_path / "office.md"
+        office.write_text(WIFI_NOTE)
+        save(Template("office", model=chat.model_name, attachments=(str(office),)))
+        await say(pilot, "/template office")
+        assert await attached_chips(pilot, chat, 1) == [f"{office} · 85 B · ~22 tokens"]
+        assert chat.model_name == app.host.loaded[chat.model_name].info.name and not chat.status.detail
+        assert chat.session.system_prompt.startswith("Answer in as few")  # no system prompt: the chat's stays
 
 
 WIFI_NOTE = "# Office\n\nThe guest wifi network is called Harbour and its password is tangerine-42.\n"

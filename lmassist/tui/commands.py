@@ -184,7 +184,7 @@ BUILTINS: tuple[Command, ...] = (
             palette=(PaletteEntry("History", "Search, resume, rename, delete, export past chats"),)),
     Command("send", key="enter", key_help="send the message", bind=False),
     Command("newline", key="ctrl+j / shift+enter", key_help="new line in the message", bind=False),
-    Command("complete", key="tab / right", key_help="accept the completion shown in grey (commands, paths, names)",
+    Command("complete", key="tab / right", key_help="accept the completion shown in grey (commands, paths)",
             bind=False),
     Command("palette", key="ctrl+p", key_help="command palette: every action, every model, every task", bind=False),
 )

@@ -6,7 +6,6 @@ the widget, so that it is plain functions of the text typed.
 
 from __future__ import annotations
 
-import glob
 import os
 import shlex
 from collections.abc import Callable, Sequence
@@ -73,6 +72,8 @@ GLOB_CHARS = "*?["
 
 def glob_candidates(pattern: str, cwd: Path | None = None, limit: int = 200) -> list[str]:
     """What a glob (``notes/*.md``, ``src/**/*.py``) matches, as ``/attach`` and ``ask -f`` read it."""
+    import glob  # here: this module is on the path to the first frame, globs are typed later
+
     root = str(cwd or Path.cwd())
     found = []
     for match in glob.iglob(os.path.expanduser(pattern), root_dir=root, recursive=True):
