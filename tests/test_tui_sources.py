@@ -270,6 +270,17 @@ async def test_file_picker_attaches_or_fills_in_a_task(make_app: Any, tmp_path: 
         # A task's line does not take the pending file: it goes with the next chat message.
         await say(pilot, "/upper office.md")
         assert [a.name for a in chat.session.log.pending] == ["office.md"]
+        # An edited message keeps the files the message it replaces brought.
+        await say(pilot, "What is the password?")
+        first = chat.session.last("user")
+        await pilot.press("ctrl+g")
+        await say(pilot, "What is the wifi password?")
+        edited = chat.session.last("user")
+        assert edited.mid != first.mid and edited.content == "What is the wifi password?"
+        linked = [a for a in app.store.attachments(chat.session.conversation.id) if a.message_id == edited.mid]
+        assert [a.name for a in linked] == ["office.md"]
+        plan = chat.session.plan_reply(app.host.loaded[chat.model_name], edited)
+        assert "tangerine-42" in plan.messages[-1].content
 
 
 async def test_attachments_that_do_not_fit_say_so_in_one_line(make_app: Any, tmp_path: Path) -> None:

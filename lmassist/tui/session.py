@@ -201,6 +201,13 @@ class ChatSession:
             notes.append(f"{same} file{'s' if same != 1 else ''} attached already with the same content")
         return Attached(added, [chip(a) for a in added], notes)
 
+    def _attached_to(self, mid: int) -> list[Any]:
+        from lmassist.conversation import as_attachment
+
+        if self.conversation is None:
+            return []
+        return [as_attachment(a) for a in self.store.attachments(self.conversation.id) if a.message_id == mid]
+
     def attachments_for(self, upto: Turn) -> list[Any]:
         """The files the model is shown with the reply to ``upto``: those saved with the chat
         messages up to it (failed ones aside), and any attached but not yet sent."""
@@ -224,11 +231,13 @@ class ChatSession:
 
     def add_user(self, content: str, *, model: str | None = None, kind: str = "chat",
                  replaces: int | None = None, meta: dict[str, Any] | None = None) -> Turn:
-        """Save the user's message now, before anything is generated for it."""
+        """Save the user's message now, before anything is generated for it, with the files attached
+        since the last one (an edited message keeps the files the one it replaces had)."""
         self.ensure_conversation(model)
         options = dict(meta or {})
         if replaces is not None:
             options["replaces"] = replaces
+            self.log.pending = [*self._attached_to(replaces), *self.log.pending]
         held: list[Any] = []
         if kind != "chat":  # a slash task's line: attached files wait for the next chat message
             held, self.log.pending = self.log.pending, []
