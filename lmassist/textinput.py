@@ -63,7 +63,7 @@ def read_stdin() -> str | None:
 
 
 @contextmanager
-def _one_line_errors(path: str) -> Iterator[None]:
+def one_line_errors(path: str) -> Iterator[None]:
     """The file system's errors while looking at or reading ``path``, as one line naming it."""
     try:
         yield
@@ -85,7 +85,7 @@ def read_file_bytes(path: str, bounded: bool = True) -> bytes:
     training corpus may be larger than the tasks' bound (``bounded=False``); it is still a file.
     """
     p = Path(path).expanduser()
-    with _one_line_errors(path):
+    with one_line_errors(path):
         st = p.stat()
     mode = st.st_mode
     if stat.S_ISDIR(mode):
@@ -97,7 +97,7 @@ def read_file_bytes(path: str, bounded: bool = True) -> bytes:
                             f"(at most {MAX_INPUT_BYTES // 2**20} MB is read)")
     if bounded and st.st_size > MAX_INPUT_BYTES:
         raise LMAssistError(f"{path} is {st.st_size / 2**20:.0f} MB; the limit is {MAX_INPUT_BYTES // 2**20} MB")
-    with _one_line_errors(path), p.open("rb") as f:
+    with one_line_errors(path), p.open("rb") as f:
         return _bounded_read(f, path) if bounded else f.read()
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from lmassist.errors import LMAssistError
-from lmassist.textinput import MAX_INPUT_BYTES, decode_text, read_stdin_bytes
+from lmassist.textinput import MAX_INPUT_BYTES, decode_text, one_line_errors, read_stdin_bytes
 
 _MAGIC = set("*?[")
 PEEK_BYTES = 8192
@@ -191,7 +191,7 @@ def load(inp: JobInput, encoding: str | None = None) -> Loaded:
         if data is None:
             raise LMAssistError("'-' means stdin, but nothing was piped in")
         return _classify(data, inp.path, encoding)
-    try:
+    with one_line_errors(inp.path):
         st = os.stat(inp.path)
         if not stat.S_ISREG(st.st_mode):
             raise LMAssistError(f"{inp.path} is not a regular file")
@@ -203,12 +203,6 @@ def load(inp: JobInput, encoding: str | None = None) -> Loaded:
                 raise LMAssistError(f"{inp.path} is {st.st_size / 2**20:.0f} MB; the limit is "
                                     f"{MAX_INPUT_BYTES // 2**20} MB")
             data = head + f.read(MAX_INPUT_BYTES + 1 - len(head))
-    except FileNotFoundError:
-        raise LMAssistError(f"no such file: {inp.path}") from None
-    except PermissionError:
-        raise LMAssistError(f"cannot read {inp.path}: permission denied") from None
-    except OSError as e:
-        raise LMAssistError(f"cannot read {inp.path}: {e.strerror or e}") from None
     return _classify(data, inp.path, encoding)
 
 
