@@ -32,6 +32,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from lmassist.backends.hf_batch import BatchScorer, Row, plan_rows
 from lmassist.generation import (
     ContextLengthError,
     GenerationOptions,
@@ -41,7 +42,6 @@ from lmassist.generation import (
     ModelInfo,
     ModelSpec,
     StreamRequest,
-    common_prefix_length,
     transcript_prompt,
 )
 from lmassist.system import CpuSample, ThreadGovernor
@@ -319,30 +319,31 @@ class HFModel(Model):
     # -- scoring ----------------------------------------------------------------------------
 
     def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        prompt_ids = self._encode(prompt, special=True)
-        results = []
-        for continuation in continuations:
-            ids = self._encode(prompt + continuation, special=True)
-            start = common_prefix_length(prompt_ids, ids)
-            if start == len(ids):  # an empty continuation has probability one
-                results.append(0.0)
-                continue
-            if start == 0:  # nothing to condition the first token on: give it the BOS token
-                if self._bos is None:
-                    start = 1
-                else:
-                    ids, start = [self._bos, *ids], 1
-            if len(ids) > self.context_length:
-                raise ContextLengthError(
-                    f"prompt and continuation are {len(ids)} tokens; the context holds {self.context_length}"
-                )
+        """One forward pass per continuation (one per prompt for one-token ones), no padding: the
+        reference that :meth:`score_many`'s batches are tested against."""
+        rows, results = self._plan([(prompt, continuations)])
+        scorer = self._batch_scorer()
+        for row in rows:
             self._use_threads()
-            with self._lock, torch.inference_mode():
-                logits = self._model(torch.tensor([ids], device=self._device)).logits[0]
-            logprobs = logits[start - 1 : len(ids) - 1].float().log_softmax(-1)
-            targets = torch.tensor(ids[start:], device=logprobs.device)
-            results.append(float(logprobs.gather(1, targets[:, None]).sum()))
+            scorer.run([row], results)
+        return results[0]
+
+    def score_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
+        """Padded batches sized to the device's memory, the pairs' shared prefix evaluated once
+        (see :mod:`lmassist.backends.hf_batch`)."""
+        rows, results = self._plan(requests)
+        self._use_threads(force=True)
+        try:
+            self._batch_scorer().run(rows, results)
+        except torch.OutOfMemoryError as e:
+            raise _user_error(e) from e
         return results
+
+    def _plan(self, requests: Sequence[tuple[str, Sequence[str]]]) -> tuple[list[Row], list[list[float]]]:
+        return plan_rows(requests, lambda text: self._encode(text, special=True), self._bos, self.context_length)
+
+    def _batch_scorer(self) -> BatchScorer:
+        return BatchScorer(self._model, self._device, self._pad, self._cache_arg, self._logits_to_keep, self._lock)
 
     def close(self) -> None:
         model, self._model = self._model, None
