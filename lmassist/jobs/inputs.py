@@ -63,7 +63,12 @@ def is_job(args: Sequence[str], files_from: str | None = None) -> bool:
 
 
 def _relative(path: str) -> str:
-    """A listed path as a place in the output tree: no root, no ``..``, POSIX separators."""
+    """A listed path as a place in the output tree: relative to the working folder when it is below
+    it, else with its root dropped; no ``..``, POSIX separators."""
+    if os.path.isabs(path):
+        below = os.path.relpath(path, os.getcwd())
+        if not below.startswith(".."):
+            path = below
     parts = [p for p in PurePosixPath(os.path.normpath(path).replace(os.sep, "/")).parts if p not in ("/", "..", ".")]
     return "/".join(parts) or os.path.basename(path)
 
