@@ -15,6 +15,7 @@ import pytest
 from lmassist.docindex import schema, walk
 from lmassist.docindex.index import DocIndex, list_path, rebuild
 from lmassist.docindex.query import match_expression
+from lmassist.docindex.ranking import rank_texts, score_texts
 from lmassist.errors import LMAssistError
 
 OLD = 1_600_000_000  # an mtime well in the past: files the test just wrote are not "racy"
@@ -401,3 +402,29 @@ def _count_files(db: Path) -> int:
             conn.close()
     except sqlite3.Error:
         return 0
+
+
+# -- in-memory ranking (qa's passages and sentences, attachments that do not fit) ------------------
+
+
+def test_rank_texts_best_first_with_stems_and_accents():
+    texts = ["Helen Park chairs the meeting.", "Lunch is at noon.", "Councillor David Okafor will bring the budget.",
+             "The café opens at nine."]
+    assert rank_texts(texts, "Who brings the budget?", 2) == [2, 0]  # "brings" meets "bring"; the rest in order
+    assert rank_texts(texts, "When does the cafe open?", 1) == [3]  # accents folded, "open" meets "opens"
+
+
+def test_rank_texts_a_word_in_most_texts_still_ranks_the_ones_holding_it_first():
+    """rank-bm25 gave every text zero here (a term in half the texts or more has IDF 0 there)."""
+    texts = ["The ferry leaves at noon.", "The bus leaves at one.", "Tickets are sold at the pier."]
+    assert rank_texts(texts, "What leaves?", 3)[:2] == [0, 1]
+    scores = score_texts(texts, "What leaves?")
+    assert scores[0] > 0 and scores[1] > 0 and scores[2] == 0
+
+
+def test_rank_texts_odd_queries_and_edges():
+    texts = ["alpha beta", "gamma"]
+    assert rank_texts(texts, 'NEAR("alpha" OR) * -:^', 2) == [0, 1]  # FTS5 syntax is searched as words
+    assert rank_texts(texts, "?!", 2) == [0, 1]  # no words: the original order
+    assert rank_texts([], "alpha", 3) == [] and rank_texts(texts, "alpha", 0) == []
+    assert rank_texts(texts, "gamma", 5) == [1, 0]

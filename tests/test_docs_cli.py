@@ -196,3 +196,39 @@ def test_help_lists_docs_with_examples() -> None:
     for sub in ("add", "list", "update", "remove", "search"):
         assert sub in out
     assert "lmassist docs add ~/notes" in out
+
+
+# -- qa --docs: answers from an indexed folder with path:line citations (the real default model) -----
+
+
+def test_qa_docs_answers_with_the_line_of_the_answer(notes: Path, default_gguf) -> None:
+    _ok("add", str(notes))
+    proc = run_cli("qa", "--docs", "notes", "Who brings the budget?", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    answer, _, sources = proc.stdout.strip().partition("\n\nSources: ")
+    assert "Okafor" in answer
+    first = sources.split(", ")[0]
+    assert first == f"meetings/minutes.md:{_line_of(notes / 'meetings' / 'minutes.md', 'will bring the budget')}"
+
+    data = json.loads(run_cli("qa", "--docs", "notes", "Who brings the budget?", "--json", timeout=300).stdout)
+    assert data["collection"] == "notes" and data["answerable"] is True and "Okafor" in data["answer"]
+    cited = data["citations"][0]
+    assert cited["path"] == "meetings/minutes.md" and "Okafor" in cited["text"]
+    assert any(p["path"] == "meetings/minutes.md" for p in data["passages"])
+
+
+def test_qa_docs_abstains_when_the_notes_do_not_say(notes: Path, default_gguf) -> None:
+    _ok("add", str(notes))
+    # a name no note mentions: the same rule as qa --context, across the folder
+    proc = run_cli("qa", "--docs", "notes", "Who brings the budget to the Brighton meeting?", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "The notes do not contain the answer."
+    data = json.loads(run_cli("qa", "--docs", "notes", "What colour is the zeppelin?", "--json", timeout=300).stdout)
+    assert data["answerable"] is False and data["citations"] == []
+
+
+def test_qa_docs_bad_input_is_one_line(notes: Path) -> None:
+    _ok("add", str(notes))
+    assert_one_line_error(run_cli("qa", "--docs", "notes", "--context", str(notes / "trip.md"), "Who?"),
+                          "--context", "--docs", "not both")
+    assert_one_line_error(run_cli("qa", "--docs", "nope", "Who?"), "no document collection named 'nope'", "notes")

@@ -12,6 +12,7 @@ import pytest
 from lmassist.generation import Model
 from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer
 from lmassist.tasks.qa_context import candidate_spans, missing_names, words_elsewhere
+from lmassist.tasks.qa_notes import note_sentences
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,57 @@ def test_default_rule_declines_a_question_about_something_else(smollm) -> None:
     out = QuestionAnswerer(smollm).answer("When will the cake be baked?", [("t", TWO_SENTENCES)])
     assert out["missing_names"] == [] and out["words_elsewhere"] == [] and out["overlap"] == 0
     assert out["answerable"] is False
+
+
+BUDGET_NOTE = """\
+# Budget committee — 4 March
+
+Present: Helen Park (chair), Councillor David Okafor, Sam Whitfield.
+
+## Actions
+
+Helen Park reported that the roof survey is finished.
+The survey report will be circulated by Sam before the next meeting.
+
+## Next meeting
+
+The next meeting is on 18 March in the Old Town Hall.
+Councillor David Okafor will bring the budget. Priya will book the projector.
+"""
+
+
+def test_a_note_s_lines_are_sentences_under_their_headings() -> None:
+    sentences = note_sentences(BUDGET_NOTE)
+    texts = [s.text for s in sentences]
+    assert "Councillor David Okafor will bring the budget." in texts
+    assert "Present: Helen Park (chair), Councillor David Okafor, Sam Whitfield." in texts
+    assert not any("Budget committee" in t and "Present" in t for t in texts)  # heading not merged in
+    okafor = next(s for s in sentences if s.text.startswith("Councillor David Okafor will"))
+    assert okafor.heading == "Budget committee — 4 March — Next meeting"
+
+
+def test_wrapped_prose_joins_and_a_setext_title_heads_what_follows() -> None:
+    text = "Trip notes\n==========\n\nWe booked the farm near Ludlow for\nthe offsite in April.\n- Greg drives\n"
+    sentences = note_sentences(text)
+    assert [s.text for s in sentences] == ["Trip notes", "We booked the farm near Ludlow for the offsite in April.",
+                                           "Greg drives"]
+    assert sentences[1].heading == "Trip notes"
+
+
+def test_a_squad_paragraph_splits_as_before() -> None:
+    para = "The Normans were the people who gave their name to Normandy. They were descended from Norse raiders."
+    assert [s.text for s in note_sentences(para)] == [
+        "The Normans were the people who gave their name to Normandy.", "They were descended from Norse raiders."]
+    assert all(s.heading == "" for s in note_sentences(para))
+
+
+def test_the_budget_note_names_okafor_not_the_chair(smollm) -> None:
+    """The issue's case: the best span used to be "Helen Park" (the chair, named most often)."""
+    out = QuestionAnswerer(smollm).answer("Who brings the budget?", [("minutes.md", BUDGET_NOTE)])
+    assert out["answerable"] is True
+    assert "Okafor" in out["answer"]
+
+
+def test_the_budget_note_still_declines_what_it_does_not_say(smollm) -> None:
+    out = QuestionAnswerer(smollm).answer("Who brings the budget to the Brighton meeting?", [("m.md", BUDGET_NOTE)])
+    assert out["answer"] == NO_ANSWER and "Brighton" in out["missing_names"]

@@ -1,4 +1,4 @@
-"""Figures for the document index: retrieval on the folder-QA dev set against today's rank-bm25
+"""Figures for the document index: retrieval on the folder-QA dev set against qa's in-memory
 passages, and indexing speed, memory, update and query time on a generated folder.
 
 A benchmark prints figures and asserts nothing; the machines are shared, so it says how busy the
@@ -17,14 +17,17 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from lmassist.bench.common import machine, median
+from lmassist.bench.metrics import halves, mean, qa_scores
 from lmassist.docindex.index import MAX_TOKENS, WEIGHTS, DocIndex
 from lmassist.docindex.passages import approx_tokens
 from lmassist.system import rusage_to_mb
 from lmassist.tasks.chunking import chunk_text, paragraphs
+from lmassist.tasks.docs_answer import DocsAnswer, answer_from_docs
 from lmassist.tasks.qa_context import Passage, retrieve
 
 DEV = "../shared/data/eval/folder-qa-dev"
@@ -65,9 +68,9 @@ def fts_ranker(docs: Path, workdir: Path, max_tokens: int, weights: Sequence[flo
     return rank, index
 
 
-def rank_bm25_ranker(docs: Path) -> Ranker:
-    """What ``qa --context`` does today: ~160-token passages ranked with rank-bm25's BM25Okapi
-    (issue #16 replaces it, and then this comparison goes with it)."""
+def qa_passages_ranker(docs: Path) -> Ranker:
+    """What ``qa --context`` does over many files: ~160-token passages ranked in memory
+    (:mod:`lmassist.docindex.ranking`; rank-bm25's BM25Okapi until issue #16)."""
     pieces: list[Passage] = []
     for path in sorted(docs.iterdir()):
         text = path.read_text(encoding="utf-8")
@@ -100,8 +103,8 @@ def retrieval(dev: Path, out: Callable[[str], None]) -> dict[str, float]:
         for (t1, t3), max_tokens, weights, _ in grid:
             out(f"  fts5 max_tokens={max_tokens:<3} weights(path,heading,body)={weights}: tune hit@1 {t1:.3f} "
                 f"hit@3 {t3:.3f}")
-        baseline = rank_bm25_ranker(dev / "docs")
-        rows = [("rank-bm25 (today)", baseline), (f"fts5 default {default[1]} {default[2]}", default[3]),
+        baseline = qa_passages_ranker(dev / "docs")
+        rows = [("qa passages (in-memory fts5)", baseline), (f"fts5 default {default[1]} {default[2]}", default[3]),
                 (f"fts5 best-on-tune {best[1]} {best[2]}", best[3])]
         for label, rank in rows:
             (t1, t3), (h1, h3) = hits(rank, tune), hits(rank, held)
@@ -111,6 +114,52 @@ def retrieval(dev: Path, out: Callable[[str], None]) -> dict[str, float]:
         for index in indexes:
             index.close()
     return figures
+
+
+# -- answers over a folder (eval-task docs-qa) ----------------------------------------------------
+
+
+def run_docs_qa(model: Any, docs: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Index ``docs`` into a temporary index, answer every question with :func:`answer_from_docs`,
+    and score each half: retrieval hit@1/hit@3 (the question's file among the passages read),
+    whether the first citation is the right file, token F1 on answerable questions (an abstention
+    scores 0), and how often it abstains on unanswerable ones and, wrongly, on answerable ones."""
+    from lmassist.progress import ProgressReporter  # kept out of the import of every bench command
+
+    answers = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, DocIndex(Path(tmp) / "eval.db") as index:
+        index.add("eval", docs)
+        with ProgressReporter("docs-qa", "questions", lazy=True) as progress:
+            for i, r in enumerate(rows):
+                answers.append(answer_from_docs(model, "eval", r["question"], index=index))
+                progress(i + 1, len(rows))
+    took = time.perf_counter() - start
+    report = []
+    for label in ("all", "tune", "held-out"):
+        keep = [(r, a) for r, a, h in zip(rows, answers, halves(rows), strict=True) if label in ("all", h)]
+        report.append(_docs_qa_row(label, keep, took))
+    return report
+
+
+def _docs_qa_row(label: str, pairs: list[tuple[dict[str, Any], DocsAnswer]], seconds: float) -> dict[str, Any]:
+    answerable = [(r, a) for r, a in pairs if r["answerable"]]
+    unanswerable = [a for r, a in pairs if not r["answerable"]]
+    files = [[c.path for c in a.passages] for _, a in answerable]
+    answered = [(r, a) for r, a in answerable if not a.abstained]
+    return {
+        "half": label,
+        "hit@1": mean([float(f[:1] == [r["doc"]]) for (r, _), f in zip(answerable, files, strict=True)]),
+        "hit@3": mean([float(r["doc"] in f[:3]) for (r, _), f in zip(answerable, files, strict=True)]),
+        "cited_right": mean([float(a.citations[0].path == r["doc"]) for r, a in answered]),
+        "f1": mean([0.0 if a.abstained else qa_scores(a.text, r["answers"])[1] for r, a in answerable]),
+        "exact_match": mean([0.0 if a.abstained else qa_scores(a.text, r["answers"])[0] for r, a in answerable]),
+        "abstain_unanswerable": mean([float(a.abstained) for a in unanswerable]),
+        "abstain_answerable": mean([float(a.abstained) for _, a in answerable]),
+        "answerable_n": len(answerable),
+        "unanswerable_n": len(unanswerable),
+        "seconds": seconds,
+    }
 
 
 # -- scale ---------------------------------------------------------------------------------------
@@ -147,6 +196,7 @@ import json, resource, sys, time
 import click
 
 from lmassist.bench.common import machine, median
+from lmassist.bench.metrics import halves, mean, qa_scores
 from lmassist.docindex.index import DocIndex
 t = time.perf_counter()
 s = DocIndex(sys.argv[1]).add("big", sys.argv[2])
@@ -226,7 +276,7 @@ def run(dev: Path, text: Path, files: int, mb: float, skip_retrieval: bool = Fal
 @click.option("--skip-retrieval", is_flag=True, help="Only the indexing figures.")
 @click.option("--skip-scale", is_flag=True, help="Only the retrieval figures.")
 def bench_docs(dev: Path, text: Path, files: int, mb: float, skip_retrieval: bool, skip_scale: bool) -> None:
-    """Folder index: retrieval hit@1/hit@3 vs rank-bm25 (two halves), indexing speed, memory, update, query time."""
+    """Folder index: retrieval hit@1/hit@3 vs qa's in-memory passages (two halves), indexing speed, memory, update, query time."""
     run(dev, text, files, mb, skip_retrieval, skip_scale)
 
 

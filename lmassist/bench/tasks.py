@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from lmassist.bench.common import data_option, dev_file, peak_rss_mb, print_table
+from lmassist.bench.docs import run_docs_qa
 from lmassist.bench.metrics import (
     chrf_bleu,
     halves,
@@ -32,7 +33,9 @@ from lmassist.commands.common import load_model, model_option
 from lmassist.generation import LMAssistError
 from lmassist.tasks.qa import (
     ELSEWHERE_MIN,
+    HEADINGS,
     LENGTH_BONUS,
+    LOCAL,
     MARGIN,
     MAX_MISSING,
     OVERLAP_MIN,
@@ -109,11 +112,14 @@ def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, marg
                    for n, o in zip(names, outs, strict=True)]
         report.append(row(f"spans, missing names or >={k} words elsewhere", abstain))
     for w in weights:
-        rule = QuestionAnswerer(model, method="spans", length_bonus=length_bonus, sentence_weight=w)
-        decided = [rule.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
-        default = " (default)" if w == SENTENCE_WEIGHT else ""
-        report.append(_qa_row(f"spans, default rule, sentence weight {w:g}{default}", rows,
-                              [o["answer"] for o in decided], [not o["answerable"] for o in decided], took))
+        for headings, local in ((False, False), (True, False), (True, True)):
+            rule = QuestionAnswerer(model, method="spans", length_bonus=length_bonus, sentence_weight=w,
+                                    headings=headings, local=local)
+            decided = [rule.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
+            default = " (default)" if (w, headings, local) == (SENTENCE_WEIGHT, HEADINGS, LOCAL) else ""
+            label = f"elsewhere rule, prior {w:g}" + (", headings" if headings else "") + (", local" if local else "")
+            report.append(_qa_row(label + default, rows, [o["answer"] for o in decided],
+                                  [not o["answerable"] for o in decided], took))
     return report
 
 
@@ -240,24 +246,38 @@ EVAL_FIELDS = {"sentiment": ("text", "label"), "qa": ("context", "question", "an
 
 @click.command("eval-task")
 @click.argument("task")
-@click.argument("data", type=click.Path())
+@click.argument("data", nargs=-1, required=True, type=click.Path())
 @model_option
 @click.option("--limit", type=int, help="Evaluate the first N rows only.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_task(task: str, data: str, model: str | None, limit: int | None, as_json: bool) -> None:
+def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | None, as_json: bool) -> None:
     """Print TASK's metrics on a labelled JSONL file, beside the simplest honest baseline.
 
     sentiment: accuracy, macro precision/recall/F1; qa: exact match and token F1 (SQuAD
-    normalization); summarize: ROUGE-1/2/L (rouge-score); translate: chrF and BLEU (sacrebleu).
+    normalization), on rows with a context or naming a note in docs/ beside the file; summarize:
+    ROUGE-1/2/L (rouge-score); translate: chrF and BLEU (sacrebleu). docs-qa DIR QUESTIONS.jsonl:
+    indexes DIR, answers each question from it and prints retrieval hit@1/hit@3, token F1 and how
+    often it abstains, for each half (the rows' split field, else even/odd rows).
+
+    \b
+    Examples:
+      lmassist eval-task qa ../shared/data/eval/qa-dev.jsonl
+      lmassist eval-task qa tests/data/notes-qa/questions.jsonl
+      lmassist eval-task docs-qa ../shared/data/eval/folder-qa-dev/docs ../shared/data/eval/folder-qa-dev/questions.jsonl
     """
+    if task == "docs-qa":
+        _eval_docs_qa(data, model, limit, as_json)
+        return
     if task not in EVAL_FIELDS:
-        raise LMAssistError(f"eval-task knows sentiment, qa, summarize and translate, not {task!r}")
-    rows = qa_rows(data, limit) if task == "qa" else load_jsonl(data, limit)
+        raise LMAssistError(f"eval-task knows sentiment, qa, docs-qa, summarize and translate, not {task!r}")
+    if len(data) != 1:
+        raise LMAssistError(f"eval-task {task} takes one data file, not {len(data)}")
+    rows = qa_rows(data[0], limit) if task == "qa" else load_jsonl(data[0], limit)
     target = next((k for k in rows[0] if k not in ("en", "source")), "fr") if task == "translate" else ""
     need = EVAL_FIELDS[task] + ((target,) if target else ())
     missing = [k for k in need if k not in rows[0]]
     if missing:
-        raise LMAssistError(f"{data} rows need the fields {', '.join(need)}; missing {', '.join(missing)}")
+        raise LMAssistError(f"{data[0]} rows need the fields {', '.join(need)}; missing {', '.join(missing)}")
     llm = load_model(model)
     if task == "sentiment":
         report = run_sentiment(llm, rows, ["default"])
@@ -269,6 +289,23 @@ def eval_task(task: str, data: str, model: str | None, limit: int | None, as_jso
     else:
         report = run_translation(llm, rows, target)
     _show(f"{task} on {len(rows)} rows", llm, rows, report, as_json)
+
+
+def _eval_docs_qa(data: tuple[str, ...], model: str | None, limit: int | None, as_json: bool) -> None:
+    """``eval-task docs-qa DIR QUESTIONS.jsonl`` (or one folder holding docs/ and questions.jsonl)."""
+    if len(data) == 1:
+        data = (str(Path(data[0]) / "docs"), str(Path(data[0]) / "questions.jsonl"))
+    if len(data) != 2 or not Path(data[0]).is_dir():
+        raise LMAssistError("eval-task docs-qa takes a folder of notes and a questions file: "
+                            "lmassist eval-task docs-qa DIR QUESTIONS.jsonl")
+    rows = load_jsonl(data[1], limit)
+    missing = [k for k in ("question", "answers", "answerable", "doc") if k not in rows[0]]
+    if missing:
+        raise LMAssistError(f"{data[1]} rows need the fields question, answers, answerable, doc; "
+                            f"missing {', '.join(missing)}")
+    llm = load_model(model)
+    report = run_docs_qa(llm, Path(data[0]), rows)
+    _show(f"docs-qa on {len(rows)} questions over {data[0]}", llm, rows, report, as_json)
 
 
 @click.command("summarize")

@@ -87,13 +87,20 @@ def answer_from_docs(model: Model, collection: str, question: str, cancel: Cance
     if not hits:
         return DocsAnswer(NO_ANSWER, [], True, passages)
     qa = QuestionAnswerer(model, method="spans" if model.supports_score else "generate", top_k=k)
-    out = qa.answer(question, [(str(i), h.text) for i, h in enumerate(hits)], cancel)
+    out = qa.answer(question, [(str(i), f"# {_title(h)}\n\n{h.text}") for i, h in enumerate(hits)], cancel)
     if out["answerable"] is False or _says_no(out["answer"]):
         return DocsAnswer(NO_ANSWER, [], True, passages)
     answer = out["answer"].strip()
     first = _answer_citation(answer, hits, [p["source"] for p in out["passages"]])
     rest = [c for c in passages if c.path != first.path or c.line > first.line or c.end_line < first.line]
     return DocsAnswer(answer, [first, *rest], False, passages)
+
+
+def _title(hit: Hit) -> str:
+    """A heading line for a passage read out of its file: the file's name in words and the
+    headings it sits under, which say what the passage is about ("chess club minutes: AGM")."""
+    name = re.sub(r"[-_.]+", " ", Path(hit.path).stem).strip()
+    return f"{name}: {hit.heading}" if hit.heading else name
 
 
 def _says_no(text: str) -> bool:

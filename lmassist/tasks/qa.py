@@ -12,7 +12,6 @@ freely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
@@ -20,16 +19,17 @@ from lmassist.tasks import prompts
 from lmassist.tasks.base import Param, Progress, Task, TaskResult, read_inputs
 from lmassist.tasks.chunking import chunk_text, paragraphs
 from lmassist.tasks.qa_context import (
+    Extraction,
     Passage,
     candidate_spans,
     content_words,
-    context_sentences,
     missing_names,
     missing_words,
     question_overlap,
     retrieve,
     words_elsewhere,
 )
+from lmassist.tasks.qa_notes import note_sentences
 
 NO_ANSWER = "The context does not contain the answer."
 # When to say the context lacks the answer (--rule). Every rule but margin abstains when a name or
@@ -56,6 +56,13 @@ LENGTH_BONUS = 0.0
 # The model alone favours a name the context repeats ("Helen Park", chair of the meeting) over the
 # one in the sentence that says who brings the budget; see ``lmassist bench qa --sentence-weights``.
 SENTENCE_WEIGHT = 0.0
+# A note names its topic once, in a heading: with HEADINGS the heading above a sentence counts as
+# part of it (for the overlap, the prior and the words-elsewhere rule). With LOCAL, "elsewhere"
+# means elsewhere in the passage holding the sentence, not in every passage read (passages from
+# other files share a folder's common words). Neither changes a SQuAD paragraph (no headings, one
+# passage); both measured with ``lmassist bench qa`` and ``eval-task docs-qa``.
+HEADINGS = False
+LOCAL = False
 
 # A short instruction and two shots: one answered by a span copied from the context, one "unknown".
 SHOTS = (
@@ -69,28 +76,6 @@ SHOTS = (
 )
 
 
-@dataclass
-class Extraction:
-    """What the model said about a context's candidate spans: ``spans`` holds (span, log-likelihood
-    as the answer, share of the question's words in the span's sentence); ``unknown`` is the
-    log-likelihood of "unknown"; ``source`` the sentence each span was cut from."""
-
-    context: str
-    spans: list[tuple[str, float, float]]
-    unknown: float
-    source: dict[str, str]
-
-    def ranked(self, sentence_weight: float) -> list[tuple[str, float]]:
-        """(span, log-likelihood) best first, each ranked by its log-likelihood plus
-        ``sentence_weight`` nats times its sentence's share of the question's words."""
-        order = sorted(self.spans, key=lambda s: -(s[1] + sentence_weight * s[2]))
-        return [(span, lp) for span, lp, _ in order]
-
-    def best(self, sentence_weight: float) -> tuple[str | None, float]:
-        ranked = self.ranked(sentence_weight)
-        return ranked[0] if ranked else (None, float("-inf"))
-
-
 class QuestionAnswerer:
     """Answer questions over passages with one model: extract spans by likelihood, or generate."""
 
@@ -98,11 +83,12 @@ class QuestionAnswerer:
                  max_missing: float = MAX_MISSING, sentences: int = 3, max_candidates: int = 60,
                  rule: str = DEFAULT_RULE, pmi_min: float = PMI_MIN, overlap_min: float = OVERLAP_MIN,
                  length_bonus: float = LENGTH_BONUS, elsewhere_min: int = ELSEWHERE_MIN,
-                 sentence_weight: float = SENTENCE_WEIGHT) -> None:
+                 sentence_weight: float = SENTENCE_WEIGHT, headings: bool = HEADINGS, local: bool = LOCAL) -> None:
         if rule not in RULES:
             raise LMAssistError(f"unknown abstention rule {rule!r}; choose from {', '.join(RULES)}")
         self.rule, self.pmi_min, self.overlap_min, self.length_bonus = rule, pmi_min, overlap_min, length_bonus
         self.elsewhere_min, self.sentence_weight = elsewhere_min, sentence_weight
+        self.headings, self.local = headings, local
         if method == "auto":
             method = "spans" if model.supports_score else "generate"
         if method == "spans" and not model.supports_score:
@@ -145,25 +131,30 @@ class QuestionAnswerer:
         if self.method == "generate":
             text = self._generate(question, context, cancel)
             return {"answer": text, "answerable": None, "method": "generate", "passages": info, "candidates": []}
-        return {"method": "spans", "passages": info, **self.decide(question, self.extract(question, context))}
+        ex = self.extract(question, context, [p.text.strip() for p in passages])
+        return {"method": "spans", "passages": info, **self.decide(question, ex)}
 
     def extraction(self, question: str, docs: list[tuple[str, str]]) -> Extraction:
         """The scored spans of the passages :meth:`answer` would read (for benchmarks)."""
-        return self.extract(question, "\n".join(p.text.strip() for p in self.passages(question, docs)))
+        parts = [p.text.strip() for p in self.passages(question, docs)]
+        return self.extract(question, "\n".join(parts), parts)
 
     def decide(self, question: str, ex: Extraction) -> dict[str, Any]:
         """The best span under the sentence prior, and whether to answer with it (the rule's call).
 
         Apart from :meth:`extract` so that a benchmark can score the spans once and decide under
         many settings."""
-        best, top = ex.best(self.sentence_weight)
+        ranked = ex.ranked(self.sentence_weight, self.headings)
+        best, top = ranked[0] if ranked else (None, float("-inf"))
         context = ex.context
         missing = missing_words(question, context)
         names = missing_names(question, context)
         pmi = overlap = elsewhere = None
         if best is not None:
-            overlap = question_overlap(question, ex.source.get(best, ""))
-            elsewhere = words_elsewhere(question, ex.source.get(best, ""), context)
+            sentence = ex.source.get(best, "")
+            overlap = question_overlap(question, ex.scope(sentence, self.headings))
+            around = ex.part_of(sentence) if self.local else context
+            elsewhere = words_elsewhere(question, ex.scope(sentence, self.headings), around)
         if best is not None and self.rule == "pmi":
             free = self.model.score(self.prompt(question, ""), [f" {best}\n"])[0]
             pmi = top - free
@@ -180,7 +171,7 @@ class QuestionAnswerer:
         return {
             "answer": best if answerable else NO_ANSWER,
             "answerable": answerable,
-            "candidates": [{"text": s, "logprob": round(lp, 3)} for s, lp in ex.ranked(self.sentence_weight)[:5]],
+            "candidates": [{"text": s, "logprob": round(lp, 3)} for s, lp in ranked[:5]],
             "unknown_logprob": round(ex.unknown, 3),
             "missing_words": missing,
             "missing_names": names,
@@ -193,10 +184,13 @@ class QuestionAnswerer:
     def prompt(self, question: str, context: str) -> str:
         return f"{SHOTS}Context: {' '.join(context.split())}\nQuestion: {question.strip()}\nAnswer:"
 
-    def extract(self, question: str, context: str) -> Extraction:
-        """Candidate spans from the sentences BM25 ranks highest, each scored by the model."""
-        sentences = context_sentences(context) or [context]
-        ranked_sentences = retrieve(question, [Passage("", s) for s in sentences], self.sentences)
+    def extract(self, question: str, context: str, parts: list[str] | None = None) -> Extraction:
+        """Candidate spans from the sentences BM25 ranks highest, each scored by the model;
+        ``parts`` are the passages ``context`` joins (the scope of the words-elsewhere rule)."""
+        sentences = note_sentences(context)
+        headings = {s.text: s.heading for s in sentences}
+        ranked_sentences = retrieve(question, [Passage("", s.text) for s in sentences] or [Passage("", context)],
+                                    self.sentences)
         ranked_spans: list[tuple[int, int, str]] = []
         source: dict[str, str] = {}
         for rank, p in enumerate(ranked_sentences):
@@ -215,9 +209,8 @@ class QuestionAnswerer:
         if self.length_bonus:
             scores[1:] = [s + self.length_bonus * self.model.count_tokens(f" {c}\n")
                           for s, c in zip(scores[1:], candidates, strict=True)]
-        fit = {sent: question_overlap(question, sent) for sent in set(source.values())}
-        spans = [(c, lp, fit[source[c]]) for c, lp in zip(candidates, scores[1:], strict=True)]
-        return Extraction(context, spans, scores[0], source)
+        return Extraction(question, context, list(zip(candidates, scores[1:], strict=True)), scores[0], source,
+                          headings, parts or [context])
 
     def _generate(self, question: str, context: str | None, cancel: CancelToken | None) -> str:
         form = prompts.form_for(self.model)

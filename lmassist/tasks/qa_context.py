@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lmassist.docindex.ranking import best_first, score_texts
-from lmassist.tasks.chunking import split_sentences
 
 STOPWORDS = frozenset(
     """a an the and or but of in on at to for from by with as is are was were be been being it its this that
@@ -108,6 +107,41 @@ def words_elsewhere(question: str, sentence: str, context: str) -> list[str]:
 
 
 @dataclass
+class Extraction:
+    """What the model said about a context's candidate spans: ``spans`` holds (span, log-likelihood
+    as the answer); ``unknown`` is the log-likelihood of "unknown"; ``source`` the sentence each
+    span was cut from, ``headings`` the heading above each sentence, ``parts`` the passages that
+    ``context`` joins. Kept apart from the decision so that a benchmark scores spans once and
+    decides under many settings."""
+
+    question: str
+    context: str
+    spans: list[tuple[str, float]]
+    unknown: float
+    source: dict[str, str]
+    headings: dict[str, str] = field(default_factory=dict)
+    parts: list[str] = field(default_factory=list)
+
+    def scope(self, sentence: str, headings: bool) -> str:
+        """The sentence, and with ``headings`` the heading above it."""
+        heading = self.headings.get(sentence, "") if headings else ""
+        return f"{heading}\n{sentence}" if heading else sentence
+
+    def part_of(self, sentence: str) -> str:
+        """The passage holding ``sentence`` (the whole context when none holds it word for word)."""
+        flat = " ".join(sentence.split())
+        return next((p for p in self.parts if flat in " ".join(p.split())), self.context)
+
+    def ranked(self, sentence_weight: float, headings: bool = False) -> list[tuple[str, float]]:
+        """(span, log-likelihood) best first, each ranked by its log-likelihood plus
+        ``sentence_weight`` nats times the share of the question's words in its sentence's scope."""
+        if not sentence_weight:
+            return sorted(self.spans, key=lambda s: -s[1])
+        fit = {s: question_overlap(self.question, self.scope(s, headings)) for s in set(self.source.values())}
+        return sorted(self.spans, key=lambda s: -(s[1] + sentence_weight * fit.get(self.source.get(s[0], ""), 0.0)))
+
+
+@dataclass
 class Passage:
     source: str
     text: str
@@ -123,44 +157,6 @@ def retrieve(question: str, passages: list[Passage], k: int) -> list[Passage]:
     for p, s in zip(passages, scores, strict=True):
         p.score = s
     return [passages[i] for i in best_first(scores, k)]
-
-
-# A line that starts a unit of its own in a note: a heading, a list item, a quote, a table row, a
-# field ("Date: ...", ":Chair: ...") or bold label ("**Ana**: ...").
-_LINE_START = re.compile(r"\s*(#{1,6}\s|[-*+>|]\s|\d{1,3}[.)]\s|:\w[^:]*:|\*\*|[A-Z][\w ./'-]{0,30}:\s)")
-_RULE_LINE = re.compile(r"\s*([=\-~^*#`_+]\s*){3,}$")  # a setext or reST underline, a fence, a rule
-_MARKER = re.compile(r"^\s*(#{1,6}\s+|[-*+>]\s+(\[[ xX]\]\s+)?|\d{1,3}[.)]\s+)")
-
-
-def context_sentences(text: str) -> list[str]:
-    """The sentences of a context, with a note's lines kept apart where the line is a unit of its own.
-
-    SQuAD paragraphs are one line, but notes are not: flattened, the heading "# Budget committee"
-    and the attendance line under it read as one sentence holding "budget" and four names, and
-    that sentence outranked "Councillor David Okafor will bring the budget." So a line starts a new
-    sentence after a heading (a marked or an all-capitals line), a line ending a sentence (``.!?:``), or when it is itself a heading,
-    list item, field or rule; other lines are wrapped prose and join the line before. List and
-    heading markers are dropped.
-    """
-    units: list[str] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or _RULE_LINE.match(line):
-            units.append(current)
-            current = ""
-            continue
-        if current and (current[-1] in ".!?:" or current.isupper() or _LINE_START.match(line) or _MARKER.match(current)):
-            units.append(current)
-            current = ""
-        current = f"{current} {line}" if current else line
-    units.append(current)
-    out: list[str] = []
-    for unit in units:
-        unit = _MARKER.sub("", unit).strip()
-        if unit:
-            out.extend(split_sentences(" ".join(unit.split())))
-    return out
 
 
 def question_type(question: str) -> str:
