@@ -23,11 +23,13 @@ import click
 
 from lmassist.bench.common import machine, median
 from lmassist.bench.metrics import halves, mean, qa_scores
+from lmassist.commands.common import load_model, model_option
 from lmassist.docindex.index import MAX_TOKENS, WEIGHTS, DocIndex
 from lmassist.docindex.passages import approx_tokens
+from lmassist.generation import GenerationOptions, Message
 from lmassist.system import rusage_to_mb
 from lmassist.tasks.chunking import chunk_text, paragraphs
-from lmassist.tasks.docs_answer import DocsAnswer, answer_from_docs
+from lmassist.tasks.docs_answer import DocsAnswer, answer_from_docs, docs_turn
 from lmassist.tasks.qa_context import Passage, retrieve
 
 DEV = "../shared/data/eval/folder-qa-dev"
@@ -162,6 +164,46 @@ def _docs_qa_row(label: str, pairs: list[tuple[dict[str, Any], DocsAnswer]], sec
     }
 
 
+# -- time to first token of ask --docs ------------------------------------------------------------
+
+
+def _first_token(model: Any, messages: list[Message]) -> float:
+    """Seconds until a one-token reply to ``messages`` is out."""
+    start = time.perf_counter()
+    for _ in model.chat(messages, GenerationOptions(max_new_tokens=1, temperature=0.0)):
+        pass
+    return time.perf_counter() - start
+
+
+def first_token_ratio(model: Any, dev: Path, questions: Sequence[str], out: Callable[[str], None]) -> dict[str, float]:
+    """Time to first token of ``ask --docs`` (retrieval, the prompt, the reply's first token) against
+    the same question with the same passages pasted into the message by hand, side by side, the
+    order alternating from question to question so neither always runs on a warmer cache."""
+    docs_s: list[float] = []
+    pasted_s: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp, DocIndex(Path(tmp) / "ttft.db") as index:
+        index.add("dev", dev / "docs")
+        _first_token(model, [Message("user", "Hello")])  # the first evaluation pays for warming up
+        for i, question in enumerate(questions):
+            turn = docs_turn(model, "dev", question, index=index)
+            if turn.abstain:
+                continue
+            pasted = [Message("user", "\n\n".join(c.text for c in turn.citations) + f"\n\n{question}")]
+            for kind in ("docs", "pasted") if i % 2 == 0 else ("pasted", "docs"):
+                if kind == "pasted":
+                    pasted_s.append(_first_token(model, pasted))
+                    continue
+                start = time.perf_counter()
+                messages = docs_turn(model, "dev", question, index=index).messages
+                docs_s.append(time.perf_counter() - start + _first_token(model, messages))
+    figures = {"ask --docs first token median s": median(docs_s), "pasted first token median s": median(pasted_s)}
+    figures["ratio (target <= 1.5)"] = figures["ask --docs first token median s"] / figures["pasted first token median s"]
+    out(f"time to first token, {len(docs_s)} questions, {model.info.name}:")
+    for key, value in figures.items():
+        out(f"  {key:>34}: {value:.3f}")
+    return figures
+
+
 # -- scale ---------------------------------------------------------------------------------------
 
 
@@ -196,7 +238,6 @@ import json, resource, sys, time
 import click
 
 from lmassist.bench.common import machine, median
-from lmassist.bench.metrics import halves, mean, qa_scores
 from lmassist.docindex.index import DocIndex
 t = time.perf_counter()
 s = DocIndex(sys.argv[1]).add("big", sys.argv[2])
@@ -241,13 +282,17 @@ def scale(root: Path, db: Path, questions: list[str], out: Callable[[str], None]
 
 
 def run(dev: Path, text: Path, files: int, mb: float, skip_retrieval: bool = False, skip_scale: bool = False,
-        out: Callable[[str], None] = click.echo) -> None:
-    """Print the retrieval figures on ``dev`` and the scale figures on a folder generated from ``text``."""
+        out: Callable[[str], None] = click.echo, model: Any = None, ttft: int = 0) -> None:
+    """Print the retrieval figures on ``dev``, the first-token figures (``ttft`` questions on
+    ``model``) and the scale figures on a folder generated from ``text``."""
     facts = machine()
     out(f"python {facts['python']}, {facts['cpus']} cpus, load average {os.getloadavg()[0]:.2f} "
         "(a shared machine: figures are noisy)")
     if not skip_retrieval:
         retrieval(dev, out)
+    if model is not None and ttft > 0:
+        rows = [q["question"] for q in load_questions(dev / "questions.jsonl") if q.get("answerable", True)]
+        first_token_ratio(model, dev, rows[:: max(1, len(rows) // ttft)][:ttft], out)
     if skip_scale:
         return
     questions = [q["question"] for q in load_questions(dev / "questions.jsonl")]
@@ -274,10 +319,22 @@ def run(dev: Path, text: Path, files: int, mb: float, skip_retrieval: bool = Fal
 @click.option("--files", type=click.IntRange(1), default=2000, show_default=True, help="Files in the generated folder.")
 @click.option("--mb", type=click.FloatRange(0.01), default=20.0, show_default=True, help="Its size in MB.")
 @click.option("--skip-retrieval", is_flag=True, help="Only the indexing figures.")
-@click.option("--skip-scale", is_flag=True, help="Only the retrieval figures.")
-def bench_docs(dev: Path, text: Path, files: int, mb: float, skip_retrieval: bool, skip_scale: bool) -> None:
-    """Folder index: retrieval hit@1/hit@3 vs qa's in-memory passages (two halves), indexing speed, memory, update, query time."""
-    run(dev, text, files, mb, skip_retrieval, skip_scale)
+@click.option("--skip-scale", is_flag=True, help="Only the retrieval and first-token figures.")
+@click.option("--ttft", type=click.IntRange(0), default=8, show_default=True,
+              help="Questions to time ask --docs's first token on, against the passages pasted (0: skip).")
+@model_option
+def bench_docs(dev: Path, text: Path, files: int, mb: float, skip_retrieval: bool, skip_scale: bool, ttft: int,
+               model: str | None) -> None:
+    """Folder index: retrieval hit@1/hit@3 vs qa's in-memory passages (two halves), time to first token of
+    ask --docs vs pasted passages, indexing speed, memory, update, query time.
+
+    \b
+    Examples:
+      lmassist bench docs                       # 2,000 files, 20 MB
+      lmassist bench docs --files 10000 --mb 100 --ttft 0
+    """
+    llm = load_model(model) if ttft else None
+    run(dev, text, files, mb, skip_retrieval, skip_scale, model=llm, ttft=ttft)
 
 
 COMMANDS = (bench_docs,)
