@@ -25,7 +25,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 # Commands not named here still appear: a task (from any plugin) under "Tasks", another built-in
 # command under "Other commands", a third-party plugin's command under "From plugins".
 HELP_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Chat", ("ask", "chat")),
+    ("Chat", ("ask", "chat", "templates")),
     ("Tasks", ("summarize", "translate", "sentiment", "qa", "tasks")),
     ("Models and plugins", ("models", "backends", "install", "uninstall", "plugins")),
     ("Your own models", ("train", "eval", "optimize")),
