@@ -15,6 +15,7 @@ a :class:`PluginTask`, so every caller reads a :class:`Task`. A task gets its mo
 from __future__ import annotations
 
 import codecs
+import os
 import shlex
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -220,7 +221,12 @@ class FileTask(Task):
     def inputs(self, values: dict[str, Any]) -> list[TaskInput]:
         if values.get("inputs") is not None:
             return list(values["inputs"])
-        return read_inputs(values.get("files") or (), values.get("encoding"))
+        paths = values.get("files") or ()
+        for path in paths:  # here only from the chat: the command line runs a folder as a job
+            if path != "-" and os.path.isdir(path):
+                raise LMAssistError(f"{path} is a folder; give a file (for a whole folder, use the command "
+                                    f"line: lmassist {self.name} {path} --out OUT)")
+        return read_inputs(paths, values.get("encoding"))
 
 
 class TaskLike(Protocol):
