@@ -302,3 +302,22 @@ async def test_attachments_that_do_not_fit_say_so_in_one_line(make_app: Any, tmp
         await wait_for(pilot, lambda: not chat.busy, what="reply stopped")
         note = next(str(n.render()) for n in chat.query(".attachment-note") if "passages" in str(n.render()))
         assert note.startswith("Attachments: ~") and "\n" not in note
+
+
+async def test_the_palette_starts_docs_and_template(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await ready(pilot)
+        titles = [c.title for c in app.get_system_commands(chat)]
+        assert {"Attach a file…", "Answer from a folder index…", "Apply a template…"} <= set(titles)
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: app.screen is not chat, what="palette")
+        await pilot.press(*"Apply a template")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is chat, what="palette closed")
+        assert chat.chat_input.text == "/template "
+        await say(pilot, "/help")
+        help_text = [s for s in infos(chat) if "Slash commands" in s][-1]
+        for usage in ("/attach [PATH...]", r"/docs NAME\|off", "/template NAME"):
+            assert usage in help_text, usage

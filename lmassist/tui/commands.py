@@ -170,9 +170,13 @@ BUILTINS: tuple[Command, ...] = (
             "attach a file picked from a tree (or add its path to a /task being typed)", takes_path=True,
             palette=(PaletteEntry("Attach a file…", "Pick a file; the model reads it from the next message on"),)),
     Command("docs", "/docs NAME|off", "answer the rest of this chat from an indexed folder (lmassist docs add), "
-            "citing path:line", run=sources.docs, arg_words="collections"),
+            "citing path:line", run=sources.docs, arg_words="collections",
+            palette=(PaletteEntry("Answer from a folder index…", "Type /docs NAME: answers cite the folder's files",
+                                  "start_command('docs')"),)),
     Command("template", "/template NAME", "apply a saved template: system prompt, options, model, files",
-            run=sources.template, arg_words="templates"),
+            run=sources.template, arg_words="templates",
+            palette=(PaletteEntry("Apply a template…", "Type /template NAME (Tab completes the names)",
+                                  "start_command('template')"),)),
     Command("plugins", "/plugins", "installed plugins and their errors", "app.show_plugins",
             palette=(PaletteEntry("Plugins", "Installed plugins, backends, tasks and their errors"),)),
     Command("quit", "/quit", "leave the app", "app.quit", None, "ctrl+q", "Quit", "quit"),
@@ -193,7 +197,8 @@ BUILTINS: tuple[Command, ...] = (
 FOOTER = ("stop", "new", "history", "regen", "edit", "copy", "model", "attach", "settings", "help")
 HELP_KEYS = ("send", "newline", "complete", "stop", "regen", "edit", "copy", "model", "new", "history", "attach",
              "settings", "palette", "help", "quit")
-PALETTE = ("new", "model", "attach", "export", "history", "regen", "edit", "copy", "settings", "plugins", "help")
+PALETTE = ("new", "model", "attach", "docs", "template", "export", "history", "regen", "edit", "copy", "settings",
+           "plugins", "help")
 PALETTE_AFTER_MODEL = "model"  # the models and tasks follow this entry in the palette
 
 BY_NAME: dict[str, Command] = {c.name: c for c in BUILTINS}

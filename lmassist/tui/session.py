@@ -325,8 +325,7 @@ class ChatSession:
             plan = ReplyPlan(list(turn.messages), {"docs": self.docs, "citations": citations}, turn.abstain)
         files = self.attachments_for(upto)
         if files and plan.abstain is None:
-            messages, fit = with_attachments(plan.messages, files, model, options)
-            plan.messages = model.fit(messages, options)
+            plan.messages, fit = with_attachments(plan.messages, files, model, options)  # chat() trims the rest
             if fit is not None and fit.retrieved:
                 plan.note = fit.summary
         return plan

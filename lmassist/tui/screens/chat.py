@@ -310,6 +310,10 @@ class ChatScreen(Screen[None]):
         except LMAssistError as e:
             self.notify(str(e), severity="error", timeout=8)
 
+    def action_start_command(self, name: str) -> None:
+        """``/name `` in the message box, for the arguments (a palette entry of a command that needs them)."""
+        self.chat_input.start_command(name)
+
     def action_settings(self) -> None:
         from lmassist.tui.screens.settings import SettingsScreen
 
