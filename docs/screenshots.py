@@ -27,6 +27,17 @@ Alice will bring the budget to Thursday's review. The release moves to April bec
 installer still fails on older laptops. Bob owns the installer fix and will report on Monday.
 Everyone agreed to cut the beta survey to five questions.
 """
+OFFSITE = """# Team offsite
+
+## Venue
+
+The offsite is at the Harbour Hall in Leith on 14 May, from 9:30 to 17:00.
+Lunch is provided; tell Dana about allergies by 1 May.
+
+## Agenda
+
+Morning: the roadmap for the second half. Afternoon: the installer post-mortem.
+"""
 
 
 async def until(pilot: Any, condition: Callable[[], Any], timeout: float = 300) -> None:
@@ -52,6 +63,32 @@ def shot(app: Any, name: str) -> None:
     print("wrote", Path(path).relative_to(OUT.parent.parent))
 
 
+async def your_files(pilot: Any, workdir: Path, notes: Path) -> None:
+    """A file attached to a chat (its chip), then a folder index answering with citations."""
+    from lmassist.docindex.index import DocIndex
+
+    chat = pilot.app.chat
+    await pilot.press("ctrl+n")
+    chat.session.set_settings({"options": OPTIONS})
+    os.chdir(workdir)  # the chip shows the path as typed
+    await send(pilot, f"/attach {notes.name}")
+    await until(pilot, lambda: chat.query(".attachment-chip"))
+    await send(pilot, "Who owns the installer fix?")
+    shot(pilot.app, "attach")
+
+    team = workdir / "team"
+    team.mkdir()
+    (team / "sync-0303.md").write_text(NOTES)
+    (team / "offsite.md").write_text(OFFSITE)
+    with DocIndex() as index:
+        index.add("team", team)
+    await pilot.press("ctrl+n")
+    chat.session.set_settings({"options": OPTIONS})
+    await send(pilot, "/docs team")
+    await send(pilot, "Where is the offsite?")
+    shot(pilot.app, "docs")
+
+
 async def main(workdir: Path) -> None:
     from lmassist.tui.app import LMAssistApp
 
@@ -69,6 +106,8 @@ async def main(workdir: Path) -> None:
 
         await send(pilot, f"/summarize {notes}")
         shot(app, "task")
+
+        await your_files(pilot, workdir, notes)
 
         await pilot.press("ctrl+n")
         chat.session.set_settings({"options": OPTIONS})
