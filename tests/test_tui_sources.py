@@ -124,6 +124,13 @@ async def test_a_cited_file_that_is_gone_is_one_line_in_the_dialog(make_app: Any
         error = str(app.screen.query_one("#passage-error").render())
         assert "garden.md is gone" in error and "\n" not in error.strip()
         await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is chat, what="dialog closed")
+        # A damaged index: one line when /docs names it, the chat goes on.
+        from lmassist.docindex.index import default_path
+
+        default_path().write_bytes(b"this is not a database" * 100)
+        await say(pilot, "/docs notes")
+        assert "is damaged" in errors(chat)[-1] and "--rebuild" in errors(chat)[-1] and chat.session.docs is None
 
 
 async def test_summarize_a_folder_says_to_use_the_command_line(make_app: Any, tmp_path: Path) -> None:
@@ -135,10 +142,12 @@ async def test_summarize_a_folder_says_to_use_the_command_line(make_app: Any, tm
         chat = await ready(pilot)
         await say(pilot, f"/summarize {folder}")
         await say(pilot, f"/translate {folder} French")
+        await say(pilot, f"/summarize {folder}/*.md")
         said = errors(chat)
-        assert len(said) == 2
-        assert f"lmassist summarize {folder} --out {folder}-summaries/" in said[0]
+        assert len(said) == 3
+        assert f"lmassist summarize {folder} --out {folder}-summaries/" in said[0] and "is a folder" in said[0]
         assert f"lmassist translate {folder} --to LANG" in said[1]
+        assert f"lmassist summarize '{folder}/*.md' --out" in said[2] and "is a glob" in said[2]
         assert chat.session.conversation is None and not chat.views()  # nothing ran, nothing saved
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmassist.errors import LMAssistError, describe
-from lmassist.tui.slash import split_args
+from lmassist.tui.slash import GLOB_CHARS, split_args
 
 if TYPE_CHECKING:
     from lmassist.tui.commands import Command
@@ -33,17 +33,24 @@ FOLDER_COMMANDS = {
 
 
 def folder_job_refusal(command: Command, argline: str) -> str | None:
-    """One line for a task given a folder (``/summarize notes/``): the app runs a task on one file,
-    and folder jobs (resumable, one output per file) belong to the command line. None otherwise."""
+    """One line for a task given a folder or a glob (``/summarize notes/``): the app runs a task on
+    one file, and jobs over many (resumable, one output per file) belong to the command line."""
     if command.task is None or not command.takes_path:
         return None
     for word in split_args(argline):
-        if word.startswith("-") or not Path(word).expanduser().is_dir():
+        path = Path(word).expanduser()
+        if word.startswith("-") or path.is_file():
             continue
-        stem = word.rstrip("/") or "out"
+        if path.is_dir():
+            what, shown = "a folder", word
+        elif any(c in word for c in GLOB_CHARS):
+            what, shown = "a glob", f"'{word}'"
+        else:
+            continue
+        stem = word.split("*")[0].rstrip("/") or "out"
         usage = FOLDER_COMMANDS.get(command.name, "lmassist {name} {dir} --out {stem}-{name}/")
-        return (f"{word} is a folder; /{command.name} works on one file here. For a whole folder use the "
-                f"command line: {usage.format(dir=word, stem=stem, name=command.name)}")
+        return (f"{word} is {what}; /{command.name} works on one file here. For many files use the "
+                f"command line: {usage.format(dir=shown, stem=stem, name=command.name)}")
     return None
 
 
