@@ -128,3 +128,15 @@ def test_a_streaming_face_pulls_inputs_lazily_and_counts_error_records(tmp_path:
     assert records[2]["error"] == "cannot label this one"
     assert (tally.done, tally.failed, tally.passed) == (2, 1, 1)
     assert [Path(p).name for p in task.pulled] == ["a.txt", "b.txt", "d.txt"]
+
+
+def test_a_stream_into_an_output_file_holds_every_finished_record(tmp_path: Path) -> None:
+    inputs = collect([str(make_inputs(tmp_path / "in"))])
+    target = tmp_path / "records.jsonl"
+    target.write_text("old\n")
+    cancel = CancelToken()
+    Job(Slow(stop_after=3, cancel=cancel), {"files": ()}, settings(1), StreamSink(str(target), tmp_path / "memo"),
+        cancel=cancel).run(inputs)
+    records = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [Path(r["source"]).name for r in records] == ["f0.txt", "f1.txt"]  # the third was cut short
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "records.jsonl"]  # no .part left

@@ -37,7 +37,6 @@ EXIT_INTERRUPTED = 130
 
 JOB_HELP = """
 
-\b
 Many files: a folder (walked recursively, hidden names left out), a glob, or --files-from FILE|-
 (one path per line) runs as a job. With --out DIR each input gets one output at the same relative
 path under DIR, written atomically; a manifest in DIR/.lmassist records what each was made from, so
@@ -45,6 +44,14 @@ running the same command again skips what is up to date (--force redoes it) and 
 Ctrl+C or a crash continues where it was. Without --out, results stream as JSON Lines (one object
 per input, with its "source"). A failed input is reported and the run goes on; the exit status is 1
 when any failed, 130 when interrupted."""
+
+
+def job_examples(task: Task) -> tuple[str, ...]:
+    """Two folder-job examples with the task's required options (``translate`` needs ``--to LANG``)."""
+    required = "".join(f" {(p.flags or ('--' + p.name.replace('_', '-'),))[-1]} {p.metavar or p.name.upper()}"
+                       for p in task.params if p.required and p.kind == "option")
+    return (f"lmassist {task.name} notes/{required} --out out/",
+            f"find notes -name '*.md' | lmassist {task.name} --files-from -{required} --jsonl")
 
 
 def job_options(task: Task) -> list[Any]:
@@ -81,8 +88,9 @@ def task_command(task: Task) -> click.Command:
     help_text = task.description or task.summary
     if takes_files(task):
         help_text += JOB_HELP
-    if task.examples:
-        help_text += "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in task.examples)
+    examples = (*task.examples, *(job_examples(task) if takes_files(task) else ()))
+    if examples:
+        help_text += "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples)
     schema = task.json_schema
     if schema is not None:
         help_text += f"\n\nWith --json the output is one JSON object; 'lmassist tasks --schema {task.name}' prints its schema."
