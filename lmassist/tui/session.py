@@ -6,6 +6,11 @@ the app has: the thread as the user sees it (:class:`Turn`), per-conversation se
 models it has loaded (:class:`ModelHost`). Kept free of Textual so worker threads can call it: the
 store is thread-safe and every method here is a short store call.
 
+What a reply is made from (:meth:`ChatSession.plan_reply`) is the thread, or with ``/docs NAME`` a
+folder index's passages (:mod:`lmassist.tasks.docs_answer`), plus the files attached so far
+(:meth:`lmassist.conversation.ConversationLog.attach`: saved with the next message, shown to the
+model from then on).
+
 History rows are never rewritten to hide an old version: a regenerated reply, or an edited user
 message, is a new row whose ``options`` say which row it ``replaces``. Resuming a conversation
 replays those markers, so the view comes back exactly as it was left, and nothing is lost.
