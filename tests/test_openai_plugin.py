@@ -8,7 +8,6 @@ tiny ``http.server`` in a thread, because a real server cannot be made to fail o
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_line_error, run_cli
-from test_openai_jobs import LlamaServer, free_port
+from test_openai_jobs import LlamaServer, free_port, plugin_env
 
 from lmassist.generation import (
     CancelToken,
@@ -172,20 +171,6 @@ def test_cli_ask_through_an_installed_plugin(server_url, tmp_path):
 
 
 # -- servers that fail -----------------------------------------------------------------------------
-
-
-def plugin_env(tmp_path: Path, base_url: str | None) -> dict[str, str]:
-    """Environment for a subprocess that finds the plugin through its entry point, as if installed."""
-    site = tmp_path / "site"
-    info = site / "lmassist_openai-0.1.0.dist-info"
-    if not info.exists():
-        info.mkdir(parents=True)
-        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmassist-openai\nVersion: 0.1.0\n")
-        (info / "entry_points.txt").write_text("[lmassist]\nopenai = lmassist_openai\n")
-    paths = [str(site), str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")]
-    env = {"PYTHONPATH": os.pathsep.join(p for p in paths if p), "OPENAI_API_KEY": ""}
-    env["OPENAI_BASE_URL"] = base_url or ""
-    return env
 
 
 class FakeServer:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_line_error, run_cli
+from test_openai_jobs import plugin_env
 
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError
 from lmassist.plugins import PluginManager
@@ -315,15 +316,10 @@ def test_retry_settings_and_environment(monkeypatch):
         resolve_config({"retry_time": -1})
 
 
-def test_cli_gives_up_with_one_line_and_a_failing_status(tmp_path, monkeypatch):
+def test_cli_gives_up_with_one_line_and_a_failing_status(tmp_path):
     srv = ScriptedServer((503, {"Retry-After": "0"}))
     try:
-        site = tmp_path / "site" / "lmassist_openai-0.1.0.dist-info"
-        site.mkdir(parents=True)
-        (site / "METADATA").write_text("Metadata-Version: 2.1\nName: lmassist-openai\nVersion: 0.1.0\n")
-        (site / "entry_points.txt").write_text("[lmassist]\nopenai = lmassist_openai\n")
-        env = {"PYTHONPATH": f"{site.parent}:{PLUGIN_DIR}", "OPENAI_BASE_URL": srv.url, "OPENAI_API_KEY": "",
-               "LMASSIST_OPENAI_RETRIES": "2"}
+        env = {**plugin_env(tmp_path, srv.url), "LMASSIST_OPENAI_RETRIES": "2"}
         proc = run_cli("ask", "-m", "openai:fake", "--no-log", "hi", env=env)
         assert_one_line_error(proc, "HTTP 503", "scripted 503", "gave up after 3 tries", srv.url)
         assert srv.posts == 3
