@@ -31,7 +31,7 @@ from lmassist.tasks.base import FILES, FileTask, Progress, TaskResult
 SHAKESPEARE = f"{DATA_DIR}/tinyshakespeare.txt"
 FILE_BYTES = 1_000_000
 FILES_PER_FOLDER = 50
-SIZES = {"10MB": 10_000_000, "100MB": 100_000_000, "1GB": 1_000_000_000}
+SIZES = {"10MB": 10_000_000, "40MB": 40_000_000, "100MB": 100_000_000, "1GB": 1_000_000_000}
 
 
 class LineStats(FileTask):
@@ -115,7 +115,7 @@ def measure(size_name: str, work: Path, source: Path, task: str) -> dict[str, An
 
 
 @click.command("jobs")
-@click.option("--sizes", default="10MB,1GB", show_default=True, help="Folder sizes to compare: 10MB, 100MB, 1GB.")
+@click.option("--sizes", default="10MB,1GB", show_default=True, help="Folder sizes to compare: 10MB, 40MB, 100MB, 1GB.")
 @click.option("--task", type=click.Choice(("linestats", "summarize")), default="linestats", show_default=True,
               help="linestats: the job pipeline with a task that needs no model; summarize: the real command "
               "on the default model (slow).")
