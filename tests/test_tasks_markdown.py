@@ -184,3 +184,14 @@ def test_source_code_and_html_come_back_unchanged(upper) -> None:
 
 def test_crlf_and_no_final_newline(upper) -> None:
     assert translate(upper, "# Hi there\r\n\r\nSome text") == "# HI THERE\r\n\r\nSOME TEXT"
+
+
+def test_rst_words_never_cross_an_indentation_change() -> None:
+    class Swap(Upper):  # a "translation" with one word more, so the words are re-flowed
+        def stream_pieces(self, request: StreamRequest) -> Iterator[str]:
+            yield from (p + " PLUS" for p in super().stream_pieces(request))
+
+    model = Swap()
+    out = translate(model, "term\n   its definition\n   goes on here\n", fmt="rst")
+    assert out.splitlines()[0] == "TERM PLUS"
+    assert "term" in model.requests and "its definition goes on here" in model.requests

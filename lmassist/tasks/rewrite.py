@@ -174,12 +174,24 @@ def _rst_block(block: Block, rewrite: Rewrite) -> str:
         return block.text
     out, unit = [], [lines[0]]
     for line in lines[1:]:
-        if _RST_ITEM.match(line):
+        # A unit is a list item or a run of lines at one indentation: in reST indentation is
+        # structure (a definition under its term, a block quote), so words never cross it.
+        if _RST_ITEM.match(line) or _indent(line) != _content_indent(unit[0]):
             out.append(_rst_unit(unit, rewrite))
             unit = []
         unit.append(line)
     out.append(_rst_unit(unit, rewrite))
     return "".join(out)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _content_indent(line: str) -> int:
+    """Where the text of a unit starting with ``line`` sits: after a list marker, or its indentation."""
+    m = _RST_ITEM.match(line)
+    return len(m.group(0)) if m else _indent(line)
 
 
 def _rst_unit(lines: list[str], rewrite: Rewrite) -> str:
