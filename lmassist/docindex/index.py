@@ -30,8 +30,9 @@ from pathlib import Path
 from lmassist.config import atomic_write_text, paths, valid_name
 from lmassist.docindex import schema, walk
 from lmassist.docindex.passages import Block, blocks_for, pack
-from lmassist.docindex.query import match_expression
+from lmassist.docindex.query import query_terms
 from lmassist.docindex.records import Collection, Hit, UpdateSummary
+from lmassist.docindex.selective import selective_terms
 from lmassist.errors import LMAssistError
 
 BUSY_TIMEOUT_MS = 5000
@@ -69,8 +70,10 @@ class DocIndex:
     """
 
     def __init__(self, path: Path | str | None = None, max_tokens: int = MAX_TOKENS,
-                 weights: Sequence[float] = WEIGHTS) -> None:
+                 weights: Sequence[float] = WEIGHTS, selective: bool = True) -> None:
         schema.require_fts5()
+        self.selective = selective  # drop a query's words found in most passages (docindex.selective)
+        self._passage_count: tuple[object, int] = (None, 0)
         self.path = Path(path) if path is not None else default_path()
         self.max_tokens = max_tokens
         self.weights = tuple(float(w) for w in weights)
@@ -207,18 +210,37 @@ class DocIndex:
     def search(self, name: str, query: str, k: int = 5) -> list[Hit]:
         """The ``k`` passages of collection ``name`` that BM25 ranks highest for the free-text
         ``query``, best first; ``[]`` when the query has no words or nothing matches."""
-        expr = match_expression(query)
         with self._guard():
-            coll = self._get(name)
+            coll_id = self._collection_id(name)
+            table = f"fts_{coll_id}"
+            words = query_terms(query)
+            if self.selective and words:
+                words = selective_terms(self.conn, table, words, self._passages(coll_id))
+            expr = " OR ".join(f'"{w}"' for w in words)
             if not expr or k <= 0:
                 return []
-            table = f"fts_{coll.id}"
             rows = self.conn.execute(
                 f"SELECT f.path, c.start_line, c.end_line, c.heading, c.text, m.score FROM "
                 f"(SELECT rowid AS id, bm25({table}, ?, ?, ?) AS score FROM {table} WHERE {table} MATCH ? "
                 f"ORDER BY score LIMIT ?) m JOIN chunks c ON c.id = m.id JOIN files f ON f.id = c.file_id "
                 f"ORDER BY m.score", (*self.weights, expr, k)).fetchall()
-        return [Hit(coll.name, coll.root, *r[:5], -r[5]) for r in rows]
+            root = self.conn.execute("SELECT root FROM collections WHERE id = ?", (coll_id,)).fetchone()[0]
+        return [Hit(name, root, *r[:5], -r[5]) for r in rows]
+
+    def _collection_id(self, name: str) -> int:
+        """The id of collection ``name`` (one indexed lookup: :meth:`list` counts every file)."""
+        row = self.conn.execute("SELECT id FROM collections WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else self._get(name).id  # _get raises the error that lists the names
+
+    def _passages(self, coll_id: int) -> int:
+        """How many passages the collection holds, remembered until another connection writes."""
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        key = (coll_id, version)  # this connection's own writes reset it (_transaction)
+        if self._passage_count[0] != key:
+            count = self.conn.execute("SELECT coalesce(sum(chunks), 0) FROM files WHERE collection_id = ?",
+                                      (coll_id,)).fetchone()[0]
+            self._passage_count = (key, count)
+        return self._passage_count[1]
 
     def check(self) -> list[str]:
         """Problems found in the index (empty when sound): SQLite's and FTS5's own integrity checks,
@@ -308,6 +330,7 @@ class DocIndex:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        self._passage_count = (None, 0)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
