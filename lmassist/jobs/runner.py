@@ -260,8 +260,11 @@ class Job:
         pulled: list[str] = []
         try:
             model = self.model()
+            def progress(done: int, total: int | None) -> None:
+                self._bar.show(f"{done:,} records")
+
             for record in self.task.records(model, self.values, self._lazy(inputs, pulled),
-                                            progress=None, cancel=self.cancel):
+                                            progress=progress, cancel=self.cancel):
                 if "error" in record and record.get("source") not in failed:
                     failed.add(str(record.get("source")))
                     self._fail(JobInput(str(record.get("source")), ""), LMAssistError(str(record["error"])))
