@@ -116,7 +116,8 @@ class _Bar:
         if self.reporter is None:
             return
         elapsed = time.monotonic() - self.started
-        info = f"{self.lines / elapsed:,.0f} lines/s" if self.lines and elapsed > 0 else ""
+        rate = self.lines / elapsed if elapsed > 0 else 0.0
+        info = (f"{rate:,.0f} lines/s" if rate >= 10 else f"{rate:.1f} lines/s") if self.lines else ""
         self.reporter.update(self.finished, self.total, info=" ".join(x for x in (info, detail) if x))
 
     def note(self, text: str) -> None:
