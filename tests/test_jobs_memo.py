@@ -75,3 +75,21 @@ def test_memo_path_depends_on_input_model_and_options(tmp_path: Path) -> None:
     memo.put("x", "y")
     memo.close()
     assert base.exists()
+
+
+def test_compact_keeps_the_last_value_of_each_key(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.jsonl"
+    memo = Memo(path)
+    for run in range(60):
+        for key in ("a.md", "b.md", "c.md"):
+            memo.put(key, f"run {run}")
+    memo.close()
+    again = Memo(path)
+    again.compact()
+    assert path.read_text().count("\n") == 3
+    assert Memo(path).get("b.md") == "run 59"
+    small = Memo(tmp_path / "small.jsonl")
+    small.put("k", "1")
+    small.put("k", "2")
+    small.compact()  # a few outdated lines are not worth a rewrite
+    assert (tmp_path / "small.jsonl").read_text().count("\n") == 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,11 @@ class Memo:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._values: dict[str, str] = dict(read_entries(self.path))
+        self._values: dict[str, str] = {}
+        self._lines = 0  # lines in the file: more than the keys when a key was stored again
+        for key, value in read_entries(self.path):
+            self._values[key] = value
+            self._lines += 1
         self._file: Any = None
         self.hits = 0
         self.puts = 0
@@ -113,6 +118,7 @@ class Memo:
         except OSError as e:
             raise LMAssistError(f"cannot save finished work to {self.path}: {e.strerror or e}") from None
         self._values[key] = value
+        self._lines += 1
         self.puts += 1
 
     def items(self) -> Iterator[tuple[str, str]]:
@@ -140,6 +146,24 @@ class Memo:
                 pass
             self._file.close()
             self._file = None
+
+    def compact(self) -> None:
+        """Rewrite the file with one line per key when most of its lines are outdated (a manifest
+        re-recorded run after run), through a temporary file: a crash keeps the old one."""
+        if self._lines <= 2 * len(self._values) + 100:
+            return
+        self.close()
+        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for key, value in self._values.items():
+                    f.write(json.dumps({"k": key, "v": value}, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            self._lines = len(self._values)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # the long file is still whole: compaction can wait
 
     def remove(self) -> None:
         """The output is complete: the memo is not needed any more."""

@@ -74,6 +74,7 @@ class TreeSink:
 
     def close(self) -> None:
         self.manifest.close()
+        self.manifest.compact()
 
 
 def _copy_atomically(src: Path, dest: Path) -> None:
