@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import test_tui
 from test_tui import SIZE, ready, say, wait_for
 
 from lmassist.docindex.index import DocIndex
@@ -17,7 +18,8 @@ from lmassist.tui.screens.passage import PassageScreen
 from lmassist.tui.widgets.citations import CitationLink
 from lmassist.tui.widgets.message import ErrorView, InfoView
 
-pytest_plugins = ("test_tui",)  # its fixtures: the real default model, the app on it (make_app)
+# test_tui's fixtures: the real default model (one thread), a task plugin, the app on them.
+smollm1, plugin, make_app = test_tui.smollm1, test_tui.plugin, test_tui.make_app
 
 BUDGET_NOTE = (
     "# Council meeting, 4 March\n"
