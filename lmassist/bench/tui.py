@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ BARE_FIRST_FRAME_IDLE_S = 0.23
 
 def _first_frame_tmux(command: str, timeout: float = 10.0) -> float | None:
     """Seconds until a 120x40 tmux pane shows five lines with text (the shared tool's method)."""
-    socket = f"lmassist-bench-{os.getpid()}"
+    # A fresh server per round: reusing one name races the previous round's server still exiting.
+    socket = f"lmassist-bench-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     base = ["tmux", "-L", socket]
     start = time.perf_counter()
     subprocess.run([*base, "new-session", "-d", "-s", "ff", "-x", "120", "-y", "40", command], check=True)
