@@ -10,10 +10,12 @@ generating a word and parsing it.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from lmassist.config import paths, warn
+from lmassist.errors import describe
 from lmassist.generation import CancelToken, LMAssistError, Model
 from lmassist.tasks.base import FILES, FileTask, Param, Progress, TaskInput, TaskResult
 from lmassist.tasks.sentiment_classifier import (
@@ -24,6 +26,10 @@ from lmassist.tasks.sentiment_classifier import (
     SentimentClassifier,
 )
 from lmassist.tasks.sentiment_prompts import DIRECTIONS
+
+# Texts labelled together when streaming records (sentiment --per-line over files): large enough
+# that scoring batches fill a GPU, small enough that the first records come out within seconds.
+STREAM_BATCH = 64
 
 RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -136,14 +142,7 @@ class SentimentTask(FileTask):
             cancel: CancelToken | None = None) -> TaskResult:
         self.check(values)
         items = self.items(values)
-        direction = values.get("direction") or DEFAULT_DIRECTION
-        if direction not in DIRECTIONS:
-            raise LMAssistError(f"unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
-        clf = SentimentClassifier(
-            model, forms=DIRECTIONS[direction], calibration=values.get("calibration") or DEFAULT_CALIBRATION,
-            neutral=bool(values.get("neutral")), method=values.get("method") or "auto",
-            cache=paths().cache / "sentiment-calibration.json",
-        )
+        clf = _classifier(model, values)
         labelled = clf.classify_many([text for _, _, text in items], progress, cancel)
         results = [{"source": src, "line": line, "text": text, **lab}
                    for (src, line, text), lab in zip(items, labelled, strict=False)]
@@ -153,6 +152,71 @@ class SentimentTask(FileTask):
         return self.result(model, _as_text(results), markdown, method=clf.method, calibration=calibration,
                            labels=list(clf.labels), results=results, forms=[f.name for f in clf.forms],
                            warnings=warnings)
+
+    def records(self, model: Model, values: dict[str, Any], inputs: Iterable[TaskInput],
+                progress: Progress | None = None, cancel: CancelToken | None = None) -> Iterator[dict[str, Any]]:
+        """One record per text (per line with ``--per-line``), in input order, as soon as its batch
+        of :data:`STREAM_BATCH` texts is labelled: batched scoring underneath, a stream on top.
+
+        Inputs are pulled lazily and batches cross input boundaries, so many small files batch as
+        well as one large one. A batch the model fails on is one error record per text in it.
+        """
+        self.check(values)
+        clf = _classifier(model, values)
+        pending: list[tuple[str, int | None, str]] = []
+        done = 0
+        for item in _stream_items(inputs, bool(values.get("per_line"))):
+            pending.append(item)
+            if len(pending) < STREAM_BATCH:
+                continue
+            yield from _label_batch(clf, pending, cancel)
+            done, pending = done + len(pending), []
+            if cancel is not None and cancel.cancelled:
+                return
+            if progress:
+                progress(done, None)
+        yield from _label_batch(clf, pending, cancel)
+
+
+def _classifier(model: Model, values: dict[str, Any]) -> SentimentClassifier:
+    direction = values.get("direction") or DEFAULT_DIRECTION
+    if direction not in DIRECTIONS:
+        raise LMAssistError(f"unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
+    return SentimentClassifier(
+        model, forms=DIRECTIONS[direction], calibration=values.get("calibration") or DEFAULT_CALIBRATION,
+        neutral=bool(values.get("neutral")), method=values.get("method") or "auto",
+        cache=paths().cache / "sentiment-calibration.json",
+    )
+
+
+def _stream_items(inputs: Iterable[TaskInput], per_line: bool) -> Iterator[tuple[str, int | None, str]]:
+    """(source, line or None, text) for each text to label, pulling one input at a time."""
+    for inp in inputs:
+        if per_line:
+            for i, line in enumerate(inp.text.splitlines(), 1):
+                if line.strip():
+                    yield inp.source, i, line.strip()
+        elif inp.text.strip():
+            yield inp.source, None, inp.text.strip()
+
+
+def _label_batch(clf: SentimentClassifier, items: list[tuple[str, int | None, str]],
+                 cancel: CancelToken | None) -> Iterator[dict[str, Any]]:
+    """The records of one batch; nothing when it was cancelled (a partial batch is not a result)."""
+    if not items:
+        return
+    try:
+        labelled = clf.classify_many([text for _, _, text in items], None, cancel)
+    except LMAssistError as e:
+        for src, line, _ in items:
+            yield {"source": src, "line": line, "error": describe(e)}
+        return
+    if len(labelled) < len(items):
+        return
+    records = [{"source": src, "line": line, "text": text, **lab}
+               for (src, line, text), lab in zip(items, labelled, strict=True)]
+    _truncation_warnings(records, clf.room)
+    yield from records
 
 
 def _truncation_warnings(results: list[dict[str, Any]], room: int) -> list[str]:

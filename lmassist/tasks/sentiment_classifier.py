@@ -29,6 +29,9 @@ DEFAULT_FORMS = DIRECTIONS[DEFAULT_DIRECTION]
 DEFAULT_SHOTS = 24
 DEFAULT_ORDERS = (1, 2)
 BATCH_MIN = 8  # batch calibration needs this many texts to estimate the median
+# Texts per Model.score_many call: the backend batches within it (padded batches on a GPU); between
+# calls the run can be cancelled and progress is shown.
+SCORE_BATCH = 32
 # How a view's label scores are corrected before the views are averaged.
 # held-out: the threshold midway between the mean log-odds of the labelled HELD_OUT reviews of
 #   each label (two labels only; computed once per model and prompt, then cached);
@@ -86,13 +89,32 @@ class SentimentClassifier:
         return fit_head(text, self.model.count_tokens, room)[0]
 
     def _form_scores(self, form: PromptForm, text: str) -> list[float]:
+        return self._form_scores_many(form, [text])[0]
+
+    def _form_scores_many(self, form: PromptForm, texts: list[str]) -> list[list[float]]:
+        """Each text's label scores under one form, in one :meth:`Model.score_many` call."""
         if form.channel:
             # log P(text | label) per label: same continuation, a different label line before it.
-            cont = " " + " ".join(text.split())
-            prefix = self._prefix[form.name]
-            return [self.model.score(prefix + form.query.format(w=form.words[lab]), [cont])[0] for lab in self.labels]
+            prefix, n = self._prefix[form.name], len(self.labels)
+            requests = [(prefix + form.query.format(w=form.words[lab]), [" " + " ".join(t.split())])
+                        for t in texts for lab in self.labels]
+            flat = [row[0] for row in self.model.score_many(requests)]
+            return [flat[i * n:(i + 1) * n] for i in range(len(texts))]
         conts = [" " + form.words[lab] + self.suffix for lab in self.labels]
-        return self.model.score(form.prompt(self._prefix[form.name], text), conts)
+        return self.model.score_many([(form.prompt(self._prefix[form.name], t), conts) for t in texts])
+
+    def _scored(self, form: PromptForm, texts: list[str], tick: Callable[[], None],
+                cancel: CancelToken | None = None) -> list[list[float]] | None:
+        """:meth:`_form_scores_many` in batches of :data:`SCORE_BATCH` texts, ``tick`` per text;
+        None once ``cancel`` is set (checked between batches)."""
+        out: list[list[float]] = []
+        for i in range(0, len(texts), SCORE_BATCH):
+            if cancel is not None and cancel.cancelled:
+                return None
+            out += self._form_scores_many(form, texts[i:i + SCORE_BATCH])
+            for _ in texts[i:i + SCORE_BATCH]:
+                tick()
+        return out
 
     def offsets(self, tick: Callable[[], None] | None = None) -> dict[str, list[float]]:
         """What each view subtracts from its label scores under the chosen calibration (zeros for
@@ -102,10 +124,7 @@ class SentimentClassifier:
             offsets = {}
             for form, prefix in self._views:
                 if self.calibration == "content-free":
-                    rows = []
-                    for c in CONTENT_FREE:
-                        rows.append(self._form_scores(form, c))
-                        tick()
+                    rows = self._scored(form, list(CONTENT_FREE), tick) or []
                     offsets[form.name] = [sum(col) / len(rows) for col in zip(*rows, strict=True)]
                 elif self.calibration == "held-out":
                     offsets[form.name] = [self._held_out_threshold(form, prefix, tick), 0.0]
@@ -133,10 +152,9 @@ class SentimentClassifier:
         if isinstance(cached, float):
             return cached
         odds: dict[str, list[float]] = {"positive": [], "negative": []}
-        for text, label in HELD_OUT:
-            pos, neg = self._form_scores(form, text)
+        scores = self._scored(form, [text for text, _ in HELD_OUT], tick) or []
+        for (_, label), (pos, neg) in zip(HELD_OUT, scores, strict=True):
             odds[label].append(pos - neg)
-            tick()
         threshold = sum(sum(v) / len(v) for v in odds.values()) / 2
         if self.cache:
             _write_cache(self.cache, key, threshold)
@@ -192,13 +210,12 @@ class SentimentClassifier:
         offsets = self.offsets(tick)
         totals = [[0.0] * len(self.labels) for _ in texts]
         for form, _ in self._views:
-            for i, text in enumerate(texts):
-                if cancel is not None and cancel.cancelled:
-                    return None
-                scores = [s - o for s, o in zip(self._form_scores(form, text), offsets[form.name], strict=True)]
-                probs = _softmax(scores)
+            scored = self._scored(form, texts, tick, cancel)
+            if scored is None:
+                return None
+            for i, raw in enumerate(scored):
+                probs = _softmax([s - o for s, o in zip(raw, offsets[form.name], strict=True)])
                 totals[i] = [t + math.log(max(p, 1e-12)) for t, p in zip(totals[i], probs, strict=True)]
-                tick()
         return [[t / len(self._views) for t in total] for total in totals]
 
     def _generate_many(self, texts: list[str], read: list[dict[str, Any]], progress: Progress | None,
