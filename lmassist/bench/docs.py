@@ -29,7 +29,8 @@ from lmassist.docindex.passages import approx_tokens
 from lmassist.generation import GenerationOptions, Message
 from lmassist.system import rusage_to_mb
 from lmassist.tasks.chunking import chunk_text, paragraphs
-from lmassist.tasks.docs_answer import DocsAnswer, answer_from_docs, docs_turn
+from lmassist.tasks.docs_answer import TOP_K, DocsAnswer, decide, docs_turn, read
+from lmassist.tasks.qa import HEADINGS, LOCAL, SENTENCE_WEIGHT, QuestionAnswerer
 from lmassist.tasks.qa_context import Passage, retrieve
 
 DEV = "../shared/data/eval/folder-qa-dev"
@@ -121,26 +122,39 @@ def retrieval(dev: Path, out: Callable[[str], None]) -> dict[str, float]:
 # -- answers over a folder (eval-task docs-qa) ----------------------------------------------------
 
 
-def run_docs_qa(model: Any, docs: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Index ``docs`` into a temporary index, answer every question with :func:`answer_from_docs`,
-    and score each half: retrieval hit@1/hit@3 (the question's file among the passages read),
+SETTINGS = [(w, h, loc) for w in (0.0, 2.0) for h, loc in ((False, False), (True, False), (True, True))]
+
+
+def run_docs_qa(model: Any, docs: Path, rows: list[dict[str, Any]],
+                settings: Sequence[tuple[float, bool, bool]] = ()) -> list[dict[str, Any]]:
+    """Index ``docs`` into a temporary index, answer every question as :func:`answer_from_docs`
+    does, and score each half: retrieval hit@1/hit@3 (the question's file among the passages read),
     whether the first citation is the right file, token F1 on answerable questions (an abstention
-    scores 0), and how often it abstains on unanswerable ones and, wrongly, on answerable ones."""
+    scores 0), and how often it abstains on unanswerable ones and, wrongly, on answerable ones.
+    Each of ``settings`` (sentence weight, headings, local; see :mod:`lmassist.tasks.qa`) is scored
+    from the same reading, after the default."""
     from lmassist.progress import ProgressReporter  # kept out of the import of every bench command
 
-    answers = []
+    readings = []
+    qa = QuestionAnswerer(model, method="spans")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, DocIndex(Path(tmp) / "eval.db") as index:
         index.add("eval", docs)
         with ProgressReporter("docs-qa", "questions", lazy=True) as progress:
             for i, r in enumerate(rows):
-                answers.append(answer_from_docs(model, "eval", r["question"], index=index))
+                readings.append(read(qa, r["question"], index.search("eval", r["question"], TOP_K)))
                 progress(i + 1, len(rows))
     took = time.perf_counter() - start
     report = []
-    for label in ("all", "tune", "held-out"):
-        keep = [(r, a) for r, a, h in zip(rows, answers, halves(rows), strict=True) if label in ("all", h)]
-        report.append(_docs_qa_row(label, keep, took))
+    default = (SENTENCE_WEIGHT, HEADINGS, LOCAL)
+    for setting in [default, *(s for s in settings if s != default)]:
+        rule = QuestionAnswerer(model, method="spans", sentence_weight=setting[0], headings=setting[1], local=setting[2])
+        answers = [decide(rule, r["question"], reading) for r, reading in zip(rows, readings, strict=True)]
+        label = (f"prior {setting[0]:g}" + (", headings" if setting[1] else "") + (", local" if setting[2] else "")
+                 + (" (default)" if setting == default else ""))
+        for half in ("all", "tune", "held-out"):
+            keep = [(r, a) for r, a, h in zip(rows, answers, halves(rows), strict=True) if half in ("all", h)]
+            report.append({"setting": label, **_docs_qa_row(half, keep, took)})
     return report
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from lmassist.bench.common import data_option, dev_file, peak_rss_mb, print_table
-from lmassist.bench.docs import run_docs_qa
+from lmassist.bench.docs import SETTINGS, run_docs_qa
 from lmassist.bench.metrics import (
     chrf_bleu,
     halves,
@@ -249,8 +249,9 @@ EVAL_FIELDS = {"sentiment": ("text", "label"), "qa": ("context", "question", "an
 @click.argument("data", nargs=-1, required=True, type=click.Path())
 @model_option
 @click.option("--limit", type=int, help="Evaluate the first N rows only.")
+@click.option("--settings", "tune", is_flag=True, help="docs-qa: also score other answer settings on the same run.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | None, as_json: bool) -> None:
+def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | None, tune: bool, as_json: bool) -> None:
     """Print TASK's metrics on a labelled JSONL file, beside the simplest honest baseline.
 
     sentiment: accuracy, macro precision/recall/F1; qa: exact match and token F1 (SQuAD
@@ -266,7 +267,7 @@ def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | 
       lmassist eval-task docs-qa ../shared/data/eval/folder-qa-dev/docs ../shared/data/eval/folder-qa-dev/questions.jsonl
     """
     if task == "docs-qa":
-        _eval_docs_qa(data, model, limit, as_json)
+        _eval_docs_qa(data, model, limit, as_json, tune)
         return
     if task not in EVAL_FIELDS:
         raise LMAssistError(f"eval-task knows sentiment, qa, docs-qa, summarize and translate, not {task!r}")
@@ -291,7 +292,7 @@ def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | 
     _show(f"{task} on {len(rows)} rows", llm, rows, report, as_json)
 
 
-def _eval_docs_qa(data: tuple[str, ...], model: str | None, limit: int | None, as_json: bool) -> None:
+def _eval_docs_qa(data: tuple[str, ...], model: str | None, limit: int | None, as_json: bool, tune: bool) -> None:
     """``eval-task docs-qa DIR QUESTIONS.jsonl`` (or one folder holding docs/ and questions.jsonl)."""
     if len(data) == 1:
         data = (str(Path(data[0]) / "docs"), str(Path(data[0]) / "questions.jsonl"))
@@ -304,7 +305,7 @@ def _eval_docs_qa(data: tuple[str, ...], model: str | None, limit: int | None, a
         raise LMAssistError(f"{data[1]} rows need the fields question, answers, answerable, doc; "
                             f"missing {', '.join(missing)}")
     llm = load_model(model)
-    report = run_docs_qa(llm, Path(data[0]), rows)
+    report = run_docs_qa(llm, Path(data[0]), rows, SETTINGS if tune else ())
     _show(f"docs-qa on {len(rows)} questions over {data[0]}", llm, rows, report, as_json)
 
 

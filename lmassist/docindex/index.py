@@ -44,6 +44,9 @@ WEIGHTS = (1.0, 2.0, 1.0)
 # model; 300 won hit@1 on the tuning half of the dev set (200 tied on hit@3) and makes fewer rows
 # for a query to rank.
 MAX_TOKENS = 300
+# Common words are dropped from queries (docindex.selective) from this many passages on: that is
+# where they cost time, and in a small folder a passage matching only them still fills the top k.
+SELECTIVE_FROM = 2000
 _RACY_NS = 2_000_000_000  # a file written this close to its indexing may change again within one mtime tick
 
 def default_path() -> Path:
@@ -214,8 +217,8 @@ class DocIndex:
             coll_id = self._collection_id(name)
             table = f"fts_{coll_id}"
             words = query_terms(query)
-            if self.selective and words:
-                words = selective_terms(self.conn, table, words, self._passages(coll_id))
+            if self.selective and words and (passages := self._passages(coll_id)) >= SELECTIVE_FROM:
+                words = selective_terms(self.conn, table, words, passages)
             expr = " OR ".join(f'"{w}"' for w in words)
             if not expr or k <= 0:
                 return []

@@ -23,7 +23,7 @@ from lmassist.docindex.index import DocIndex
 from lmassist.docindex.records import Hit
 from lmassist.generation import CancelToken, Message, Model
 from lmassist.tasks.qa import QuestionAnswerer
-from lmassist.tasks.qa_context import missing_names
+from lmassist.tasks.qa_context import Extraction, missing_names
 
 NO_ANSWER = "The notes do not contain the answer."
 TOP_K = 3  # passages retrieved: three of the index's ~300-token passages fit qa's context budget
@@ -83,15 +83,52 @@ def answer_from_docs(model: Model, collection: str, question: str, cancel: Cance
                      index: DocIndex | Path | str | None = None, k: int = TOP_K) -> DocsAnswer:
     """Answer ``question`` from the passages of ``collection``, citing the answer's ``path:line``."""
     hits = retrieve(collection, question, k, index)
-    passages = [Citation.of(h) for h in hits]
-    if not hits:
-        return DocsAnswer(NO_ANSWER, [], True, passages)
     qa = QuestionAnswerer(model, method="spans" if model.supports_score else "generate", top_k=k)
-    out = qa.answer(question, [(str(i), f"# {_title(h)}\n\n{h.text}") for i, h in enumerate(hits)], cancel)
-    if out["answerable"] is False or _says_no(out["answer"]):
+    if not hits or qa.method == "spans":
+        return decide(qa, question, read(qa, question, hits, cancel))
+    out = qa.answer(question, _documents(hits), cancel)
+    return _answered(out["answer"], out["answerable"] is False or _says_no(out["answer"]), hits,
+                     [p["source"] for p in out["passages"]])
+
+
+@dataclass
+class Reading:
+    """What answering read: the passages retrieved, the order qa kept them in, the scored spans."""
+
+    hits: list[Hit]
+    order: list[str]
+    extraction: Extraction | None
+
+
+def read(qa: QuestionAnswerer, question: str, hits: list[Hit], cancel: CancelToken | None = None) -> Reading:
+    """Score the candidate spans of the retrieved passages once (the model's part of the work)."""
+    if not hits:
+        return Reading(hits, [], None)
+    kept = qa.passages(question, _documents(hits), cancel)
+    parts = [p.text.strip() for p in kept]
+    return Reading(hits, [p.source for p in kept], qa.extract(question, "\n".join(parts), parts))
+
+
+def decide(qa: QuestionAnswerer, question: str, reading: Reading) -> DocsAnswer:
+    """The answer (or the abstention) under ``qa``'s rule and settings; apart from :func:`read` so
+    that ``eval-task docs-qa`` can compare settings on one reading."""
+    if reading.extraction is None:
+        return DocsAnswer(NO_ANSWER, [], True, [])
+    out = qa.decide(question, reading.extraction)
+    return _answered(out["answer"], not out["answerable"], reading.hits, reading.order)
+
+
+def _documents(hits: Sequence[Hit]) -> list[tuple[str, str]]:
+    """The passages as qa's documents: named by their rank, each under a title line (:func:`_title`)."""
+    return [(str(i), f"# {_title(h)}\n\n{h.text}") for i, h in enumerate(hits)]
+
+
+def _answered(answer: str, abstained: bool, hits: list[Hit], order: Sequence[str]) -> DocsAnswer:
+    passages = [Citation.of(h) for h in hits]
+    if abstained:
         return DocsAnswer(NO_ANSWER, [], True, passages)
-    answer = out["answer"].strip()
-    first = _answer_citation(answer, hits, [p["source"] for p in out["passages"]])
+    answer = answer.strip()
+    first = _answer_citation(answer, hits, order)
     rest = [c for c in passages if c.path != first.path or c.line > first.line or c.end_line < first.line]
     return DocsAnswer(answer, [first, *rest], False, passages)
 
