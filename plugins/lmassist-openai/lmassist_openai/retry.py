@@ -145,7 +145,6 @@ class Backoff:
         self.outage = outage or Outage()
         self.start = timing.clock()
         self.failures = 0
-        self.waits: list[float] = []  # what it waited, for the give-up message (and tests)
 
     def next_wait(self, failure: RetryableError) -> float:
         """Seconds to wait before the next try; raises a one-line :class:`LMAssistError` to give up."""
@@ -166,13 +165,11 @@ class Backoff:
                     "allowed for retries (raise the setting openai.retry_time to wait that long)"
                 )
             raise self._give_up(failure, now)
-        self.waits.append(wait)
         return wait
 
-    def succeeded(self) -> None:
-        self.outage.recovered()
-
     def _give_up(self, failure: RetryableError, now: float) -> LMAssistError:
+        if self.policy.retries == 0:
+            return LMAssistError(str(failure))  # retrying is off: the failure as it is
         tries = self.failures
         return LMAssistError(
             f"{failure} (gave up after {tries} tr{'y' if tries == 1 else 'ies'} in {now - self.start:.1f} s; "
