@@ -45,6 +45,7 @@ class Measured:
     score: float
     baseline: float
     able: bool
+    seconds: float = 0.0  # how long the measurement took: a tie goes to the faster model
 
 
 
@@ -77,11 +78,16 @@ class TaskRanking:
 
     @classmethod
     def from_dict(cls, task: str, raw: dict[str, Any]) -> TaskRanking:
-        models = tuple(Measured(str(m["model"]), float(m["score"]), float(m["baseline"]), bool(m["able"]))
-                       for m in raw.get("models", ()))
+        models = tuple(Measured(str(m["model"]), float(m["score"]), float(m["baseline"]), bool(m["able"]),
+                                float(m.get("seconds", 0.0))) for m in raw.get("models", ()))
         return cls(task, str(raw["metric"]), str(raw["baseline_name"]), str(raw.get("command", "")),
                    str(raw.get("data", "")), int(raw.get("rows", 0)), float(raw.get("min_gain", 0.0)),
-                   tuple(sorted(models, key=lambda m: (not m.able, -m.score))))
+                   tuple(sorted(models, key=rank_key)))
+
+
+def rank_key(m: Measured) -> tuple[bool, float, float]:
+    """Able models first, then the higher score, then the faster: at equal quality, speed decides."""
+    return (not m.able, -m.score, m.seconds)
 
 
 def user_table_path() -> Path:

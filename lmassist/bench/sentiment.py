@@ -31,6 +31,7 @@ SENTIMENT_VARIANTS: dict[str, dict[str, Any]] = {
     "both": {"forms": ("review", "channel")},  # the two above averaged
     "review-24shot-order1": {"forms": ("review",), "shots": 24, "orders": (1,)},
     "review-24shot-order1+heldout": {"forms": ("review",), "shots": 24, "orders": (1,), "calibration": "held-out"},
+    "review-24shot-order2+heldout": {"forms": ("review",), "shots": 24, "orders": (2,), "calibration": "held-out"},
     "review-4shot-first-token": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 1},
     "review-4shot-first-token+cal": {"forms": ("review",), "shots": 4, "suffix": "", "orders": 1,
                                      "calibration": "content-free"},
