@@ -111,7 +111,7 @@ def measure(size_name: str, work: Path, source: Path, task: str) -> dict[str, An
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     return {"files": files, "peak MB": round(peak, 1), "seconds": round(seconds, 1),
-            "MB/s": round(SIZES[size_name] / 1e6 / seconds, 1) if seconds else None, "generate s": round(made, 1)}
+            "MB/s": round(SIZES[size_name] / 1e6 / seconds, 3) if seconds else None, "generate s": round(made, 1)}
 
 
 @click.command("jobs")
