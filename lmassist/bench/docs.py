@@ -30,7 +30,7 @@ from lmassist.generation import GenerationOptions, Message
 from lmassist.system import rusage_to_mb
 from lmassist.tasks.chunking import chunk_text, paragraphs
 from lmassist.tasks.docs_answer import TOP_K, DocsAnswer, decide, docs_turn, read
-from lmassist.tasks.qa import HEADINGS, LOCAL, SENTENCE_WEIGHT, QuestionAnswerer
+from lmassist.tasks.qa_answerer import HEADINGS, LOCAL, SENTENCE_WEIGHT, QuestionAnswerer
 from lmassist.tasks.qa_context import Passage, retrieve
 
 DEV = "../shared/data/eval/folder-qa-dev"

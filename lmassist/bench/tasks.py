@@ -31,7 +31,7 @@ from lmassist.bench.metrics import (
 from lmassist.bench.sentiment import run_sentiment
 from lmassist.commands.common import load_model, model_option
 from lmassist.generation import LMAssistError
-from lmassist.tasks.qa import (
+from lmassist.tasks.qa_answerer import (
     ELSEWHERE_MIN,
     HEADINGS,
     LENGTH_BONUS,

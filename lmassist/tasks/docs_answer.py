@@ -22,7 +22,7 @@ from pathlib import Path
 from lmassist.docindex.index import DocIndex
 from lmassist.docindex.records import Hit
 from lmassist.generation import CancelToken, Message, Model
-from lmassist.tasks.qa import QuestionAnswerer
+from lmassist.tasks.qa_answerer import QuestionAnswerer
 from lmassist.tasks.qa_context import Extraction, missing_names
 
 NO_ANSWER = "The notes do not contain the answer."
