@@ -44,7 +44,7 @@ def skipped_text(skipped: Counter) -> str | None:
     total = sum(skipped.values())
     if not total:
         return None
-    reasons = ", ".join(f"{n} {reason}" for reason, n in skipped.most_common())
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
     return f"skipped {total} file{'s' if total != 1 else ''}: {reasons}"
 
 
