@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 
 import click
 
 from lmassist import hookimpl
-from lmassist.commands.ask import TurnResult, run_turn, say, write_out
+from lmassist.attachments import collect
 from lmassist.commands.common import (
     load_model,
     load_options,
     model_option,
     options_option,
 )
+from lmassist.commands.turn import TurnResult, run_turn, say, write_out
+from lmassist.commands.turn_setup import attach_options, prepare, show_attached
 from lmassist.conversation import ConversationLog
-from lmassist.generation import parse_option_pairs
+from lmassist.generation import LMAssistError, parse_option_pairs
 from lmassist.store import Store
 
 
@@ -26,17 +29,27 @@ def run_line_chat(
     options: tuple[tuple[str, str], ...],
     continue_: bool,
     cid: str | None,
+    files: tuple[str, ...] = (),
+    template: str | None = None,
     **load_settings: object,
 ) -> None:
     """Each turn is held, saved and stopped as ``ask`` does it (see :mod:`lmassist.commands.ask`):
-    Ctrl+C stops a reply and the chat goes on; SIGTERM or SIGHUP stop it and leave, keeping it."""
-    changes = parse_option_pairs(options)  # bad options fail before the model loads
+    Ctrl+C stops a reply and the chat goes on; SIGTERM or SIGHUP stop it and leave, keeping it.
+    ``-f`` files (and ``/attach PATH`` typed in the chat) go with the next message and stay in view
+    for the rest of the conversation."""
+    if "-" in files:
+        raise LMAssistError("the chat reads your messages from stdin, so -f - cannot attach it; "
+                            "use lmassist ask -f - instead")
+    changes = parse_option_pairs(options)  # bad options, files and templates fail before the model loads
+    setup = prepare(template, system, model, changes, files)
+    show_attached(setup.attachments, setup.skipped)
     log = ConversationLog.resume(Store(), continue_, cid)
-    if log.record is not None:
-        model = model or log.record.model  # carry on with the model the conversation used
+    model = setup.applied.model or (log.record.model if log.record is not None else None)
     llm = load_model(model, **load_settings)
-    opts = llm.info.default_options.replace(**changes).validate()
-    click.echo(f"Chatting with {llm.info.name}. Type 'exit' or press Ctrl+D to quit; Ctrl+C stops a reply.", err=True)
+    opts = setup.applied.generation_options(llm.info.default_options)
+    log.attach(setup.attachments)
+    click.echo(f"Chatting with {llm.info.name}. Type 'exit' or press Ctrl+D to quit; Ctrl+C stops a reply; "
+               "/attach PATH adds files.", err=True)
     while True:
         try:
             line = input("> ")
@@ -47,7 +60,16 @@ def run_line_chat(
             return
         if not line.strip():
             continue
-        result, stops = run_turn(log, llm, line, opts, system, write_out, _hard_stop_message)
+        if line.strip().split()[0] == "/attach":
+            attach_line(log, line.strip()[len("/attach"):])
+            continue
+        try:
+            result, stops = run_turn(log, llm, line, opts, setup.applied.system, write_out, _hard_stop_message)
+        except LMAssistError as e:  # the attachments or the question cannot fit: nothing was saved
+            dropped = " (the files attached for it were dropped; /attach fewer)" if log.pending else ""
+            log.pending.clear()
+            say(f"Error: {e}{dropped}")
+            continue
         if result.text:
             _safe_newline()
         if result.error is not None and result.status == "error":
@@ -56,6 +78,28 @@ def run_line_chat(
             say("(interrupted)")
         if stops.signum is not None and stops.signum != signal.SIGINT:
             sys.exit(stops.exit_status)
+
+
+def attach_line(log: ConversationLog, rest: str) -> None:
+    """``/attach PATH...`` in the line chat: the files go with the next message; an error is one line
+    and the chat goes on."""
+    try:
+        args = shlex.split(rest)
+        if not args:
+            raise LMAssistError("/attach needs a file, a folder or a glob, e.g. /attach notes.md")
+        if "-" in args:
+            raise LMAssistError("the chat reads your messages from stdin; /attach a file instead of -")
+        found = collect(args)
+    except ValueError as e:  # shlex: an unclosed quote
+        say(f"Error: /attach {rest.strip()}: {e}")
+        return
+    except LMAssistError as e:
+        say(f"Error: {e}")
+        return
+    added = log.attach(found)
+    show_attached(added, found.skipped_line())
+    if len(added) < len(found):
+        say(f"({len(found) - len(added)} already attached)")
 
 
 def _hard_stop_message(result: TurnResult) -> str:
@@ -75,12 +119,21 @@ def _safe_newline() -> None:
 @load_options
 @click.option("-s", "--system", help="System prompt.")
 @options_option
+@attach_options
 @click.option("-c", "--continue", "continue_", is_flag=True, help="Continue the most recent conversation.")
 @click.option("--cid", help="Continue the conversation with this id.")
-def chat(system: str | None, options: tuple[tuple[str, str], ...], continue_: bool, cid: str | None,
-         model: str | None, **load_settings: object) -> None:
-    """Chat line by line in the terminal (no full-screen app), saving the conversation to history."""
-    run_line_chat(model, system, options, continue_, cid, **load_settings)
+def chat(system: str | None, options: tuple[tuple[str, str], ...], files: tuple[str, ...], template: str | None,
+         continue_: bool, cid: str | None, model: str | None, **load_settings: object) -> None:
+    """Chat line by line in the terminal (no full-screen app), saving the conversation to history.
+
+    \b
+    Examples:
+      lmassist chat
+      lmassist chat -f notes.md            (ask about a file; /attach PATH adds more)
+      lmassist chat -t reviewer -f src/    (a saved template, and a folder)
+      lmassist chat -c                     (go on with the last conversation, its files included)
+    """
+    run_line_chat(model, system, options, continue_, cid, files, template, **load_settings)
 
 
 @hookimpl

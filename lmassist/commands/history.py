@@ -14,7 +14,8 @@ import click
 from lmassist import hookimpl
 from lmassist.commands.common import NamesTable
 from lmassist.outputs import check_output, write_output
-from lmassist.store import Store
+from lmassist.store import Store, citations_of
+from lmassist.store.records import human_size
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -133,6 +134,9 @@ def show_cmd(conversation_id: str, as_json: bool) -> None:
             return
         conv = store.get(conversation_id)
         messages = store.messages(conv.id)
+        attached: dict[int, list[str]] = {}
+        for a in store.attachments(conv.id):
+            attached.setdefault(a.message_id, []).append(f"{a.name} · {human_size(a.size)} · sha256 {a.sha256[:12]}")
     from rich.markdown import Markdown
     from rich.text import Text
 
@@ -154,6 +158,13 @@ def show_cmd(conversation_id: str, as_json: bool) -> None:
             console.print(Markdown(m.content))
         else:
             console.print(Text(m.content or "(empty)"))
+        for label in attached.get(m.id, []):
+            console.print(Text(f"Attached {label}", style="dim"), soft_wrap=True)  # a path is copied whole
+        cited = citations_of(m)
+        if cited:
+            console.print(Text("Sources:", style="dim"))
+            for c in cited:
+                console.print(Text(c), soft_wrap=True)
 
 
 @history.command("search")
