@@ -67,3 +67,23 @@ def test_no_bench_module_reads_another_modules_private_names():
             code = line.split("#", 1)[0]
             found = [m for m in re.findall(r"\b(\w+)\._[a-z]\w*", code) if m != "self"]
             assert not found, f"{path.name}: {line.strip()}"
+
+
+def test_bench_sentiment_throughput_puts_batched_one_at_a_time_and_raw_side_by_side(tmp_path):
+    """The real default model: raw llama.cpp prompt evaluation of the same tokens beside ours."""
+    import json
+
+    data = tmp_path / "sentiment-dev.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in (
+        ("a moving, beautiful film", "positive"), ("dull and far too long", "negative"),
+        ("i loved it", "positive"), ("the worst film this year", "negative"))))
+    proc = run_cli("bench", "sentiment", "--throughput", "--data", str(data), "--limit", "2", "--json",
+                   "-m", "llamacpp:smollm2-135m-instruct", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert figures["reviews"] == 2 and figures["views"] == 2 and figures["same_labels"] is True
+    assert figures["prompt_tokens"] > 10 and figures["raw_prompt_tokens_per_s"] > 0
+    import pytest
+
+    assert figures["ours_vs_raw"] == pytest.approx(figures["raw_seconds"] / figures["batched_seconds"], rel=0.05)
+    assert figures["batched_vs_one_at_a_time"] > 0

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from lmassist.bench.common import data_option, dev_file, print_table
+from lmassist.bench.common import data_option, dev_file, print_table, report
 from lmassist.bench.metrics import classification_metrics, load_jsonl, spread
 from lmassist.commands.common import load_model, model_option
 from lmassist.generation import LMAssistError
@@ -70,19 +70,41 @@ def _items(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
+HALVES = {"all": slice(None), "tune": slice(0, None, 2), "held-out": slice(1, None, 2)}
+THROUGHPUT_ROWS = 40
+
+
 @click.command("sentiment")
 @model_option
 @data_option("sentiment-dev.jsonl", "Labelled JSONL ({text, label})")
-@click.option("--limit", type=int, help="Use N rows spread evenly over the file.")
+@click.option("--limit", type=int, help="Use N rows spread evenly over the file (--throughput: 40 by default).")
+@click.option("--half", type=click.Choice(list(HALVES)), default="all", show_default=True,
+              help="tune: the even rows, to choose a method on; held-out: the odd rows, to report it on.")
 @click.option("--variants", default=DEFAULT_SENTIMENT, show_default=True,
               help=f"Comma list from: {', '.join(SENTIMENT_VARIANTS)}.")
+@click.option("--throughput", is_flag=True,
+              help="Instead of accuracy: reviews/s batched vs one at a time, and our prompt tokens/s beside "
+              "raw llama.cpp prompt evaluation of the same tokens, in one run.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_sentiment(model: str | None, data: str, limit: int | None, variants: str, as_json: bool) -> None:
-    """Sentiment accuracy of prompt variants (calibration on/off, ensembles) vs the majority class."""
-    rows = spread(load_jsonl(dev_file(data, "sentiment-dev.jsonl")), limit)
+def bench_sentiment(model: str | None, data: str, limit: int | None, half: str, variants: str, throughput: bool,
+                    as_json: bool) -> None:
+    """Sentiment accuracy of prompt variants (calibration on/off, ensembles) vs the majority class.
+
+    \b
+    Examples:
+      lmassist bench sentiment --variants default,review-24shot-order1+heldout --half tune
+      lmassist bench sentiment --throughput --limit 100
+    """
+    rows = load_jsonl(dev_file(data, "sentiment-dev.jsonl"))[HALVES[half]]
+    rows = spread(rows, limit if limit or not throughput else THROUGHPUT_ROWS)
     llm = load_model(model)
-    print_table(f"sentiment on {len(rows)} rows, {llm.info.name}", run_sentiment(llm, rows, _items(variants)), as_json,
-                {"model": llm.info.name, "rows": len(rows)})
+    if throughput:
+        from lmassist.bench.throughput import measure_throughput
+
+        report(measure_throughput(llm, [r["text"] for r in rows]), {}, as_json, width=28)
+        return
+    print_table(f"sentiment on {len(rows)} rows ({half}), {llm.info.name}", run_sentiment(llm, rows, _items(variants)),
+                as_json, {"model": llm.info.name, "rows": len(rows), "half": half})
 
 
 

@@ -84,6 +84,11 @@ class SentimentClassifier:
         self._prefix = {f.name: p for f, p in self._views}
         self._offsets: dict[str, list[float]] | None = None
 
+    @property
+    def views(self) -> list[tuple[PromptForm, str]]:
+        """(form, few-shot prefix) per prompt form and shot order, in the order they are scored."""
+        return list(self._views)
+
     def _fit(self, text: str, room: int) -> str:
         """Keep the text within ``room`` tokens (its head), so it fits after the longest prefix."""
         return fit_head(text, self.model.count_tokens, room)[0]
