@@ -168,3 +168,18 @@ def test_out_and_output_mistakes_are_one_line_errors(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("summarize", str(tmp_path / "nope" / "*.md")), "no files match")
     assert_one_line_error(run_cli("summarize", str(notes), "--overview"), "--overview needs --out")
 
+
+
+def test_overview_summarizes_the_set_and_is_redone_only_when_a_summary_changes(tmp_path: Path) -> None:
+    notes = make_tree(tmp_path / "notes")
+    out = tmp_path / "summaries"
+    first = run_cli("summarize", str(notes), "--out", str(out), "--overview")
+    assert first.returncode == 0, first.stderr
+    assert f"overview: {out / 'overview.md'}" in first.stderr
+    overview = (out / "overview.md").read_text()
+    assert overview.strip() and any(word in overview for word in ("budget", "March", "office"))
+    again = run_cli("summarize", str(notes), "--out", str(out), "--overview")
+    assert "overview:" not in again.stderr and "0 done, 3 up to date" in closing_line(again.stderr, "summarize")
+    (notes / "2024" / "march.txt").write_text("The picnic was cancelled because of rain. Everyone stayed home.\n")
+    changed = run_cli("summarize", str(notes), "--out", str(out), "--overview")
+    assert f"overview: {out / 'overview.md'}" in changed.stderr and "1 done, 2 up to date" in changed.stderr
