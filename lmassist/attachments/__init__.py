@@ -13,16 +13,18 @@ means the same everywhere and every bad input gives the same one line:
 
 Storage (one row per content hash, linked to the message that attached it) is
 :meth:`lmassist.store.Store.add_message`'s ``attachments``; the conversation API the faces call is
-:meth:`lmassist.conversation.ConversationLog.attach` and :func:`lmassist.conversation.with_attachments`.
+:meth:`lmassist.conversation.ConversationLog.attach` and :func:`with_attachments` (the messages of a turn
+with the files in front of the question, fitted to the model's context).
 """
 
 from __future__ import annotations
 
 from lmassist.attachments.collect import MAX_ATTACHMENT_BYTES, MAX_TOTAL_BYTES, Collected, collect
+from lmassist.attachments.messages import latest_versions, with_attachments
 from lmassist.attachments.prompt import AttachmentFit, Passage, fit_attachments, render, split_passages
 from lmassist.attachments.record import Attachment, chip, human_size
 
 __all__ = [
     "MAX_ATTACHMENT_BYTES", "MAX_TOTAL_BYTES", "Attachment", "AttachmentFit", "Collected", "Passage", "chip",
-    "collect", "fit_attachments", "human_size", "render", "split_passages",
+    "collect", "fit_attachments", "human_size", "latest_versions", "render", "split_passages", "with_attachments",
 ]
