@@ -27,7 +27,7 @@ def test_one_hook_registers_every_benchmark_and_eval_task():
     assert sorted(cli.commands["bench"].commands) == sorted(BENCHMARKS)
     assert "eval-task" in cli.commands
     assert {c.callback.__module__ for c in bench.BENCHMARKS} <= {
-        f"lmassist.bench.{m}" for m in ("llamacpp", "hf", "tui", "inhouse", "sentiment", "tasks", "docs")}
+        f"lmassist.bench.{m}" for m in ("llamacpp", "hf", "tui", "inhouse", "sentiment", "tasks", "docs", "jobs")}
 
 
 def test_missing_dev_data_is_one_line_naming_the_option(tmp_path):
