@@ -9,7 +9,7 @@ from conftest import run_cli
 
 from lmassist import bench
 
-BENCHMARKS = ("ask", "buffers", "conversation", "docs", "hf", "inhouse", "qa", "sentiment", "summarize", "translate", "tui")
+BENCHMARKS = ("ask", "buffers", "conversation", "docs", "hf", "inhouse", "jobs", "qa", "sentiment", "summarize", "translate", "tui")
 
 
 def test_bench_help_lists_every_benchmark_once():
