@@ -16,6 +16,7 @@ from lmassist.docindex import schema, walk
 from lmassist.docindex.index import DocIndex, list_path, rebuild
 from lmassist.docindex.query import match_expression
 from lmassist.docindex.ranking import rank_texts, score_texts
+from lmassist.docindex.selective import selective_terms, stems
 from lmassist.errors import LMAssistError
 
 OLD = 1_600_000_000  # an mtime well in the past: files the test just wrote are not "racy"
@@ -428,3 +429,29 @@ def test_rank_texts_odd_queries_and_edges():
     assert rank_texts(texts, "?!", 2) == [0, 1]  # no words: the original order
     assert rank_texts([], "alpha", 3) == [] and rank_texts(texts, "alpha", 0) == []
     assert rank_texts(texts, "gamma", 5) == [1, 0]
+
+
+def test_selective_terms_drop_words_in_most_passages_but_never_all():
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE fts_1 USING fts5(body, tokenize='porter unicode61 remove_diacritics 2')")
+    rows = [f"the king said hello {i}" for i in range(20)] + ["the king brings the budget"]
+    conn.executemany("INSERT INTO fts_1(rowid, body) VALUES (?, ?)", enumerate(rows))
+    assert stems(conn, ["brings", "Café", "the"]) == ["bring", "cafe", "the"]
+    assert selective_terms(conn, "fts_1", ["king", "brings", "budget"], len(rows)) == ["brings", "budget"]
+    assert selective_terms(conn, "fts_1", ["king", "said"], len(rows)) == ["said"]  # all common: the rarest
+    assert selective_terms(conn, "fts_1", ["zeppelin"], len(rows)) == []
+
+
+def test_search_on_a_big_collection_still_finds_the_rare_word(tmp_path: Path, monkeypatch):
+    import lmassist.docindex.index as index_module
+
+    monkeypatch.setattr(index_module, "SELECTIVE_FROM", 10)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"n{i}.md").write_text(f"# Note {i}\n\nThe king said hello to the court.\n")
+    (folder / "budget.md").write_text("# Budget\n\nThe king brings the budget to court.\n")
+    with DocIndex(tmp_path / "docs.db") as idx:
+        idx.add("many", folder)
+        assert [h.path for h in idx.search("many", "Which king brings the budget to court?", 3)][:1] == ["budget.md"]
+        assert idx.search("many", "king court", 3)  # only common words: the rarest still searched
