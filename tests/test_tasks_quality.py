@@ -33,7 +33,7 @@ def smollm(default_gguf) -> Iterator[Model]:
 
 
 class Spy:
-    """Records what a task asks ``score`` for, and passes it to the real model."""
+    """Records what a task asks ``score`` or ``score_many`` for, and passes it to the real model."""
 
     def __init__(self, inner: Model) -> None:
         self.inner = inner
@@ -42,6 +42,10 @@ class Spy:
     def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         self.calls.append((prompt, list(continuations)))
         return self.inner.score(prompt, continuations)
+
+    def score_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
+        self.calls += [(prompt, list(conts)) for prompt, conts in requests]
+        return self.inner.score_many(requests)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
