@@ -85,15 +85,19 @@ THROUGHPUT_ROWS = 40
 @click.option("--throughput", is_flag=True,
               help="Instead of accuracy: reviews/s batched vs one at a time, and our prompt tokens/s beside "
               "raw llama.cpp prompt evaluation of the same tokens, in one run.")
+@click.option("--multi-seq", is_flag=True,
+              help="With --throughput on llama.cpp: also several sequences per decode sharing the few-shot "
+              "prefix (8 and 32) vs one at a time.")
 @click.option("--json", "as_json", is_flag=True)
 def bench_sentiment(model: str | None, data: str, limit: int | None, half: str, variants: str, throughput: bool,
-                    as_json: bool) -> None:
+                    multi_seq: bool, as_json: bool) -> None:
     """Sentiment accuracy of prompt variants (calibration on/off, ensembles) vs the majority class.
 
     \b
     Examples:
       lmassist bench sentiment --variants default,review-24shot-order1+heldout --half tune
       lmassist bench sentiment --throughput --limit 100
+      lmassist bench sentiment --throughput --multi-seq --limit 32
     """
     rows = load_jsonl(dev_file(data, "sentiment-dev.jsonl"))[HALVES[half]]
     rows = spread(rows, limit if limit or not throughput else THROUGHPUT_ROWS)
@@ -101,7 +105,13 @@ def bench_sentiment(model: str | None, data: str, limit: int | None, half: str, 
     if throughput:
         from lmassist.bench.throughput import measure_throughput
 
-        report(measure_throughput(llm, [r["text"] for r in rows]), {}, as_json, width=28)
+        texts = [r["text"] for r in rows]
+        figures = measure_throughput(llm, texts)
+        if multi_seq and llm.info.backend == "llamacpp":
+            from lmassist.bench.multiseq import measure_multi_sequence
+
+            figures.update(measure_multi_sequence(llm, texts))
+        report(figures, {}, as_json, width=30)
         return
     print_table(f"sentiment on {len(rows)} rows ({half}), {llm.info.name}", run_sentiment(llm, rows, _items(variants)),
                 as_json, {"model": llm.info.name, "rows": len(rows), "half": half})
