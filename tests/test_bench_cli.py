@@ -77,7 +77,7 @@ def test_bench_sentiment_throughput_puts_batched_one_at_a_time_and_raw_side_by_s
     data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in (
         ("a moving, beautiful film", "positive"), ("dull and far too long", "negative"),
         ("i loved it", "positive"), ("the worst film this year", "negative"))))
-    proc = run_cli("bench", "sentiment", "--throughput", "--data", str(data), "--limit", "2", "--json",
+    proc = run_cli("bench", "sentiment", "--throughput", "--multi-seq", "--data", str(data), "--limit", "2", "--json",
                    "-m", "llamacpp:smollm2-135m-instruct", timeout=600)
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
@@ -87,3 +87,6 @@ def test_bench_sentiment_throughput_puts_batched_one_at_a_time_and_raw_side_by_s
 
     assert figures["ours_vs_raw"] == pytest.approx(figures["raw_seconds"] / figures["batched_seconds"], rel=0.05)
     assert figures["batched_vs_one_at_a_time"] > 0
+    # several sequences per decode, measured beside: the same labels' log-probabilities, nearly
+    assert figures["multi_seq_reviews"] == 2 and figures["8_per_decode_s"] > 0
+    assert figures["8_per_decode_max_diff_nats"] < 1.0

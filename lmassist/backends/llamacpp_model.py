@@ -2,7 +2,9 @@
 
 We drive ``Llama.generate`` token by token rather than ``create_chat_completion``: that gives one
 piece per token, exact prompt token counts, cancellation between any two tokens, and llama.cpp's
-prefix reuse, so a growing conversation only evaluates its new turn. Imported only by
+prefix reuse, so a growing conversation only evaluates its new turn. ``score_many`` stays the
+contract's one pair at a time (each after the cached few-shot prefix): several sequences per decode
+measured no faster on 2 cores (``lmassist bench sentiment --throughput --multi-seq``). Imported only by
 ``LlamaCppBackend.load``: ``llama_cpp`` and ``numpy`` are imported at module level here on purpose.
 """
 
