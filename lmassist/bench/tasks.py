@@ -53,7 +53,7 @@ from lmassist.tasks.translate import Translator
 def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins: list[float],
            pmis: list[float] | None = None, overlaps: list[float] | None = None,
            length_bonus: float | None = None, elsewheres: list[int] | None = None,
-           sentence_weights: list[float] | None = None) -> list[dict[str, Any]]:
+           sentence_weights: list[float] | None = None, sentences: int = 3) -> list[dict[str, Any]]:
     """Span extraction (never abstaining, and each abstention rule: margin, PMI, question overlap,
     the default missing-names + words-elsewhere rule, under each sentence weight) and free
     generation, from one extraction pass."""
@@ -64,7 +64,7 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
                      "overlaps": [OVERLAP_MIN] if overlaps is None else overlaps,
                      "elsewheres": [ELSEWHERE_MIN] if elsewheres is None else elsewheres,
                      "weights": [SENTENCE_WEIGHT] if sentence_weights is None else sentence_weights}
-            report += _span_rows(model, rows, LENGTH_BONUS if length_bonus is None else length_bonus, **rules)
+            report += _span_rows(model, rows, LENGTH_BONUS if length_bonus is None else length_bonus, sentences, **rules)
         elif name in ("generate-chat", "generate-completion"):
             report.append(_generate_row(model, rows, name))
         else:
@@ -72,13 +72,13 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
     return report
 
 
-def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, margins: list[float],
+def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, sentences: int, margins: list[float],
                pmis: list[float], overlaps: list[float], elsewheres: list[int],
                weights: list[float]) -> list[dict[str, Any]]:
     """One extraction pass, scored under every abstention rule, threshold and sentence weight asked for."""
     start = time.perf_counter()
     # rule="pmi" also computes the PMI, so every rule is reported from the same answers.
-    qa = QuestionAnswerer(model, method="spans", rule="pmi", length_bonus=length_bonus)
+    qa = QuestionAnswerer(model, method="spans", rule="pmi", length_bonus=length_bonus, sentences=sentences)
     extractions = [qa.extraction(r["question"], [("context", r["context"])]) for r in rows]
     outs = [qa.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
     took = time.perf_counter() - start
@@ -114,7 +114,7 @@ def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, marg
     for w in weights:
         for headings, local in ((False, False), (True, False), (True, True)):
             rule = QuestionAnswerer(model, method="spans", length_bonus=length_bonus, sentence_weight=w,
-                                    headings=headings, local=local)
+                                    headings=headings, local=local, sentences=sentences)
             decided = [rule.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
             default = " (default)" if (w, headings, local) == (SENTENCE_WEIGHT, HEADINGS, LOCAL) else ""
             label = f"elsewhere rule, prior {w:g}" + (", headings" if headings else "") + (", local" if local else "")
@@ -226,17 +226,20 @@ def _show(what: str, model: Any, rows: list[dict[str, Any]], report: list[dict[s
               help="Counts of question words used outside the answer's sentence to report for the default rule.")
 @click.option("--sentence-weights", default="0,1,2,4", show_default=True,
               help="Nats per unit of question overlap of a span's sentence, for the default rule.")
+@click.option("--sentences", type=click.IntRange(1), default=3, show_default=True,
+              help="Sentences (the best by BM25) that answer spans are cut from.")
 @click.option("--length-bonus", type=float, default=None,
               help="Nats per token added to each span's log-likelihood when ranking (default: the task's).")
 @click.option("--json", "as_json", is_flag=True)
 def bench_qa(model: str | None, data: str, limit: int | None, variants: str, margins: str, pmis: str,
-             overlaps: str, elsewheres: str, sentence_weights: str, length_bonus: float | None,
+             overlaps: str, elsewheres: str, sentence_weights: str, sentences: int, length_bonus: float | None,
              as_json: bool) -> None:
     """QA exact match / token F1 (answerable) and abstention rate (unanswerable): spans vs free generation."""
     rows = spread(qa_rows(dev_file(data, "qa-dev.jsonl")), limit)
     llm = load_model(model)
     report = run_qa(llm, rows, _items(variants), _items(margins, float), _items(pmis, float),
-                    _items(overlaps, float), length_bonus, _items(elsewheres, int), _items(sentence_weights, float))
+                    _items(overlaps, float), length_bonus, _items(elsewheres, int), _items(sentence_weights, float),
+                    sentences)
     _show(f"qa on {len(rows)} rows", llm, rows, report, as_json)
 
 

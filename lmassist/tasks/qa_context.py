@@ -181,6 +181,37 @@ _DATE = re.compile(r"\d|\b(century|centuries|january|february|march|april|may|ju
                    r"friday|saturday|sunday)\b", re.I)
 
 
+def whole_name(span: str, sentence: str, question: str) -> str:
+    """For a "who" question, a name the model cut short ("David" of "Councillor David Okafor will
+    bring the budget") completed to the run of capitalised words around it in its sentence.
+
+    The model's likelihood charges every token, so a first name alone often outscores the full
+    name, and a first name is not an answer anyone can act on. The run stops at punctuation, at a
+    lower-case or stop word and at the question's own words.
+    """
+    if question_type(question) != "person" or not span[:1].isupper():
+        return span
+    toks = list(_WORD.finditer(sentence))
+    words = [t.group() for t in toks]
+    wanted = _WORD.findall(span)
+    starts = [i for i in range(len(words) - len(wanted) + 1) if words[i:i + len(wanted)] == wanted]
+    if not wanted or not starts:
+        return span
+    asked = {_stem(w) for w in content_words(question)}
+
+    def joins(a: int, b: int, w: str) -> bool:  # token w (index a or b) joins the run across a space
+        gap = sentence[toks[a].end():toks[b].start()]
+        return not gap.strip() and w[:1].isupper() and w.lower() not in STOPWORDS and _stem(w) not in asked
+
+    i = starts[0]
+    j = i + len(wanted) - 1
+    while i > 0 and joins(i - 1, i, words[i - 1]):
+        i -= 1
+    while j + 1 < len(words) and joins(j, j + 1, words[j + 1]):
+        j += 1
+    return sentence[toks[i].start():toks[j].end()]
+
+
 def candidate_spans(sentence: str, question: str, max_words: int = 5) -> list[str]:
     """Phrases cut from ``sentence`` that could answer ``question``, filtered by the question's type.
 
