@@ -11,7 +11,7 @@ import pytest
 
 from lmassist.generation import Model
 from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer
-from lmassist.tasks.qa_context import candidate_spans, missing_names, words_elsewhere
+from lmassist.tasks.qa_context import candidate_spans, missing_names, whole_name, words_elsewhere
 from lmassist.tasks.qa_notes import note_sentences
 
 
@@ -140,3 +140,23 @@ def test_the_budget_note_names_okafor_not_the_chair(smollm) -> None:
 def test_the_budget_note_still_declines_what_it_does_not_say(smollm) -> None:
     out = QuestionAnswerer(smollm).answer("Who brings the budget to the Brighton meeting?", [("m.md", BUDGET_NOTE)])
     assert out["answer"] == NO_ANSWER and "Brighton" in out["missing_names"]
+
+
+def test_a_name_cut_short_is_completed_for_who_questions() -> None:
+    sentence = "Councillor David Okafor will bring the budget to King Charles III of West Francia."
+    assert whole_name("David", sentence, "Who brings the budget?") == "Councillor David Okafor"
+    assert whole_name("Charles", sentence, "Who gets the budget?") == "King Charles III"
+    assert whole_name("Helen", "Present: Helen Park (chair), Sam.", "Who chairs?") == "Helen Park"
+    assert whole_name("David", sentence, "When is the budget due?") == "David"  # not a who-question
+    assert whole_name("Okafor", sentence, "Who is Councillor Okafor?") == "David Okafor"  # not the question's words
+
+
+def test_qa_context_on_the_budget_note_from_the_command_line(tmp_path, default_gguf) -> None:
+    """The issue's report, through the real CLI: it answered "The context does not contain the answer."."""
+    from conftest import run_cli
+
+    note = tmp_path / "doc.md"
+    note.write_text(BUDGET_NOTE, encoding="utf-8")
+    proc = run_cli("qa", "--context", str(note), "Who brings the budget?", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Okafor" in proc.stdout and "does not contain" not in proc.stdout
