@@ -144,6 +144,7 @@ def explain_choice(task: str, requested: str | None, registry: Registry | None =
     reg = registry or Registry()
     fixed = reg.settings.get(setting_key(task))
     if isinstance(fixed, str) and fixed.strip() and fixed != "auto":
+        _warn_unable(ranking, fixed, reg, f"as the {setting_key(task)} setting asks")
         return fixed, f"the {setting_key(task)} setting"
     if ranking is None:
         return None, f"no measurement for {task}: the default model"
@@ -160,7 +161,8 @@ def explain_choice(task: str, requested: str | None, registry: Registry | None =
     return None, f"no installed model measured for {task}: the default model"
 
 
-def _warn_unable(ranking: TaskRanking | None, requested: str, registry: Registry | None) -> None:
+def _warn_unable(ranking: TaskRanking | None, requested: str, registry: Registry | None,
+                 why: str = "as asked") -> None:
     if ranking is None:
         return
     try:
@@ -170,7 +172,7 @@ def _warn_unable(ranking: TaskRanking | None, requested: str, registry: Registry
     measured = ranking.find(name) if name else None
     if measured is not None and not measured.able:
         warn(f"{name} was measured unable to {ABILITY.get(ranking.task, ranking.task)} "
-             f"({ranking.describe(measured)}); using it as asked")
+             f"({ranking.describe(measured)}); using it {why}")
 
 
 def _full_name(reg: Registry, name: str | None) -> str | None:

@@ -70,6 +70,7 @@ def test_the_task_setting_wins_over_the_table_and_is_checked_when_set():
     assert "tasks.translate.model = llamacpp:smollm2-135m-instruct" in proc.stdout
     proc = run_cli("models", "which", "translate")
     assert proc.stdout.startswith("llamacpp:smollm2-135m-instruct ") and "tasks.translate.model" in proc.stdout
+    assert "measured unable to translate" in proc.stderr and "setting asks" in proc.stderr  # never silently
     assert_one_line_error(run_cli("settings", "set", "tasks.translate.model", "no-such-model"), "no-such-model")
     assert run_cli("settings", "set", "tasks.translate.model", "auto").returncode == 0
     assert "measured able" in run_cli("models", "which", "translate").stdout or not GEMMA.exists()
