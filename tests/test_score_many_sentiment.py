@@ -80,3 +80,44 @@ def test_a_cancelled_stream_yields_no_partial_batch(smollm):
     records = list(SentimentTask().records(smollm, {"per_line": True, "calibration": "none"},
                                            [TaskInput("a.txt", REVIEWS["a.txt"])], cancel=cancel))
     assert records == []
+
+
+def test_a_parallel_safe_model_labels_texts_concurrently_in_input_order():
+    """With ``--concurrency N`` a server-like model (no scoring, ``parallel_safe``) gets up to N
+    generations at once; the records still come out in input order. A local model never overlaps."""
+    import threading
+    import time
+
+    from lmassist.generation import ModelInfo
+    from lmassist.generation.model import Model
+
+    class Server(Model):
+        info = ModelInfo(name="test:server", backend="test", context_length=4096, chat_template=False)
+        parallel_safe = True
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.in_flight = self.most = 0
+
+        def count_tokens(self, text):
+            return len(text.split())
+
+        def stream_pieces(self, request):
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            time.sleep(0.05)
+            with self.lock:
+                self.in_flight -= 1
+            review = request.prompt.rsplit("Review:", 1)[-1]  # the text being labelled
+            yield " positive" if "good" in review else " negative"
+
+    texts = [f"{'good' if i % 3 else 'bad'} film number {i}" for i in range(12)]
+    inputs = [TaskInput("reviews.txt", "\n".join(texts))]
+    for concurrency, overlapped in ((4, True), (1, False)):
+        model = Server()
+        records = list(SentimentTask().records(
+            model, {"per_line": True, "method": "generate", "concurrency": concurrency}, inputs))
+        assert [r["text"] for r in records] == texts
+        assert [r["label"] for r in records] == ["positive" if "good" in t else "negative" for t in texts]
+        assert (model.most > 1) is overlapped

@@ -264,7 +264,8 @@ class Job:
             def progress(done: int, total: int | None) -> None:
                 self._bar.show(f"{done:,} records")
 
-            for record in self.task.records(model, self.values, self._lazy(inputs, pulled),
+            values = {**self.values, "concurrency": self.settings.concurrency}  # a task may overlap requests
+            for record in self.task.records(model, values, self._lazy(inputs, pulled),
                                             progress=progress, cancel=self.cancel):
                 if "error" in record and record.get("source") not in failed:
                     failed.add(str(record.get("source")))

@@ -185,7 +185,7 @@ def _classifier(model: Model, values: dict[str, Any]) -> SentimentClassifier:
     return SentimentClassifier(
         model, forms=DIRECTIONS[direction], calibration=values.get("calibration") or DEFAULT_CALIBRATION,
         neutral=bool(values.get("neutral")), method=values.get("method") or "auto",
-        cache=paths().cache / "sentiment-calibration.json",
+        cache=paths().cache / "sentiment-calibration.json", concurrency=int(values.get("concurrency") or 1),
     )
 
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ class SentimentClassifier:
         suffix: str = "",
         orders: int | tuple[int, ...] = DEFAULT_ORDERS,
         cache: Path | None = None,
+        concurrency: int = 1,
     ) -> None:
         unknown = [f for f in forms if f not in FORMS]
         if unknown:
@@ -63,6 +65,8 @@ class SentimentClassifier:
         if calibration not in CALIBRATIONS:
             raise LMAssistError(f"unknown calibration {calibration!r}; choose from {', '.join(CALIBRATIONS)}")
         self.model = model
+        # Texts generated at once: only a model that serves requests in parallel (a server) overlaps them.
+        self.concurrency = max(1, concurrency) if model.parallel_safe else 1
         self.labels: tuple[str, ...] = ("positive", "negative", "neutral") if neutral else ("positive", "negative")
         self.forms = [FORMS[f] for f in forms]
         self.shots = shots
@@ -225,14 +229,19 @@ class SentimentClassifier:
 
     def _generate_many(self, texts: list[str], read: list[dict[str, Any]], progress: Progress | None,
                        cancel: CancelToken | None) -> list[dict[str, Any]]:
-        out = []
-        for i, t in enumerate(texts):
-            if cancel is not None and cancel.cancelled:
-                break
-            out.append({**self._generate(t), **read[i]})
-            if progress:
-                progress(i + 1, len(texts))
+        out: list[dict[str, Any]] = []
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="lmassist-sentiment") as pool:
+            # map keeps input order; with one worker it is the plain loop, one text at a time
+            for i, label in enumerate(pool.map(lambda t: self._generate_unless(t, cancel), texts)):
+                if label is None:
+                    break
+                out.append({**label, **read[i]})
+                if progress:
+                    progress(i + 1, len(texts))
         return out
+
+    def _generate_unless(self, text: str, cancel: CancelToken | None) -> dict[str, Any] | None:
+        return None if cancel is not None and cancel.cancelled else self._generate(text)
 
     def _generate(self, text: str) -> dict[str, Any]:
         """No ``score``: let each form's prompt generate a word, parse it, and vote."""
