@@ -157,7 +157,7 @@ def test_help_groups_commands_in_tour_order_with_plugin_commands(tmp_path: Path)
     sections = _sections(proc.stdout)
     titles = [t for t in sections if t not in ("Usage", "Options")]
     assert titles[:2] == ["Chat", "Tasks"] and titles.index("Diagnostics") > titles.index("History and settings")
-    assert sections["Chat"] == ["ask", "chat"]
+    assert sections["Chat"] == ["ask", "chat", "templates"]
     assert sections["Tasks"][:4] == ["summarize", "translate", "sentiment", "qa"]
     assert "whisper" in sections["Tasks"]  # a plugin's task sits with the tasks
     assert sections["From plugins"] == ["zzz-hello"]
