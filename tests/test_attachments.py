@@ -78,13 +78,13 @@ def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     big = tmp_path / "dump.log"
     with big.open("wb") as f:
         f.truncate(6 * 1024 * 1024)
-    with pytest.raises(LMAssistError, match=r"dump.log is 6.0 MB; an attachment can be at most 5.0 MB"):
+    with pytest.raises(LMAssistError, match=r"dump.log is 6.3 MB; an attachment can be at most 5.2 MB"):
         collect([str(big)])
 
 
 def test_chip() -> None:
     a = Attachment.from_text("notes.md", "x" * 4300)
-    assert chip(a) == "notes.md · 4.2 KB · ~1,075 tokens"
+    assert chip(a) == "notes.md · 4.3 kB · ~1,075 tokens"
     assert chip(Attachment.from_text("a.txt", "hi")) == "a.txt · 2 B · ~1 tokens"
 
 
@@ -163,3 +163,16 @@ def test_files_that_cannot_fit_save_nothing(tmp_path: Path, smollm) -> None:
         with pytest.raises(ContextLengthError):
             log.start_exchange(question, model="m", options=GenerationOptions(max_new_tokens=8), llm=smollm)
         assert store.conversations() == [] and log.pending
+
+
+def test_many_attachments_show_a_few_chips_and_one_total(capsys) -> None:
+    """A folder of many files prints five chips and one line for the rest, not a screenful."""
+    from lmassist.commands.turn_setup import CHIPS_SHOWN, show_attached
+
+    many = [Attachment.from_text(f"n{i}.md", "x" * 1000) for i in range(CHIPS_SHOWN + 7)]
+    show_attached(many)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:CHIPS_SHOWN] == [f"Attached {chip(a)}" for a in many[:CHIPS_SHOWN]]
+    assert lines[CHIPS_SHOWN:] == ["Attached 7 more files · 7.0 kB · ~1,750 tokens"]
+    show_attached(many[: CHIPS_SHOWN + 1])  # one more than shown: its chip, not "1 more files"
+    assert len(capsys.readouterr().err.splitlines()) == CHIPS_SHOWN + 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmassist.docindex.passages import approx_tokens
-from lmassist.store.records import human_size
+from lmassist.progress import human_size
 
 __all__ = ["Attachment", "chip", "human_size"]
 

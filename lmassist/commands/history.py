@@ -14,8 +14,8 @@ import click
 from lmassist import hookimpl
 from lmassist.commands.common import NamesTable
 from lmassist.outputs import check_output, write_output
+from lmassist.progress import human_size
 from lmassist.store import Store, citations_of
-from lmassist.store.records import human_size
 
 if TYPE_CHECKING:
     from rich.console import Console

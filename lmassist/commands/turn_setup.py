@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from lmassist.attachments import Attachment, AttachmentFit, chip, collect
+from lmassist.attachments import Attachment, AttachmentFit, chip, collect, human_size
 from lmassist.errors import LMAssistError
 from lmassist.templates import Applied, apply_template
 
@@ -60,10 +60,19 @@ def say(text: str) -> None:
         pass
 
 
+CHIPS_SHOWN = 5  # a folder of hundreds of files is a few chips and one total, not a screenful
+
+
 def show_attached(attachments: Sequence[Attachment], skipped: str | None = None) -> None:
-    """Each attachment as its chip on stderr (stdout stays the answer, for pipes)."""
-    for a in attachments:
+    """Each attachment as its chip on stderr (stdout stays the answer, for pipes); past
+    :data:`CHIPS_SHOWN` files, the rest as one line with their count, size and tokens."""
+    shown = attachments if len(attachments) <= CHIPS_SHOWN + 1 else attachments[:CHIPS_SHOWN]
+    for a in shown:
         say(f"Attached {chip(a)}")
+    rest = attachments[len(shown):]
+    if rest:
+        size, tokens = sum(a.size for a in rest), sum(a.tokens for a in rest)
+        say(f"Attached {len(rest)} more files · {human_size(size)} · ~{tokens:,} tokens")
     if skipped:
         say(f"({skipped})")
 

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from lmassist.errors import LMAssistError
+from lmassist.progress import human_size
 from lmassist.store.attachments import StoredAttachment
-from lmassist.store.records import Conversation, StoredMessage, human_size
+from lmassist.store.records import Conversation, StoredMessage
 from lmassist.store.schema import SCHEMA_VERSION
 
 FORMATS = ("md", "json")

@@ -95,15 +95,6 @@ def short_title(text: str, width: int = TITLE_WIDTH) -> str | None:
     return cut.rstrip(" ,.;:-") + "…"
 
 
-def human_size(size: int) -> str:
-    """``512 B``, ``4.2 KB``, ``1.3 MB`` (powers of 1024, as the rest of lmassist counts)."""
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / 1024 / 1024:.1f} MB"
-
-
 def to_json(value: Any) -> str | None:
     """Options and stats arrive as dicts or as the generation module's dataclasses."""
     if value is None:
