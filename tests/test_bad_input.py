@@ -58,6 +58,8 @@ FILE_COMMANDS: dict[str, list[str]] = {
     "qa": ["qa", "What does it say?", "--context", "{}"],
     "eval": ["eval", "inhouse:shakespeare", "{}"],
     "eval-task": ["eval-task", "sentiment", "{}"],
+    "ask-attach": ["ask", "--no-log", "-f", "{}", "What does it say?"],
+    "templates-attach": ["templates", "add", "bad-input", "-s", "Be brief.", "-f", "{}"],
 }
 
 # What is not a one-line error: (command, input) -> "ok" (exit 0, no stderr line but progress),
@@ -73,6 +75,9 @@ EXPECTED: dict[tuple[str, str], str] = {
                          "test_tasks_chunking.py::test_one_megabyte_line_chunks_linearly",
     ("eval", "long_line"): "skip: perplexity over 1 MB is a benchmark, not an input error",
     ("eval-task", "long_line"): "skip: a 1 MB line of words is not JSON: covered by binary/non_utf8 rows",
+    ("ask-attach", "long_line"): "skip: a 1 MB attachment is read (passages retrieved to fit): "
+                                 "test_attachments.py covers retrieval; a reply on it is not an input error",
+    ("templates-attach", "long_line"): "ok",  # read once as ask -f reads it, then only its path is stored
 }
 
 

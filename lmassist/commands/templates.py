@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from lmassist import hookimpl
+from lmassist.attachments import collect
 from lmassist.commands.common import (
     NamesTable,
     console,
@@ -118,12 +119,15 @@ def _system(value: str | None) -> str | None:
 
 
 def _attachment(path: str) -> str:
-    """A path kept absolute (the template is used from other folders), checked to exist now."""
+    """A path kept absolute (the template is used from other folders), read once now as ``ask -f``
+    reads it, so a binary file, a device or a folder with nothing readable fails at ``add``, not at
+    every use."""
     if path == "-":
         raise LMAssistError("-f - (stdin) cannot be saved in a template; pipe it to 'ask -t' instead")
     full = os.path.abspath(os.path.expanduser(path))
     if not (os.path.exists(full) or (any(c in full for c in "*?[") and glob.glob(full, recursive=True))):
         raise LMAssistError(f"no such file, folder or matching glob: {path}")
+    collect([full])
     return full
 
 
