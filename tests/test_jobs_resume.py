@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+# translate runs the default model in these tests: they test the job, not the translation, and the
+# model the task would choose (Gemma-3-270M) is not installed everywhere the suite runs.
+SMALL = ("-m", "llamacpp:smollm2-135m-instruct")
+
 # Short sentences, one paragraph each: every paragraph is one chunk (one request) of translate.
 PARAGRAPHS = ["Good morning.", "The weather is nice today.", "We go to the market.", "The bread is fresh.",
               "My sister likes apples."]
@@ -73,7 +77,7 @@ def make_docs(root: Path) -> Path:
 def test_a_folder_job_stopped_mid_file_resumes_without_redoing_work(how: int, tmp_path: Path) -> None:
     docs = make_docs(tmp_path / "docs")
     out = tmp_path / "fr"
-    args = ("translate", str(docs), "--to", "fr", "--out", str(out))
+    args = ("translate", *SMALL, str(docs), "--to", "fr", "--out", str(out))
     proc = start(*args)
     memos = out / ".lmassist" / "memo"
     # stop it in the second file, after some but not all of its chunks are finished (a memo with
@@ -102,7 +106,7 @@ def test_a_folder_job_stopped_mid_file_resumes_without_redoing_work(how: int, tm
     assert manifest_keys(out) == set(FILES) and memo_lines(memos) == 0
     # the resumed file is what a run never stopped writes
     resumed = sorted(set(FILES) - finished)[0]
-    fresh = run_cli("translate", str(docs / resumed), "--to", "fr", timeout=600)
+    fresh = run_cli("translate", *SMALL, str(docs / resumed), "--to", "fr", timeout=600)
     assert fresh.returncode == 0, fresh.stderr
     assert (out / resumed).read_text() == fresh.stdout
 
@@ -112,7 +116,7 @@ def test_a_single_file_run_stopped_by_sigterm_keeps_its_finished_chunks(tmp_path
     source.parent.mkdir()
     source.write_text(FILES["doc0.md"])
     memos = lmassist_home / "cache" / "memo"
-    proc = start("translate", str(source), "--to", "fr")
+    proc = start("translate", *SMALL, str(source), "--to", "fr")
     wait_for(proc, lambda: memo_lines(memos) >= 2)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
@@ -121,7 +125,7 @@ def test_a_single_file_run_stopped_by_sigterm_keeps_its_finished_chunks(tmp_path
     assert f"Interrupted: {kept} finished pieces are kept; run the same command again" in err
     assert out == ""  # no half translation passed off as the result
 
-    again = run_cli("translate", str(source), "--to", "fr", timeout=600)
+    again = run_cli("translate", *SMALL, str(source), "--to", "fr", timeout=600)
     assert again.returncode == 0, again.stderr
     assert f"Resumed: {kept} finished pieces reused" in again.stderr
     assert again.stdout.count("\n\n") == len(PARAGRAPHS) - 1
