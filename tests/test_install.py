@@ -109,11 +109,11 @@ def test_install_run_and_uninstall_a_plugin(venv, default_gguf, tidy_plugin_fold
 
     proc = lmassist(venv, "install", PROOFREAD)
     assert proc.returncode == 0, proc.stderr
-    assert "Installed plugin lmassist-proofread 0.1.0 (register_tasks)" in proc.stdout
+    assert "Installed plugin lmassist-proofread 0.1.0 (register_tasks, register_templates)" in proc.stdout
     assert (site_packages(venv) / "lmassist_proofread").is_dir()  # in the fresh venv, nowhere else
 
     row = plugin_rows(venv)["lmassist-proofread"]
-    assert row["version"] == "0.1.0" and row["hooks"] == ["register_tasks"] and row["error"] is None
+    assert row["version"] == "0.1.0" and row["hooks"] == ["register_tasks", "register_templates"] and row["error"] is None
     assert "proofread" in lmassist(venv, "--help").stdout
     tasks = {t["name"]: t for t in json.loads(lmassist(venv, "tasks", "--json").stdout)}
     assert tasks["proofread"]["plugin"] == "lmassist-proofread"

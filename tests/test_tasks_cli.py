@@ -106,7 +106,7 @@ def test_translate_file_keeps_code_fence_byte_identical(tmp_path: Path) -> None:
     fence = "```sh\n$ echo 'Good morning'   # keep me\n```\n"
     src.write_text("# Hello\n\nGood morning.\n\n" + fence)
     out = tmp_path / "doc.fr.md"
-    r = run_cli("translate", str(src), "--to", "French", "-o", str(out))
+    r = run_cli("translate", "-m", "llamacpp:smollm2-135m-instruct", str(src), "--to", "French", "-o", str(out))
     assert r.returncode == 0, r.stderr
     result = out.read_text()
     assert result.startswith("# ") and result.endswith(fence)

@@ -132,6 +132,8 @@ def run_task_command(task: Task, kwargs: dict[str, Any]) -> None:
     job = pop_job_options(kwargs)
     task.check(kwargs)
     plan = plan_job(task.name, kwargs, job, output, as_json) if takes_files(task) else None
+    if plan is None and takes_files(task) and task.needs_model:
+        kwargs["inputs"] = task.inputs(kwargs)  # a bad file is its own error, before the model is chosen
     model_name = choose(task, requested)
 
     def loader() -> Model | None:
