@@ -386,7 +386,7 @@ def test_ctrl_c_stops_the_chunker_of_a_huge_input(tmp_path: Path, default_gguf: 
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and "Interrupted." in err
+    assert "Traceback" not in err and "Interrupted" in err  # "Interrupted: N finished pieces are kept; …"
     assert took < 10, f"exited {took:.1f} s after Ctrl+C"
 
 
