@@ -138,7 +138,7 @@ def test_json_lines_reach_the_reader_before_the_run_ends(tmp_path: Path) -> None
     """A pipeline starts at once: the first record is readable while later inputs still run."""
     files = {f"n{i}.md": "Good morning. The weather is nice today. We go to the market.\n" for i in range(3)}
     docs = make_tree(tmp_path / "docs", files)
-    proc = subprocess.Popen([sys.executable, "-m", "lmassist", "translate", str(docs), "--to", "fr", "--jsonl"],
+    proc = subprocess.Popen([sys.executable, "-m", "lmassist", "translate", *SMALL, str(docs), "--to", "fr", "--jsonl"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         first = json.loads(proc.stdout.readline())
