@@ -160,3 +160,18 @@ def test_qa_context_on_the_budget_note_from_the_command_line(tmp_path, default_g
     proc = run_cli("qa", "--context", str(note), "Who brings the budget?", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Okafor" in proc.stdout and "does not contain" not in proc.stdout
+
+
+def test_sentences_with_the_question_s_own_words_rank_above_a_shared_stem() -> None:
+    """Porter stems "generally" and "general" alike; the whole word breaks the tie, and a stem still
+    matches ("brings" meets "bring")."""
+    from lmassist.docindex.ranking import score_texts
+    from lmassist.tasks.qa_context import Passage, retrieve
+
+    texts = ["The plan was generally approved.", "Alexius Komnenos was the general of the army here."]
+    stems = score_texts(texts, "Who was the general?")
+    assert stems[0] >= stems[1] > 0  # stems alone prefer the shorter near-miss
+    ranked = retrieve("Who was the general?", [Passage("", t) for t in texts], 1)
+    assert ranked[0].text == texts[1]
+    budget = ["The budget was late.", "Councillor David Okafor will bring the budget."]
+    assert retrieve("Who brings the budget?", [Passage("", t) for t in budget], 1)[0].text == budget[1]

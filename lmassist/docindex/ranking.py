@@ -17,17 +17,22 @@ from collections.abc import Sequence
 from lmassist.docindex.query import match_expression
 
 TOKENIZER = "porter unicode61 remove_diacritics 2"  # the folder index's (index.py, _create_fts)
+UNSTEMMED = "unicode61 remove_diacritics 2"
 
 
-def score_texts(texts: Sequence[str], query: str) -> list[float]:
-    """BM25 of each text for ``query`` (higher is better; 0.0 for a text matching no query word)."""
+def score_texts(texts: Sequence[str], query: str, stem: bool = True) -> list[float]:
+    """BM25 of each text for ``query`` (higher is better; 0.0 for a text matching no query word).
+
+    ``stem=False`` matches whole words only (no Porter stems): qa adds the two scores so that a
+    sentence with the question's own words outranks one sharing only a stem.
+    """
     scores = [0.0] * len(texts)
     expr = match_expression(query)
     if not expr or not texts:
         return scores
     conn = sqlite3.connect(":memory:")
     try:
-        conn.execute(f"CREATE VIRTUAL TABLE t USING fts5(body, tokenize='{TOKENIZER}')")
+        conn.execute(f"CREATE VIRTUAL TABLE t USING fts5(body, tokenize='{TOKENIZER if stem else UNSTEMMED}')")
         conn.executemany("INSERT INTO t(rowid, body) VALUES (?, ?)", enumerate(texts))
         for rowid, score in conn.execute("SELECT rowid, bm25(t) FROM t WHERE t MATCH ?", (expr,)):
             scores[rowid] = -score  # FTS5's bm25() is lower-is-better
