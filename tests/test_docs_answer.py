@@ -77,19 +77,3 @@ def test_turn_abstains_without_generating_when_retrieval_finds_nothing(index: Do
 def test_unknown_collection_is_a_one_line_error(index: DocIndex, smollm) -> None:
     with pytest.raises(LMAssistError, match="no document collection named 'nope'"):
         answer_from_docs(smollm, "nope", "Who?", index=index)
-
-
-def test_unknown_far_ahead_of_every_span_means_abstain() -> None:
-    """Across a folder the model's "unknown" is the second witness: more than MARGIN nats ahead of
-    the best span, the answer is withheld; close behind or ahead by less, the rules decide."""
-    from lmassist.tasks.docs_answer import unknown_wins
-    from lmassist.tasks.qa_answerer import MARGIN
-    from lmassist.tasks.qa_context import Extraction
-
-    def ex(unknown: float, *spans: float) -> Extraction:
-        return Extraction("Who?", "ctx", [(f"s{i}", s) for i, s in enumerate(spans)], unknown, {})
-
-    assert unknown_wins(ex(-2.0, -9.0, -2.0 - MARGIN - 0.5))
-    assert not unknown_wins(ex(-2.0, -9.0, -2.0 - MARGIN + 0.5))
-    assert not unknown_wins(ex(-5.0, -3.0))
-    assert unknown_wins(ex(-5.0))  # no span at all

@@ -22,7 +22,7 @@ from pathlib import Path
 from lmassist.docindex.index import DocIndex
 from lmassist.docindex.records import Hit
 from lmassist.generation import CancelToken, Message, Model
-from lmassist.tasks.qa_answerer import MARGIN, QuestionAnswerer
+from lmassist.tasks.qa_answerer import QuestionAnswerer
 from lmassist.tasks.qa_context import Extraction, missing_names
 
 NO_ANSWER = "The notes do not contain the answer."
@@ -115,22 +115,7 @@ def decide(qa: QuestionAnswerer, question: str, reading: Reading) -> DocsAnswer:
     if reading.extraction is None:
         return DocsAnswer(NO_ANSWER, [], True, [])
     out = qa.decide(question, reading.extraction)
-    return _answered(out["answer"], not out["answerable"] or unknown_wins(reading.extraction),
-                     reading.hits, reading.order)
-
-
-def unknown_wins(ex: Extraction, margin: float = MARGIN) -> bool:
-    """Whether the model likes "unknown" over every span by more than ``margin`` nats.
-
-    Across a folder the passages BM25 finds share the question's words more often than its answer
-    (a question about the Normans in Ireland finds three passages about Normans), so the
-    words-elsewhere rule passes questions the passages cannot answer; the model's own "unknown"
-    is the other witness. ``margin`` is qa's --rule margin threshold, not tuned again here; on
-    folder-qa-dev's tuning half abstention on unanswerable questions went 0.36 -> 0.57, F1
-    0.34 -> 0.30 (see the commit for both halves).
-    """
-    best = max((score for _, score in ex.spans), default=float("-inf"))
-    return ex.unknown - best > margin
+    return _answered(out["answer"], not out["answerable"], reading.hits, reading.order)
 
 
 def _documents(hits: Sequence[Hit]) -> list[tuple[str, str]]:
