@@ -18,6 +18,7 @@ from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, M
 from lmassist.tasks import prompts
 from lmassist.tasks.chunking import chunk_text, paragraphs
 from lmassist.tasks.qa_context import (
+    WHOLE_WORDS_TOO,
     Extraction,
     Passage,
     candidate_spans,
@@ -92,6 +93,7 @@ class QuestionAnswerer:
         self.rule, self.pmi_min, self.overlap_min, self.length_bonus = rule, pmi_min, overlap_min, length_bonus
         self.elsewhere_min, self.sentence_weight = elsewhere_min, sentence_weight
         self.headings, self.local = headings, local
+        self.whole_words = WHOLE_WORDS_TOO  # see qa_context; docs_answer.read turns it off for a folder
         if method == "auto":
             method = "spans" if model.supports_score else "generate"
         if method == "spans" and not model.supports_score:
@@ -111,7 +113,7 @@ class QuestionAnswerer:
             lines = paragraphs(text.splitlines(keepends=True))
             for chunk in chunk_text(lines, self.model.count_tokens, 160, cancel=cancel):
                 pieces.append(Passage(source, chunk))
-        ranked = retrieve(question, pieces, self.top_k)
+        ranked = retrieve(question, pieces, self.top_k, self.whole_words)
         kept, used = [], 0
         for p in ranked:
             n = self.model.count_tokens(p.text)
@@ -196,7 +198,7 @@ class QuestionAnswerer:
         sentences = note_sentences(context)
         headings = {s.text: s.heading for s in sentences}
         ranked_sentences = retrieve(question, [Passage("", s.text) for s in sentences] or [Passage("", context)],
-                                    self.sentences)
+                                    self.sentences, self.whole_words)
         ranked_spans: list[tuple[int, int, str]] = []
         source: dict[str, str] = {}
         for rank, p in enumerate(ranked_sentences):

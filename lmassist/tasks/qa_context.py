@@ -156,14 +156,14 @@ class Passage:
 WHOLE_WORDS_TOO = True
 
 
-def retrieve(question: str, passages: list[Passage], k: int) -> list[Passage]:
+def retrieve(question: str, passages: list[Passage], k: int, whole_words: bool = WHOLE_WORDS_TOO) -> list[Passage]:
     """The ``k`` passages BM25 (SQLite FTS5, :mod:`lmassist.docindex.ranking`) ranks highest for the
     question, best first; passages matching no question word follow in their original order."""
     if len(passages) <= 1:
         return passages
     texts = [p.text for p in passages]
     scores = score_texts(texts, question)
-    if WHOLE_WORDS_TOO:
+    if whole_words:
         scores = [a + b for a, b in zip(scores, score_texts(texts, question, stem=False), strict=True)]
     for p, s in zip(passages, scores, strict=True):
         p.score = s
