@@ -26,7 +26,7 @@ from lmassist.commands.common import ProgressReporter, get_registry, load_model,
 from lmassist.generation import CancelToken, LMAssistError, Model
 from lmassist.jobs.memo import Memo, digest, open_memo
 from lmassist.jobs.plan import JobPlan, cache_memo_dir, plan_job, pop_job_options, prune_memos
-from lmassist.jobs.runner import Job, JobSettings, Tally, streams_records, task_options
+from lmassist.jobs.runner import Job, JobSettings, Tally, refuse_concurrency, streams_records, task_options
 from lmassist.jobs.sinks import StreamSink, TreeSink
 from lmassist.outputs import check_output, write_output
 from lmassist.task_models import choose_model
@@ -147,7 +147,7 @@ def run_task_command(task: Task, kwargs: dict[str, Any]) -> None:
     cancel = CancelToken()
     with progress_reporter(task.name, task.progress_unit) as progress:
         model = loader()
-        _refuse_concurrency(job.get("concurrency") or 1, model)
+        refuse_concurrency(job.get("concurrency") or 1, model)
         with stop_on_signals(cancel):
             result = task.run(model, kwargs, progress=progress, cancel=cancel)
     if cancel.cancelled:
@@ -187,12 +187,6 @@ def _model_id(model_name: str | None) -> str:
         return get_registry().resolve(model_name).full_name
     except LMAssistError:
         return model_name or ""
-
-
-def _refuse_concurrency(concurrency: int, model: Model | None) -> None:
-    if concurrency > 1 and model is not None and not model.parallel_safe:
-        raise LMAssistError(f"--concurrency {concurrency} needs a model that serves requests in parallel "
-                            f"(a server); {model.info.name} runs one request at a time: leave --concurrency out")
 
 
 def _interrupted(memo: Memo | None) -> None:

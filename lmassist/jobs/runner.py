@@ -57,6 +57,13 @@ class Tally:
         return ", ".join(parts)
 
 
+def refuse_concurrency(concurrency: int, model: Model | None) -> None:
+    """One line, before any work, when several requests at once would overlap on a local model."""
+    if concurrency > 1 and model is not None and not model.parallel_safe:
+        raise LMAssistError(f"--concurrency {concurrency} needs a model that serves requests in parallel "
+                            f"(a server); {model.info.name} runs one request at a time: leave --concurrency out")
+
+
 @dataclass
 class JobSettings:
     """How a job runs: the model (resolved name for signatures, loaded on first need), the input
@@ -145,10 +152,7 @@ class Job:
         if not self._model_loaded:
             self._model = self.settings.load_model()
             self._model_loaded = True
-            if self.settings.concurrency > 1 and self._model is not None and not self._model.parallel_safe:
-                raise LMAssistError(
-                    f"--concurrency {self.settings.concurrency} needs a model that serves requests in parallel "
-                    f"(a server); {self._model.info.name} runs one request at a time: leave --concurrency out")
+            refuse_concurrency(self.settings.concurrency, self._model)
         return self._model
 
     # -- one input at a time, in order -------------------------------------------------------------
