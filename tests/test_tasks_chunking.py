@@ -9,7 +9,6 @@ from lmassist.tasks import prompts
 from lmassist.tasks.chunking import (
     chunk_text,
     document_blocks,
-    iter_blocks,
     paragraphs,
     prose_pieces,
     split_sentences,
@@ -55,13 +54,6 @@ def test_blocks_round_trip_and_kinds() -> None:
 def test_unclosed_fence_runs_to_the_end() -> None:
     blocks = list(document_blocks("text\n\n```\ncode\n\nmore code\n"))
     assert blocks[-1].kind == "code" and "more code" in blocks[-1].text
-
-
-def test_proofread_plugin_blocks_keep_their_old_kind_names() -> None:
-    """The proofread plugin reads ``iter_blocks``; it is the parser's blocks under the old names."""
-    blocks = [b for b in iter_blocks(DOC.splitlines(keepends=True)) if b.kind != "blank"]
-    assert [b.kind for b in blocks] == ["heading", "text", "list", "list", "code", "quote", "rule", "text"]
-    assert "".join(b.text for b in iter_blocks(DOC.splitlines(keepends=True))) == DOC
 
 
 def test_summary_material_leaves_out_code_and_front_matter() -> None:

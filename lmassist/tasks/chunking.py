@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from lmassist.docindex import formats
@@ -71,24 +70,6 @@ def paragraphs(lines: Iterable[str]) -> Iterator[str]:
     """Texts of the non-blank Markdown blocks of a line stream (qa's passages, the docs bench)."""
     for block in iter_markdown_blocks(lines):
         yield block.text
-
-
-@dataclass
-class Block:
-    """A block as the proofread plugin reads it (``kind`` in the old splitter's names: ``list``,
-    ``text``); only :func:`iter_blocks` makes them, until the plugin takes the parser's blocks."""
-
-    kind: str
-    text: str
-
-
-_OLD_KINDS = {"paragraph": "text", "list_item": "list", "text": "html", "front_matter": "code"}
-
-
-def iter_blocks(lines: Iterable[str]) -> Iterator[Block]:
-    """The parser's blocks (every line covered) under the names the proofread plugin knows."""
-    for b in iter_markdown_blocks(lines, keep_blank=True):
-        yield Block(_OLD_KINDS.get(b.kind, b.kind), b.text)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -1,8 +1,10 @@
 """Proofreading and tone rewriting, one Markdown block at a time, never touching code.
 
 Why block by block: a small model edits a short paragraph far better than a page, any input
-length fits any context, and the Markdown structure (headings, list markers, quotes, fences,
-tables) never passes through the model, so it cannot be damaged. Why the safety checks: a model
+length fits any context, and the Markdown structure (heading marks and setext underlines, list
+markers and their continuation indent, quote marks, table pipes) never passes through the model,
+so it cannot be damaged: the CommonMark parser finds the blocks and :mod:`lmassist.tasks.rewrite`
+hands out only their words, as translate does, and never code, HTML or front matter. Why the safety checks: a model
 may answer with a preamble, drop an inline code span, or ramble; an edit that fails the checks
 leaves its block exactly as it was, because a proofreader that corrupts text is worse than none.
 """
@@ -11,14 +13,15 @@ from __future__ import annotations
 
 import difflib
 import re
-import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from lmassist.docindex.blocks import Block
 from lmassist.generation import CancelToken, GenerationOptions, LMAssistError, Message, Model
 from lmassist.tasks.base import FILES, FileTask, Param, Progress, TaskResult
-from lmassist.tasks.chunking import Block, chunk_text, iter_blocks
+from lmassist.tasks.chunking import chunk_text, document_blocks
+from lmassist.tasks.rewrite import needs_rewrite, rewrite_block
 
 TONES: dict[str, str] = {
     "formal": "formal and polite",
@@ -35,10 +38,6 @@ TONES: dict[str, str] = {
 
 # Inline pieces that must come back verbatim: code spans, images, link targets, autolinks, URLs.
 _PROTECTED = re.compile(r"(`+).+?\1|!\[[^\]]*\]\([^)]*\)|\]\([^)]*\)|<[^>\s]+>|https?://[^\s)>\]]+")
-_HEADING = re.compile(r"^( {0,3}#{1,6}\s+)(.*?)(\s+#+\s*)?$")
-_LIST = re.compile(r"^(\s*(?:[-*+]|\d{1,9}[.)])\s+(?:\[[ xX]\]\s+)?)(.*)$")
-_QUOTE = re.compile(r"^(\s*(?:>\s?)+)(.*)$")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
 _PREAMBLE = re.compile(
     r"^\s*(?:sure[,!.]?\s*)?(?:here(?:'s| is| are)\b[^\n:]*:|(?:the\s+)?(?:corrected|rewritten|revised|proofread|edited)"
     r"(?:\s+(?:text|version|sentence|paragraph))?\s*:|(?:text|output|answer)\s*:)\s*",
@@ -112,8 +111,8 @@ class Proofreader:
 
     def edit_document(self, text: str, source: str = "stdin", progress: Progress | None = None,
                       cancel: CancelToken | None = None) -> Edit:
-        blocks = list(iter_blocks(text.splitlines(keepends=True)))
-        todo = [b for b in blocks if self._editable(b)]
+        blocks = list(document_blocks(text, "markdown", keep_blank=True))
+        todo = sum(1 for b in blocks if self._editable(b))
         out: list[str] = []
         done = edited = kept = 0
         for block in blocks:
@@ -129,52 +128,39 @@ class Proofreader:
             out.append(new)
             done += 1
             if progress:
-                progress(done, len(todo))
+                progress(done, todo)
         return Edit(source, text, "".join(out), edited, kept)
 
     def _editable(self, block: Block) -> bool:
-        if block.kind not in ("heading", "list", "quote", "text") or not re.search(r"[^\W\d_]", block.text):
-            return False
         if block.kind == "heading" and self.tone is not None:
             return False  # a heading has no tone to speak of; rewriting it only moves the reader's landmarks
-        return not any(_SETEXT.match(ln) for ln in block.text.splitlines()[1:])
+        return needs_rewrite(block)
 
     def edit_block(self, block: Block, cancel: CancelToken | None = None) -> str | None:
-        """The block with its text edited and its Markdown prefixes kept; None if the edit was rejected."""
-        body = block.text.rstrip("\r\n")
-        ending = block.text[len(body):]
-        lines = body.splitlines()
-        first_prefix, rest_prefix, parts = "", "", [ln.strip() for ln in lines]
-        if block.kind == "heading":
-            m = _HEADING.match(lines[0])
-            if not m:
-                return block.text
-            new = self.edit_text(m.group(2), cancel)
-            return None if new is None else m.group(1) + new + (m.group(3) or "") + ending
-        if block.kind == "list":
-            m = _LIST.match(lines[0])
-            if m:
-                first_prefix, rest_prefix = m.group(1), " " * len(m.group(1))
-                parts = [m.group(2).strip(), *(ln.strip() for ln in lines[1:])]
-        elif block.kind == "quote":
-            m = _QUOTE.match(lines[0])
-            if m:
-                first_prefix = rest_prefix = m.group(1)
-                parts = [(_QUOTE.match(ln).group(2) if _QUOTE.match(ln) else ln).strip() for ln in lines]
-        else:
-            first_prefix = rest_prefix = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
-        original = " ".join(p for p in parts if p)
-        new = self.edit_text(original, cancel)
-        if new is None:
+        """The block with its words edited and its markup kept (:mod:`lmassist.tasks.rewrite`); None
+        if the edit of any of its runs (a table cell, a paragraph inside a list item) was rejected,
+        because half a block edited reads worse than none."""
+        rejected = changed = False
+
+        def rewrite(run: str) -> str:
+            nonlocal rejected, changed
+            if rejected or (cancel is not None and cancel.cancelled):
+                rejected = True
+                return run
+            new = self.edit_text(run, cancel)
+            if new is None:
+                rejected = True
+                return run
+            if new.split() == run.split():
+                return run
+            changed = True
+            return new
+
+        new = rewrite_block(block, rewrite)
+        if rejected:
             return None
-        if " ".join(new.split()) == original:
-            return block.text  # nothing changed but spacing: keep the author's line breaks
-        if len(lines) == 1:
-            return first_prefix + new + ending
-        width = max(len(ln) for ln in lines)  # the author wrapped by hand: wrap the edit the same way
-        wrapped = textwrap.fill(new, width=max(width, 20), initial_indent=first_prefix,
-                                subsequent_indent=rest_prefix, break_long_words=False, break_on_hyphens=False)
-        return wrapped + ending
+        # Nothing changed but spacing: the source exactly, its double spaces and hard breaks too.
+        return new if changed else block.text
 
     # -- text ---------------------------------------------------------------------------------------
 
@@ -266,8 +252,9 @@ class ProofreadTask(FileTask):
     summary = "Proofread files or stdin, or rewrite them in a tone (--tone), keeping Markdown and code."
     description = (
         "Correct spelling, grammar and punctuation in each FILE (or stdin, '-'), or with --tone rewrite "
-        "it to sound formal, friendly, concise, ... Each paragraph is edited on its own; headings, list "
-        "markers and quotes are kept, and fenced code, tables, inline code and URLs are never changed. "
+        "it to sound formal, friendly, concise, ... Each paragraph (and table cell) is edited on its own; "
+        "heading marks, list markers, quotes and table pipes are kept, and code blocks, HTML, front "
+        "matter, inline code and URLs are never changed. "
         "--diff prints a unified diff instead of the edited text. (Plugin lmassist-proofread.)"
     )
     params = (
