@@ -11,7 +11,7 @@ import pytest
 
 from lmassist.generation import Model
 from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer
-from lmassist.tasks.qa_context import candidate_spans, missing_names, whole_name, words_elsewhere
+from lmassist.tasks.qa_context import Extraction, candidate_spans, missing_names, whole_name, words_elsewhere
 from lmassist.tasks.qa_notes import note_sentences
 
 
@@ -175,3 +175,37 @@ def test_sentences_with_the_question_s_own_words_rank_above_a_shared_stem() -> N
     assert ranked[0].text == texts[1]
     budget = ["The budget was late.", "Councillor David Okafor will bring the budget."]
     assert retrieve("Who brings the budget?", [Passage("", t) for t in budget], 1)[0].text == budget[1]
+
+
+def test_calibration_ranks_down_a_span_the_model_wants_whatever_is_asked() -> None:
+    """The prior is what the model would answer to a question asking nothing in particular: a name
+    the text is about scores well for every question, so with calibration the span this question
+    points to wins; without it the salient name does."""
+    context = "Normandy is in France. The duke of Normandy fought at Hastings."
+    ex = Extraction("Where did the duke fight?", context, [("Normandy", -2.0), ("Hastings", -3.0)], -9.0,
+                    {"Normandy": "The duke of Normandy fought at Hastings.",
+                     "Hastings": "The duke of Normandy fought at Hastings."},
+                    priors={"Normandy": -1.0, "Hastings": -6.0})
+    assert ex.ranked(0.0)[0][0] == "Normandy"
+    assert ex.ranked(0.0, calibration=0.75)[0] == ("Hastings", -3.0)  # the raw log-likelihood is kept
+
+
+class _NoScoring:
+    """decide() asks the model nothing under the default rule; a model that cannot be called proves it."""
+
+    supports_score = True
+    context_length = 2048
+
+
+def test_default_rule_declines_when_the_answer_sentence_holds_under_half_the_question() -> None:
+    sentence = "Anna painted the chapel in Siena in the spring."
+    qa = QuestionAnswerer(_NoScoring(), method="spans", calibration=0.0)  # type: ignore[arg-type]
+
+    def decide(question: str) -> dict:
+        return qa.decide(question, Extraction(question, sentence, [("Anna", -1.0)], -9.0, {"Anna": sentence}))
+
+    # painted, chapel, Siena, spring: all four in the sentence (no word from elsewhere either way)
+    assert decide("Who painted the chapel in Siena in spring?")["answerable"] is True
+    # chapel of chapel/roof/gilded/tower: 1 of 4, under OVERLAP_MIN
+    out = decide("Who gilded the chapel roof tower?")
+    assert out["overlap"] < qa.overlap_min and out["answerable"] is False and out["answer"] == NO_ANSWER

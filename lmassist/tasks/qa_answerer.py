@@ -37,17 +37,20 @@ NO_ANSWER = "The context does not contain the answer."
 # number of the question is missing from the context (unanswerable questions are often a plausible
 # question with one detail the text lacks), and otherwise:
 #   elsewhere (default): ELSEWHERE_MIN or more of the question's words occur in the context outside
-#     the best span's sentence, or none in it (an answerable question paraphrases its answer's
-#     sentence; an unanswerable one borrows words from across the text or swaps one in);
+#     the best span's sentence, or that sentence holds under OVERLAP_MIN of them (an answerable
+#     question paraphrases its answer's sentence; an unanswerable one borrows words from across the
+#     text or swaps one in);
 #   overlap: that sentence holds under OVERLAP_MIN of the question's content words;
 #   pmi: the context raises the best span's log-likelihood by under PMI_MIN nats over no context;
 #   margin: "unknown" beats the best span by over MARGIN nats, or over MAX_MISSING of the
 #     question's content words are absent from the context.
-# Each threshold was set on the dev file with `lmassist bench qa`, which reports every rule.
+# Each threshold was set on the tuning halves of the three dev sets (SQuAD qa-dev, notes-qa,
+# folder-qa-dev) with `lmassist bench qa` and `eval-task docs-qa --settings`; the figures of both
+# halves are in docs/benchmarks.md ("Question answering").
 RULES = ("elsewhere", "overlap", "pmi", "margin")
 DEFAULT_RULE = "elsewhere"
 ELSEWHERE_MIN = 2
-OVERLAP_MIN = 0.3
+OVERLAP_MIN = 0.5
 PMI_MIN = 2.0
 MARGIN = 3.0
 MAX_MISSING = 0.5
@@ -55,10 +58,8 @@ MAX_MISSING = 0.5
 LENGTH_BONUS = 0.0
 # Nats added to a span's log-likelihood per unit of its sentence's share of the question's words.
 # The model alone favours a name the context repeats ("Helen Park", chair of the meeting) over the
-# one in the sentence that says who brings the budget. Chosen on the tuning halves (``lmassist bench
-# qa --sentence-weights 0,1,2,4``): on notes-qa 2 lifted F1 0.36 -> 0.48 at about the same
-# abstention, on SQuAD F1 0.53 -> 0.54 with abstention 0.50 -> 0.43; 4 and 8 gained little more.
-SENTENCE_WEIGHT = 4.0
+# one in the sentence that says who brings the budget.
+SENTENCE_WEIGHT = 2.0
 # A note names its topic once, in a heading: with HEADINGS the heading above a sentence counts as
 # part of it (for the overlap, the prior and the words-elsewhere rule). With LOCAL, "elsewhere"
 # means elsewhere in the passage holding the sentence, not in every passage read. Neither changes a
@@ -67,6 +68,10 @@ SENTENCE_WEIGHT = 4.0
 # and answered "Helen Park" on the issue's budget note; local cut abstention to 0.0-0.13.
 HEADINGS = False
 LOCAL = False
+# Nats of a span's prior taken off its log-likelihood when ranking (Extraction.ranked): the prior is
+# the span's log-likelihood as the answer to PRIOR_QUESTION over the same context.
+CALIBRATION = 0.75
+PRIOR_QUESTION = "What does the context mention?"
 
 # A short instruction and two shots: one answered by a span copied from the context, one "unknown".
 SHOTS = (
@@ -87,12 +92,13 @@ class QuestionAnswerer:
                  max_missing: float = MAX_MISSING, sentences: int = 3, max_candidates: int = 60,
                  rule: str = DEFAULT_RULE, pmi_min: float = PMI_MIN, overlap_min: float = OVERLAP_MIN,
                  length_bonus: float = LENGTH_BONUS, elsewhere_min: int = ELSEWHERE_MIN,
-                 sentence_weight: float = SENTENCE_WEIGHT, headings: bool = HEADINGS, local: bool = LOCAL) -> None:
+                 sentence_weight: float = SENTENCE_WEIGHT, headings: bool = HEADINGS, local: bool = LOCAL,
+                 calibration: float = CALIBRATION) -> None:
         if rule not in RULES:
             raise LMAssistError(f"unknown abstention rule {rule!r}; choose from {', '.join(RULES)}")
         self.rule, self.pmi_min, self.overlap_min, self.length_bonus = rule, pmi_min, overlap_min, length_bonus
         self.elsewhere_min, self.sentence_weight = elsewhere_min, sentence_weight
-        self.headings, self.local = headings, local
+        self.headings, self.local, self.calibration = headings, local, calibration
         self.whole_words = WHOLE_WORDS_TOO  # see qa_context; docs_answer.read turns it off for a folder
         if method == "auto":
             method = "spans" if model.supports_score else "generate"
@@ -149,7 +155,7 @@ class QuestionAnswerer:
 
         Apart from :meth:`extract` so that a benchmark can score the spans once and decide under
         many settings."""
-        ranked = ex.ranked(self.sentence_weight, self.headings)
+        ranked = ex.ranked(self.sentence_weight, self.headings, self.calibration)
         best, top = ranked[0] if ranked else (None, float("-inf"))
         if best is not None:
             best = whole_name(best, ex.source.get(best, ""), question)
@@ -167,7 +173,8 @@ class QuestionAnswerer:
             free = self.model.score(self.prompt(question, ""), [f" {best}\n"])[0]
             pmi = top - free
         if self.rule == "elsewhere":
-            answerable = (best is not None and not names and elsewhere is not None and bool(overlap)
+            answerable = (best is not None and not names and elsewhere is not None
+                          and overlap is not None and overlap >= self.overlap_min
                           and len(elsewhere) < self.elsewhere_min)
         elif self.rule == "overlap":
             answerable = best is not None and not names and overlap is not None and overlap >= self.overlap_min
@@ -210,7 +217,12 @@ class QuestionAnswerer:
             if span not in candidates:
                 candidates.append(span)
         candidates = candidates[: self.max_candidates]
-        scores = self.model.score(self.prompt(question, context), [" unknown\n"] + [f" {c}\n" for c in candidates])
+        options = [f" {c}\n" for c in candidates]
+        scores = self.model.score(self.prompt(question, context), [" unknown\n", *options])
+        # The same context asked nothing in particular: what the model favours whatever the question
+        # (scored after the real question, so llama.cpp reuses the evaluated context).
+        priors = dict(zip(candidates, self.model.score(self.prompt(PRIOR_QUESTION, context), options), strict=True)) \
+            if self.calibration and candidates else {}
         # A total log-likelihood charges every token, so "10th" beats "10th and 11th centuries" for
         # being short; a bonus per token (LENGTH_BONUS nats) lets the model's preference for a
         # longer, complete span show (token F1 rewards complete spans).
@@ -218,7 +230,7 @@ class QuestionAnswerer:
             scores[1:] = [s + self.length_bonus * self.model.count_tokens(f" {c}\n")
                           for s, c in zip(scores[1:], candidates, strict=True)]
         return Extraction(question, context, list(zip(candidates, scores[1:], strict=True)), scores[0], source,
-                          headings, parts or [context])
+                          headings, parts or [context], priors)
 
     def _generate(self, question: str, context: str | None, cancel: CancelToken | None) -> str:
         form = prompts.form_for(self.model)

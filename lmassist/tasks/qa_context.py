@@ -111,8 +111,9 @@ class Extraction:
     """What the model said about a context's candidate spans: ``spans`` holds (span, log-likelihood
     as the answer); ``unknown`` is the log-likelihood of "unknown"; ``source`` the sentence each
     span was cut from, ``headings`` the heading above each sentence, ``parts`` the passages that
-    ``context`` joins. Kept apart from the decision so that a benchmark scores spans once and
-    decides under many settings."""
+    ``context`` joins; ``priors`` each span's log-likelihood as the answer to a question that asks
+    nothing in particular (see :meth:`ranked`). Kept apart from the decision so that a benchmark
+    scores spans once and decides under many settings."""
 
     question: str
     context: str
@@ -121,6 +122,7 @@ class Extraction:
     source: dict[str, str]
     headings: dict[str, str] = field(default_factory=dict)
     parts: list[str] = field(default_factory=list)
+    priors: dict[str, float] = field(default_factory=dict)
 
     def scope(self, sentence: str, headings: bool) -> str:
         """The sentence, and with ``headings`` the heading above it."""
@@ -132,13 +134,23 @@ class Extraction:
         flat = " ".join(sentence.split())
         return next((p for p in self.parts if flat in " ".join(p.split())), self.context)
 
-    def ranked(self, sentence_weight: float, headings: bool = False) -> list[tuple[str, float]]:
-        """(span, log-likelihood) best first, each ranked by its log-likelihood plus
-        ``sentence_weight`` nats times the share of the question's words in its sentence's scope."""
-        if not sentence_weight:
-            return sorted(self.spans, key=lambda s: -s[1])
-        fit = {s: question_overlap(self.question, self.scope(s, headings)) for s in set(self.source.values())}
-        return sorted(self.spans, key=lambda s: -(s[1] + sentence_weight * fit.get(self.source.get(s[0], ""), 0.0)))
+    def ranked(self, sentence_weight: float, headings: bool = False,
+               calibration: float = 0.0) -> list[tuple[str, float]]:
+        """(span, log-likelihood) best first, each ranked by its log-likelihood, less ``calibration``
+        times its prior, plus ``sentence_weight`` nats times the share of the question's words in its
+        sentence's scope.
+
+        The prior is how much the model wants the span as the answer to *any* question about this
+        context: a small model favours the names a text is about ("England", "Normandy") whatever
+        is asked, and subtracting that lets the span this question points to win."""
+        fit = ({s: question_overlap(self.question, self.scope(s, headings)) for s in set(self.source.values())}
+               if sentence_weight else {})
+
+        def key(span: tuple[str, float]) -> float:
+            prior = calibration * self.priors.get(span[0], 0.0) if calibration else 0.0
+            return -(span[1] - prior + sentence_weight * fit.get(self.source.get(span[0], ""), 0.0))
+
+        return sorted(self.spans, key=key)
 
 
 @dataclass
