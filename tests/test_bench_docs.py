@@ -41,9 +41,13 @@ def test_eval_task_docs_qa_prints_retrieval_f1_and_abstention_per_half(tmp_path:
              "split": "held-out"}]
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    proc = run_cli("eval-task", "docs-qa", str(folder), str(questions), "--json", timeout=600)
+    proc = run_cli("eval-task", "docs-qa", str(folder), str(questions), "--json", "--settings", timeout=600)
     assert proc.returncode == 0, proc.stderr
-    report = {r["half"]: r for r in json.loads(proc.stdout)["results"]}
+    results = json.loads(proc.stdout)["results"]
+    # --settings scores other rankings on the same reading: with and without calibration, the default first
+    labels = list(dict.fromkeys(r["setting"] for r in results))
+    assert labels[0].endswith("(default)") and any(x.startswith("calibration 0,") for x in labels)
+    report = {r["half"]: r for r in results if r["setting"] == labels[0]}
     assert set(report) == {"all", "tune", "held-out"}
     assert report["all"]["hit@1"] == 1.0 and report["all"]["hit@3"] == 1.0  # two notes: retrieval is easy
     assert report["held-out"]["abstain_unanswerable"] == 1.0  # "Viennese" is in no note

@@ -30,7 +30,7 @@ from lmassist.generation import GenerationOptions, Message
 from lmassist.system import rusage_to_mb
 from lmassist.tasks.chunking import chunk_text, paragraphs
 from lmassist.tasks.docs_answer import TOP_K, DocsAnswer, decide, docs_turn, read
-from lmassist.tasks.qa_answerer import HEADINGS, LOCAL, SENTENCE_WEIGHT, QuestionAnswerer
+from lmassist.tasks.qa_answerer import CALIBRATION, HEADINGS, LOCAL, SENTENCE_WEIGHT, QuestionAnswerer
 from lmassist.tasks.qa_context import Passage, retrieve
 
 DEV = "../shared/data/eval/folder-qa-dev"
@@ -122,16 +122,19 @@ def retrieval(dev: Path, out: Callable[[str], None]) -> dict[str, float]:
 # -- answers over a folder (eval-task docs-qa) ----------------------------------------------------
 
 
-SETTINGS = [(w, h, loc) for w in (0.0, 2.0) for h, loc in ((False, False), (True, False), (True, True))]
+# (sentence weight, headings, local, calibration) scored beside the default by ``eval-task docs-qa --settings``
+SETTINGS = [(w, h, loc, c) for c in (0.0, 0.75) for w in (0.0, 2.0, 4.0)
+            for h, loc in ((False, False), (True, False), (True, True))]
 
 
 def run_docs_qa(model: Any, docs: Path, rows: list[dict[str, Any]],
-                settings: Sequence[tuple[float, bool, bool]] = ()) -> list[dict[str, Any]]:
+                settings: Sequence[tuple[float, bool, bool, float]] = ()) -> list[dict[str, Any]]:
     """Index ``docs`` into a temporary index, answer every question as :func:`answer_from_docs`
     does, and score each half: retrieval hit@1/hit@3 (the question's file among the passages read),
     whether the first citation is the right file, token F1 on answerable questions (an abstention
     scores 0), and how often it abstains on unanswerable ones and, wrongly, on answerable ones.
-    Each of ``settings`` (sentence weight, headings, local; see :mod:`lmassist.tasks.qa`) is scored
+    Each of ``settings`` (sentence weight, headings, local, calibration; see
+    :mod:`lmassist.tasks.qa_answerer`) is scored
     from the same reading, after the default."""
     from lmassist.progress import ProgressReporter  # kept out of the import of every bench command
 
@@ -146,11 +149,13 @@ def run_docs_qa(model: Any, docs: Path, rows: list[dict[str, Any]],
                 progress(i + 1, len(rows))
     took = time.perf_counter() - start
     report = []
-    default = (SENTENCE_WEIGHT, HEADINGS, LOCAL)
+    default = (SENTENCE_WEIGHT, HEADINGS, LOCAL, CALIBRATION)
     for setting in [default, *(s for s in settings if s != default)]:
-        rule = QuestionAnswerer(model, method="spans", sentence_weight=setting[0], headings=setting[1], local=setting[2])
+        rule = QuestionAnswerer(model, method="spans", sentence_weight=setting[0], headings=setting[1],
+                                local=setting[2], calibration=setting[3])
         answers = [decide(rule, r["question"], reading) for r, reading in zip(rows, readings, strict=True)]
-        label = (f"prior {setting[0]:g}" + (", headings" if setting[1] else "") + (", local" if setting[2] else "")
+        label = (f"calibration {setting[3]:g}, prior {setting[0]:g}" + (", headings" if setting[1] else "")
+                 + (", local" if setting[2] else "")
                  + (" (default)" if setting == default else ""))
         for half in ("all", "tune", "held-out"):
             keep = [(r, a) for r, a, h in zip(rows, answers, halves(rows), strict=True) if half in ("all", h)]

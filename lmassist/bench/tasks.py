@@ -32,6 +32,7 @@ from lmassist.bench.sentiment import run_sentiment
 from lmassist.commands.common import load_model, model_option
 from lmassist.generation import LMAssistError
 from lmassist.tasks.qa_answerer import (
+    CALIBRATION,
     ELSEWHERE_MIN,
     HEADINGS,
     LENGTH_BONUS,
@@ -53,17 +54,19 @@ from lmassist.tasks.translate import Translator
 def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins: list[float],
            pmis: list[float] | None = None, overlaps: list[float] | None = None,
            length_bonus: float | None = None, elsewheres: list[int] | None = None,
-           sentence_weights: list[float] | None = None, sentences: int = 3) -> list[dict[str, Any]]:
+           sentence_weights: list[float] | None = None, sentences: int = 3,
+           calibrations: list[float] | None = None) -> list[dict[str, Any]]:
     """Span extraction (never abstaining, and each abstention rule: margin, PMI, question overlap,
-    the default missing-names + words-elsewhere rule, under each sentence weight) and free
-    generation, from one extraction pass."""
+    the default missing-names + words-elsewhere rule, under each sentence weight and calibration)
+    and free generation, from one extraction pass."""
     report = []
     for name in variants:
         if name == "spans":
             rules = {"margins": margins, "pmis": [PMI_MIN] if pmis is None else pmis,
                      "overlaps": [OVERLAP_MIN] if overlaps is None else overlaps,
                      "elsewheres": [ELSEWHERE_MIN] if elsewheres is None else elsewheres,
-                     "weights": [SENTENCE_WEIGHT] if sentence_weights is None else sentence_weights}
+                     "weights": [SENTENCE_WEIGHT] if sentence_weights is None else sentence_weights,
+                     "calibrations": [CALIBRATION] if calibrations is None else calibrations}
             report += _span_rows(model, rows, LENGTH_BONUS if length_bonus is None else length_bonus, sentences, **rules)
         elif name in ("generate-chat", "generate-completion"):
             report.append(_generate_row(model, rows, name))
@@ -74,8 +77,9 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
 
 def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, sentences: int, margins: list[float],
                pmis: list[float], overlaps: list[float], elsewheres: list[int],
-               weights: list[float]) -> list[dict[str, Any]]:
-    """One extraction pass, scored under every abstention rule, threshold and sentence weight asked for."""
+               weights: list[float], calibrations: list[float]) -> list[dict[str, Any]]:
+    """One extraction pass, scored under every abstention rule, threshold, sentence weight and
+    calibration asked for."""
     start = time.perf_counter()
     # rule="pmi" also computes the PMI, so every rule is reported from the same answers.
     qa = QuestionAnswerer(model, method="spans", rule="pmi", length_bonus=length_bonus, sentences=sentences)
@@ -108,18 +112,21 @@ def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, sent
         report.append(row(f"spans, missing names or overlap<{t:g}",
                           [n or o["overlap"] is None or o["overlap"] < t for n, o in zip(names, outs, strict=True)]))
     for k in elsewheres:
-        abstain = [n or o["words_elsewhere"] is None or not o["overlap"] or len(o["words_elsewhere"]) >= k
-                   for n, o in zip(names, outs, strict=True)]
-        report.append(row(f"spans, missing names or >={k} words elsewhere", abstain))
-    for w in weights:
-        for headings, local in ((False, False), (True, False), (True, True)):
-            rule = QuestionAnswerer(model, method="spans", length_bonus=length_bonus, sentence_weight=w,
-                                    headings=headings, local=local, sentences=sentences)
-            decided = [rule.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
-            default = " (default)" if (w, headings, local) == (SENTENCE_WEIGHT, HEADINGS, LOCAL) else ""
-            label = f"elsewhere rule, prior {w:g}" + (", headings" if headings else "") + (", local" if local else "")
-            report.append(_qa_row(label + default, rows, [o["answer"] for o in decided],
-                                  [not o["answerable"] for o in decided], took))
+        abstain = [n or o["words_elsewhere"] is None or (o["overlap"] or 0) < OVERLAP_MIN
+                   or len(o["words_elsewhere"]) >= k for n, o in zip(names, outs, strict=True)]
+        report.append(row(f"spans, missing names, overlap<{OVERLAP_MIN:g} or >={k} words elsewhere", abstain))
+    for c in calibrations:
+        for w in weights:
+            for headings, local in ((False, False), (True, False), (True, True)):
+                rule = QuestionAnswerer(model, method="spans", length_bonus=length_bonus, sentence_weight=w,
+                                        headings=headings, local=local, sentences=sentences, calibration=c)
+                decided = [rule.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
+                default = (" (default)" if (w, headings, local, c) == (SENTENCE_WEIGHT, HEADINGS, LOCAL, CALIBRATION)
+                           else "")
+                label = (f"elsewhere rule, calibration {c:g}, prior {w:g}" + (", headings" if headings else "")
+                         + (", local" if local else ""))
+                report.append(_qa_row(label + default, rows, [o["answer"] for o in decided],
+                                      [not o["answerable"] for o in decided], took))
     return report
 
 
@@ -220,26 +227,29 @@ def _show(what: str, model: Any, rows: list[dict[str, Any]], report: list[dict[s
               help="Abstention margins (nats) to report for spans, each with and without the missing-words rule.")
 @click.option("--pmis", default="1,2,3", show_default=True,
               help="PMI thresholds (nats) to report for the pmi rule (missing names or low PMI).")
-@click.option("--overlaps", default="0.3,0.4,0.5", show_default=True,
+@click.option("--overlaps", default="0.3,0.4,0.5,0.6", show_default=True,
               help="Question-overlap thresholds to report for the overlap rule (missing names or low overlap).")
 @click.option("--elsewheres", default="1,2,3", show_default=True,
               help="Counts of question words used outside the answer's sentence to report for the default rule.")
-@click.option("--sentence-weights", default="0,1,2,4", show_default=True,
+@click.option("--sentence-weights", default="0,2,4,8", show_default=True,
               help="Nats per unit of question overlap of a span's sentence, for the default rule.")
+@click.option("--calibrations", default="0,0.5,0.75,1", show_default=True,
+              help="Shares of each span's prior (its likelihood whatever is asked) taken off when ranking, "
+                   "for the default rule.")
 @click.option("--sentences", type=click.IntRange(1), default=3, show_default=True,
               help="Sentences (the best by BM25) that answer spans are cut from.")
 @click.option("--length-bonus", type=float, default=None,
               help="Nats per token added to each span's log-likelihood when ranking (default: the task's).")
 @click.option("--json", "as_json", is_flag=True)
 def bench_qa(model: str | None, data: str, limit: int | None, variants: str, margins: str, pmis: str,
-             overlaps: str, elsewheres: str, sentence_weights: str, sentences: int, length_bonus: float | None,
-             as_json: bool) -> None:
+             overlaps: str, elsewheres: str, sentence_weights: str, calibrations: str, sentences: int,
+             length_bonus: float | None, as_json: bool) -> None:
     """QA exact match / token F1 (answerable) and abstention rate (unanswerable): spans vs free generation."""
     rows = spread(qa_rows(dev_file(data, "qa-dev.jsonl")), limit)
     llm = load_model(model)
     report = run_qa(llm, rows, _items(variants), _items(margins, float), _items(pmis, float),
                     _items(overlaps, float), length_bonus, _items(elsewheres, int), _items(sentence_weights, float),
-                    sentences)
+                    sentences, _items(calibrations, float))
     _show(f"qa on {len(rows)} rows", llm, rows, report, as_json)
 
 
@@ -286,8 +296,8 @@ def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | 
     if task == "sentiment":
         report = run_sentiment(llm, rows, ["default"])
     elif task == "qa":
-        report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=[OVERLAP_MIN, 0.4, 0.5], elsewheres=[1, 2, 3],
-                        sentence_weights=sorted({0.0, SENTENCE_WEIGHT}))
+        report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=sorted({0.3, 0.4, OVERLAP_MIN}), elsewheres=[1, 2, 3],
+                        sentence_weights=sorted({0.0, SENTENCE_WEIGHT}), calibrations=sorted({0.0, CALIBRATION}))
     elif task == "summarize":
         report = run_summaries(llm, rows, ["medium"], ("extractive", "abstractive"))
     else:

@@ -31,7 +31,10 @@ NO_ANSWER = "The notes do not contain the answer."
 # --context does: on folder-qa-dev's tuning half stems alone abstained on 0.46 of unanswerable
 # questions against 0.36, at the same F1 (0.34); SQuAD's tuning half preferred the sum.
 FOLDER_WHOLE_WORDS = False
-TOP_K = 3  # passages retrieved: three of the index's ~300-token passages fit qa's context budget
+TOP_K = 3  # passages retrieved and cited: three of the index's ~300-token passages fit qa's context budget
+# Passages an extracted answer is read from, best first. Spans cut from the second and third
+# passages are mostly distractors a 135M model falls for (see docs/benchmarks.md).
+READ_K = 1
 SYSTEM = (
     "Answer the user's question using only the notes below. Answer briefly and say which note you used "
     f"by its [number]. If the notes do not say, answer exactly: {NO_ANSWER}"
@@ -111,7 +114,7 @@ def read(qa: QuestionAnswerer, question: str, hits: list[Hit], cancel: CancelTok
         return Reading(hits, [], None)
     qa = copy(qa)
     qa.whole_words = FOLDER_WHOLE_WORDS
-    kept = qa.passages(question, _documents(hits), cancel)
+    kept = qa.passages(question, _documents(hits[:READ_K]), cancel)
     parts = [p.text.strip() for p in kept]
     return Reading(hits, [p.source for p in kept], qa.extract(question, "\n".join(parts), parts))
 

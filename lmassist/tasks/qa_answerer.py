@@ -46,7 +46,7 @@ NO_ANSWER = "The context does not contain the answer."
 #     question's content words are absent from the context.
 # Each threshold was set on the tuning halves of the three dev sets (SQuAD qa-dev, notes-qa,
 # folder-qa-dev) with `lmassist bench qa` and `eval-task docs-qa --settings`; the figures of both
-# halves are in docs/benchmarks.md ("Question answering").
+# halves are in docs/benchmarks.md ("Answers from notes and folders").
 RULES = ("elsewhere", "overlap", "pmi", "margin")
 DEFAULT_RULE = "elsewhere"
 ELSEWHERE_MIN = 2
