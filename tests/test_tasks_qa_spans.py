@@ -142,13 +142,29 @@ def test_the_budget_note_still_declines_what_it_does_not_say(smollm) -> None:
     assert out["answer"] == NO_ANSWER and "Brighton" in out["missing_names"]
 
 
-def test_a_name_cut_short_is_completed_for_who_questions() -> None:
+def test_a_name_cut_short_is_completed() -> None:
     sentence = "Councillor David Okafor will bring the budget to King Charles III of West Francia."
     assert whole_name("David", sentence, "Who brings the budget?") == "Councillor David Okafor"
     assert whole_name("Charles", sentence, "Who gets the budget?") == "King Charles III"
     assert whole_name("Helen", "Present: Helen Park (chair), Sam.", "Who chairs?") == "Helen Park"
-    assert whole_name("David", sentence, "When is the budget due?") == "David"  # not a who-question
+    assert whole_name("David", sentence, "When is the budget due?") == "David"  # a date is asked for, not a name
     assert whole_name("Okafor", sentence, "Who is Councillor Okafor?") == "David Okafor"  # not the question's words
+    islands = "Jersey and Guernsey are the Channel Islands, off the coast of Normandy."
+    assert whole_name("Channel", islands, "Where are Jersey and Guernsey?") == "Channel Islands"
+    assert whole_name("coast", islands, "Where are Jersey and Guernsey?") == "coast"  # not a name
+
+
+def test_a_date_keeps_its_unit() -> None:
+    sentence = "The wars of religion in the 16th century and the 116th day of 1572 BC."
+    assert whole_name("16th", sentence, "When were the wars of religion?") == "16th century"
+    assert whole_name("1572", sentence, "In what year?") == "1572 BC"
+    assert whole_name("116th", sentence, "How many days?") == "116th"  # "day" is no date unit
+    assert whole_name("16th century", sentence, "When?") == "16th century"
+
+
+def test_a_hyphenated_word_mentions_its_parts() -> None:
+    assert missing_names("What place had the Norman Arab style?", "Sicily had a Norman-Arab style.") == []
+    assert missing_names("What place had the Norman Greek style?", "Sicily had a Norman-Arab style.") == ["Greek"]
 
 
 def test_qa_context_on_the_budget_note_from_the_command_line(tmp_path, default_gguf) -> None:

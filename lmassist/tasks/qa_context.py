@@ -69,7 +69,9 @@ def missing_names(question: str, context: str) -> list[str]:
     "Who ruled Normandy in the 1000's?" over a text that never says 1000: a detail the question
     depends on is absent, so the context cannot answer it.
     """
-    present = {_stem(w) for w in _WORD.findall(fold(context))}
+    tokens = _WORD.findall(fold(context))
+    # "Norman-Arab" in the text mentions "Arab": a hyphenated word counts as its parts too
+    present = {_stem(w) for w in tokens} | {_stem(p) for w in tokens if "-" in w for p in w.split("-") if p}
     out = []
     for i, tok in enumerate(_WORD.findall(fold(question))):
         if ((i > 0 and tok[:1].isupper()) or any(ch.isdigit() for ch in tok)) and _stem(tok) not in present:
@@ -204,15 +206,21 @@ _DATE = re.compile(r"\d|\b(century|centuries|january|february|march|april|may|ju
                    r"friday|saturday|sunday)\b", re.I)
 
 
+_UNITS = frozenset({"century", "centuries", "bc", "bce", "ad", "ce"})
+
+
 def whole_name(span: str, sentence: str, question: str) -> str:
-    """For a "who" question, a name the model cut short ("David" of "Councillor David Okafor will
-    bring the budget") completed to the run of capitalised words around it in its sentence.
+    """A name the model cut short ("David" of "Councillor David Okafor will bring the budget",
+    "Channel" of "the Channel Islands") completed to the run of capitalised words around it in its
+    sentence, and a date to its unit ("16th" of "the 16th century").
 
     The model's likelihood charges every token, so a first name alone often outscores the full
     name, and a first name is not an answer anyone can act on. The run stops at punctuation, at a
     lower-case or stop word and at the question's own words.
     """
-    if question_type(question) != "person" or not span[:1].isupper():
+    if question_type(question) in ("date", "number"):
+        return _with_unit(span, sentence)
+    if not span[:1].isupper():
         return span
     toks = list(_WORD.finditer(sentence))
     words = [t.group() for t in toks]
@@ -233,6 +241,14 @@ def whole_name(span: str, sentence: str, question: str) -> str:
     while j + 1 < len(words) and joins(j, j + 1, words[j + 1]):
         j += 1
     return sentence[toks[i].start():toks[j].end()]
+
+
+def _with_unit(span: str, sentence: str) -> str:
+    """``span`` and the word after it in ``sentence`` when that word is a date's unit ("century")."""
+    found = re.search(r"(?<!\w)" + re.escape(span) + r"(\s+)([^\W\d_]+)", sentence)
+    if found and found.group(2).lower() in _UNITS and span.split()[-1].lower() not in _UNITS:
+        return span + found.group(1) + found.group(2)
+    return span
 
 
 def candidate_spans(sentence: str, question: str, max_words: int = 5) -> list[str]:
