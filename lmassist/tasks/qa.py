@@ -75,10 +75,10 @@ class QATask(Task):
         Param("top_k", "option", flags=("--top-k",), type=int, default=3, metavar="N", help="Context passages to use."),
         Param("rule", "option", choices=RULES, default=DEFAULT_RULE,
               help="When to say the context lacks the answer: elsewhere (a question name missing from the context, "
-              "two or more question words that the context uses outside the answer's sentence, or none in it), overlap (a "
-              "missing name, or the answer's sentence sharing under 30% of the question's words), pmi (a missing "
-              "name, or the context barely raising the best span's likelihood) or margin ('unknown' scoring "
-              "close to it)."),
+              "two or more question words that the context uses outside the answer's sentence, or that sentence "
+              "holding under half of them), overlap (a missing name, or the answer's sentence sharing under half "
+              "the question's words), pmi (a missing name, or the context barely raising the best span's "
+              "likelihood) or margin ('unknown' scoring close to it)."),
     )
     json_schema = QA_SCHEMA
     reads_files = True

@@ -219,10 +219,12 @@ class QuestionAnswerer:
         candidates = candidates[: self.max_candidates]
         options = [f" {c}\n" for c in candidates]
         scores = self.model.score(self.prompt(question, context), [" unknown\n", *options])
-        # The same context asked nothing in particular: what the model favours whatever the question
-        # (scored after the real question, so llama.cpp reuses the evaluated context).
-        priors = dict(zip(candidates, self.model.score(self.prompt(PRIOR_QUESTION, context), options), strict=True)) \
-            if self.calibration and candidates else {}
+        priors: dict[str, float] = {}
+        if self.calibration and candidates:
+            # The same context asked nothing in particular: what the model favours whatever the
+            # question (scored after the real question, so llama.cpp reuses the evaluated context).
+            neutral = self.model.score(self.prompt(PRIOR_QUESTION, context), options)
+            priors = dict(zip(candidates, neutral, strict=True))
         # A total log-likelihood charges every token, so "10th" beats "10th and 11th centuries" for
         # being short; a bonus per token (LENGTH_BONUS nats) lets the model's preference for a
         # longer, complete span show (token F1 rewards complete spans).
