@@ -156,3 +156,15 @@ def test_ask_docs_cites_and_abstains(default_gguf, lmassist_home, files):
     no = json.loads(run_cli(*ASK, "--json", "--docs", "notes", "When is Priya Raman's birthday?").stdout)
     assert no["abstained"] and no["reply"] == "The notes do not contain the answer." and no["stats"] is None
     assert_one_line_error(run_cli(*ASK, "--docs", "nosuch", "q"), "nosuch")
+
+
+def test_line_chat_commands_are_not_sent_to_the_model(default_gguf, lmassist_home):
+    """/help lists the commands, a mistyped command is one line (not a message to the model), a path
+    starting with / is still a message, and /quit leaves."""
+    proc = run_cli("chat", "-O", "temperature", "0", "-O", "max_new_tokens", "4",
+                   input="/help\n/atach notes.md\n/etc/hosts holds what?\n/quit\nnever read\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "commands: /attach PATH" in proc.stderr
+    assert "Error: unknown command /atach; commands:" in proc.stderr
+    sent = _rows(lmassist_home, "SELECT content FROM messages WHERE role = 'user'")
+    assert sent == [("/etc/hosts holds what?",)]  # nothing after /quit either

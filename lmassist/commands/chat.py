@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import signal
 import sys
@@ -49,19 +50,23 @@ def run_line_chat(
     opts = setup.applied.generation_options(llm.info.default_options)
     log.attach(setup.attachments)
     click.echo(f"Chatting with {llm.info.name}. Type 'exit' or press Ctrl+D to quit; Ctrl+C stops a reply; "
-               "/attach PATH adds files.", err=True)
+               "/attach PATH adds files; /help lists commands.", err=True)
     while True:
         try:
             line = input("> ")
         except (EOFError, KeyboardInterrupt):
             say("")
             return
-        if line.strip() in ("exit", "quit"):
+        if line.strip() in ("exit", "quit", "/exit", "/quit"):
             return
         if not line.strip():
             continue
-        if line.strip().split()[0] == "/attach":
+        command = _SLASH_COMMAND.match(line.strip())
+        if command and command.group(1) == "/attach":
             attach_line(log, line.strip()[len("/attach"):])
+            continue
+        if command:  # a typo of a command is not a message to the model
+            say(LINE_HELP if command.group(1) == "/help" else f"Error: unknown command {command.group(1)}; {LINE_HELP}")
             continue
         try:
             result, stops = run_turn(log, llm, line, opts, setup.applied.system, write_out, _hard_stop_message)
@@ -78,6 +83,11 @@ def run_line_chat(
             say("(interrupted)")
         if stops.signum is not None and stops.signum != signal.SIGINT:
             sys.exit(stops.exit_status)
+
+
+# "/attach notes.md" or "/hlep" is a command; "/etc/hosts is what?" is a message
+_SLASH_COMMAND = re.compile(r"(/[a-z]+)(?:\s|$)")
+LINE_HELP = "commands: /attach PATH (files for the next message), /help, /quit (or exit, Ctrl+D)"
 
 
 def attach_line(log: ConversationLog, rest: str) -> None:
