@@ -57,16 +57,18 @@ def run_line_chat(
         except (EOFError, KeyboardInterrupt):
             say("")
             return
-        if line.strip() in ("exit", "quit", "/exit", "/quit"):
+        text = line.strip()
+        if text in ("exit", "quit", "/exit", "/quit"):
             return
-        if not line.strip():
+        if not text:
             continue
-        command = _SLASH_COMMAND.match(line.strip())
-        if command and command.group(1) == "/attach":
-            attach_line(log, line.strip()[len("/attach"):])
+        command = _SLASH_COMMAND.match(text)
+        name = command.group(1) if command else None
+        if name == "/attach":
+            attach_line(log, text[len(name):])
             continue
-        if command:  # a typo of a command is not a message to the model
-            say(LINE_HELP if command.group(1) == "/help" else f"Error: unknown command {command.group(1)}; {LINE_HELP}")
+        if name:  # a typo of a command is not a message to the model
+            say(LINE_HELP if name == "/help" else f"Error: unknown command {name}; {LINE_HELP}")
             continue
         try:
             result, stops = run_turn(log, llm, line, opts, setup.applied.system, write_out, _hard_stop_message)

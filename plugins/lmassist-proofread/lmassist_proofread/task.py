@@ -4,9 +4,11 @@ Why block by block: a small model edits a short paragraph far better than a page
 length fits any context, and the Markdown structure (heading marks and setext underlines, list
 markers and their continuation indent, quote marks, table pipes) never passes through the model,
 so it cannot be damaged: the CommonMark parser finds the blocks and :mod:`lmassist.tasks.rewrite`
-hands out only their words, as translate does, and never code, HTML or front matter. Why the safety checks: a model
-may answer with a preamble, drop an inline code span, or ramble; an edit that fails the checks
-leaves its block exactly as it was, because a proofreader that corrupts text is worse than none.
+hands out only their words, as translate does, and never code, HTML or front matter.
+
+Why the safety checks: a model may answer with a preamble, drop an inline code span, or ramble; an
+edit that fails the checks leaves its block exactly as it was, because a proofreader that corrupts
+text is worse than none.
 """
 
 from __future__ import annotations
