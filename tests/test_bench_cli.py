@@ -90,3 +90,13 @@ def test_bench_sentiment_throughput_puts_batched_one_at_a_time_and_raw_side_by_s
     # several sequences per decode, measured beside: the same labels' log-probabilities, nearly
     assert figures["multi_seq_reviews"] == 2 and figures["8_per_decode_s"] > 0
     assert figures["8_per_decode_max_diff_nats"] < 1.0
+
+
+def test_a_bad_number_list_is_one_line_before_any_model_loads(tmp_path):
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"context": "Anna painted it.", "question": "Who painted it?", "answers": ["Anna"], '
+                    '"answerable": true}\n')
+    # the model does not exist: the list must fail first, naming itself
+    proc = run_cli("bench", "qa", "--data", str(data), "-m", "llamacpp:nope", "--calibrations", "0,abc")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["Error: '0,abc' is not a comma list of numbers (e.g. 0,0.5,1)"]

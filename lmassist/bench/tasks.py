@@ -209,8 +209,12 @@ def run_translation(model: Any, rows: list[dict[str, Any]], target: str) -> list
 
 
 def _items(text: str, cast: Any = str) -> list[Any]:
-    """A comma list from the command line, blanks dropped."""
-    return [cast(x.strip()) for x in text.split(",") if x.strip()]
+    """A comma list from the command line, blanks dropped; an item that is not a ``cast`` is one line."""
+    try:
+        return [cast(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        kind = "number" if cast in (int, float) else "value"
+        raise LMAssistError(f"{text!r} is not a comma list of {kind}s (e.g. 0,0.5,1)") from None
 
 
 def _show(what: str, model: Any, rows: list[dict[str, Any]], report: list[dict[str, Any]], as_json: bool,
@@ -246,10 +250,11 @@ def bench_qa(model: str | None, data: str, limit: int | None, variants: str, mar
              length_bonus: float | None, as_json: bool) -> None:
     """QA exact match / token F1 (answerable) and abstention rate (unanswerable): spans vs free generation."""
     rows = spread(qa_rows(dev_file(data, "qa-dev.jsonl")), limit)
+    lists = {"margins": _items(margins, float), "pmis": _items(pmis, float), "overlaps": _items(overlaps, float),
+             "elsewheres": _items(elsewheres, int), "sentence_weights": _items(sentence_weights, float),
+             "calibrations": _items(calibrations, float)}  # a bad list fails before the model loads
     llm = load_model(model)
-    report = run_qa(llm, rows, _items(variants), _items(margins, float), _items(pmis, float),
-                    _items(overlaps, float), length_bonus, _items(elsewheres, int), _items(sentence_weights, float),
-                    sentences, _items(calibrations, float))
+    report = run_qa(llm, rows, _items(variants), length_bonus=length_bonus, sentences=sentences, **lists)
     _show(f"qa on {len(rows)} rows", llm, rows, report, as_json)
 
 
