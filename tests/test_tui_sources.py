@@ -252,6 +252,29 @@ async def test_attach_files_folders_and_globs_the_model_reads_on_later_turns(mak
         assert shown[at + 1].turn.content == "What is the wifi password?"
 
 
+async def test_files_attached_but_not_sent_are_named_when_the_chat_is_left(make_app: Any, tmp_path: Path) -> None:
+    """They belong to the chat left, so a new chat (or a resumed one) does not carry them, and says so."""
+    office = tmp_path / "office.md"
+    office.write_text(WIFI_NOTE)
+    app = make_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        chat = await ready(pilot)
+        await say(pilot, f"/attach {office}")
+        await attached_chips(pilot, chat, 1)
+        assert [a.name for a in chat.session.log.pending] == [str(office)]
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: toasts(app, "not carried over"), what="the toast naming the dropped file")
+        assert toasts(app, f"not carried over: {office}. Use /attach here") == 1
+        assert chat.session.log.pending == []
+        await pilot.press("ctrl+n")  # nothing was attached this time: nothing to say
+        await pilot.pause(0.2)
+        assert toasts(app, "not carried over") == 1
+
+
+def toasts(app: Any, text: str) -> int:
+    return sum(text in str(t.render()) for t in app.screen.query("Toast"))
+
+
 async def test_file_picker_attaches_or_fills_in_a_task(make_app: Any, tmp_path: Path, monkeypatch: Any) -> None:
     from lmassist.tui.screens.file_picker import FilePicker
     from lmassist.tui.widgets.attachments import AttachmentChip

@@ -177,18 +177,32 @@ class ChatSession:
 
     # -- conversations ---------------------------------------------------------------------------
 
-    def new(self) -> None:
+    def new(self) -> list[str]:
+        """Start a new chat; the names of the files attached to the one left but never sent.
+
+        Those files belonged to the chat left, so they are not carried over, but the user is told
+        (a file attached to the wrong chat is worse than one attached again)."""
+        dropped = self._drop_pending()
         if self._log is not None:
             self._log.record = None
-            self._log.pending = []  # attached but never sent: they belonged to the chat left
         self.turns = []
         self.settings = {}
+        return dropped
 
-    def load(self, cid: str) -> None:
+    def load(self, cid: str) -> list[str]:
+        """Show conversation ``cid``; the names of the files attached here but never sent (see :meth:`new`)."""
         rows = self.log.open(cid)
-        self.log.pending = []
+        dropped = self._drop_pending()
         self.turns = visible_thread(rows, self.store.attachments(cid))
         self.settings = dict(self.conversation.settings or {})
+        return dropped
+
+    def _drop_pending(self) -> list[str]:
+        if self._log is None:
+            return []
+        dropped = [a.name for a in self._log.pending]
+        self._log.pending = []
+        return dropped
 
     # -- attachments -----------------------------------------------------------------------------
 

@@ -182,19 +182,29 @@ class Conversation(VerticalScroll):
 
     async def new(self) -> None:
         """A new chat: an empty log with the welcome text, no figures of the last reply."""
-        self.session.new()
+        dropped = self.session.new()
         await self.remove_children()
         self.hidden_count = 0
         await self.mount(Static(WELCOME, id="welcome"))
         self.status.tokens_per_s = self.status.ttft_s = self.status.context_used = None
+        self._tell_dropped(dropped)
+
+    def _tell_dropped(self, names: list[str]) -> None:
+        """Say which attached files were left unsent with the chat left (they are not carried over)."""
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            self.notify(f"not sent, so not carried over: {shown}. Use /attach here to send "
+                        f"{'it' if len(names) == 1 else 'them'} in this chat.",
+                        title="attachments left behind", severity="warning")
 
     async def load(self, cid: str) -> bool:
         """Show a past conversation (its last ``MAX_SHOWN`` turns); False, the error shown, if it cannot be read."""
         try:
-            self.session.load(cid)
+            dropped = self.session.load(cid)
         except LMAssistError as e:
             await self.show_error(str(e))
             return False
+        self._tell_dropped(dropped)
         await self.remove_children()
         turns = self.session.turns
         self.hidden_count = max(0, len(turns) - MAX_SHOWN)
