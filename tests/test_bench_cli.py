@@ -100,3 +100,16 @@ def test_a_bad_number_list_is_one_line_before_any_model_loads(tmp_path):
     proc = run_cli("bench", "qa", "--data", str(data), "-m", "llamacpp:nope", "--calibrations", "0,abc")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == ["Error: '0,abc' is not a comma list of numbers (e.g. 0,0.5,1)"]
+
+
+def test_a_table_printed_to_a_file_or_pipe_keeps_every_figure_whole(capsys):
+    """Rich sizes a table to 80 columns where there is no terminal, which cut a wide benchmark's
+    figures to "0.…" in every log; off a terminal the table keeps its natural width."""
+    from lmassist.bench.common import print_table
+
+    label = "calibration 0.5, prior 2, headings, local (default)"
+    row = {"setting": label, "half": "held-out", **{f"figure {i}": 0.123456 for i in range(10)}}
+    print_table("a wide table", [row], False, {"seconds": 1})
+    out = capsys.readouterr().out
+    assert label in out and "held-out" in out and out.count("0.123") == 10 and "…" not in out
+    assert out.strip().endswith("seconds: 1")

@@ -73,6 +73,11 @@ def print_table(title: str, rows: list[dict[str, Any]], as_json: bool, extra: di
     for r in rows:
         table.add_row(*(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys))
     out = console()
+    # Figures are copied into notes and docs, often from a file or a pipe: there, where no screen
+    # width applies, the table keeps its natural width instead of rich's 80 columns (which cut every
+    # figure to "0.…").
+    if not out.is_terminal:
+        out.width = max(out.width, out.measure(table, options=out.options.update(max_width=1000)).maximum)
     out.print(table)
     for k, v in extra.items():
         out.print(f"{k}: {v}")
