@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lmassist.generation import Model
+from lmassist.generation import LMAssistError, Model
 from lmassist.tasks.qa import NO_ANSWER, QuestionAnswerer
 from lmassist.tasks.qa_context import Extraction, candidate_spans, missing_names, whole_name, words_elsewhere
 from lmassist.tasks.qa_notes import note_sentences
@@ -225,3 +225,38 @@ def test_default_rule_declines_when_the_answer_sentence_holds_under_half_the_que
     # chapel of chapel/roof/gilded/tower: 1 of 4, under OVERLAP_MIN
     out = decide("Who gilded the chapel roof tower?")
     assert out["overlap"] < qa.overlap_min and out["answerable"] is False and out["answer"] == NO_ANSWER
+
+
+class _Recorder:
+    """Scores every option alike and records what it was asked to read: the QA prompt's context line."""
+
+    supports_score = True
+    context_length = 2048
+
+    def __init__(self) -> None:
+        self.read: list[tuple[str, list[str]]] = []
+
+    def score(self, prompt: str, options: list[str]) -> list[float]:
+        context = prompt.rsplit("Context: ", 1)[1].split("\nQuestion:", 1)[0]
+        self.read.append((context, [o.strip() for o in options]))
+        return [-1.0] * len(options)
+
+
+def test_each_span_is_scored_over_its_own_sentence_or_over_every_passage_read() -> None:
+    """The default reading shows the model one sentence per call (and the prior asks over the same
+    sentence); ``reading="passage"`` shows it the whole context once, as before."""
+    first, second = "Anna painted the chapel in Siena.", "Marco built the tower in Pisa."
+    context = f"{first} {second}"
+    model = _Recorder()
+    ex = QuestionAnswerer(model, method="spans", sentences=2).extract("Who painted the chapel in Siena?", context)  # type: ignore[arg-type]
+    read = {text for text, _ in model.read}
+    assert read == {first, second}
+    for text, spans in model.read:
+        assert all(ex.source[s] == text for s in spans if s != "unknown")  # each span over the sentence it is from
+    assert {s for _, spans in model.read for s in spans} >= {"Anna", "Marco", "unknown"}
+    assert set(ex.priors) == {s for s, _ in ex.spans}  # and its prior over that same sentence
+    model = _Recorder()
+    QuestionAnswerer(model, method="spans", sentences=2, reading="passage").extract("Who painted the chapel?", context)  # type: ignore[arg-type]
+    assert {text for text, _ in model.read} == {context}
+    with pytest.raises(LMAssistError, match="unknown reading 'page'"):
+        QuestionAnswerer(model, method="spans", reading="page")  # type: ignore[arg-type]

@@ -30,7 +30,14 @@ from lmassist.generation import GenerationOptions, Message
 from lmassist.system import rusage_to_mb
 from lmassist.tasks.chunking import chunk_text, paragraphs
 from lmassist.tasks.docs_answer import TOP_K, DocsAnswer, decide, docs_turn, read
-from lmassist.tasks.qa_answerer import CALIBRATION, HEADINGS, LOCAL, SENTENCE_WEIGHT, QuestionAnswerer
+from lmassist.tasks.qa_answerer import (
+    CALIBRATION,
+    HEADINGS,
+    LOCAL,
+    READING,
+    SENTENCE_WEIGHT,
+    QuestionAnswerer,
+)
 from lmassist.tasks.qa_context import Passage, retrieve
 
 DEV = "../shared/data/eval/folder-qa-dev"
@@ -123,23 +130,23 @@ def retrieval(dev: Path, out: Callable[[str], None]) -> dict[str, float]:
 
 
 # (sentence weight, headings, local, calibration) scored beside the default by ``eval-task docs-qa --settings``
-SETTINGS = [(w, h, loc, c) for c in (0.0, 0.75) for w in (0.0, 2.0, 4.0)
+SETTINGS = [(w, h, loc, c) for c in sorted({0.0, 0.5, 0.75, CALIBRATION}) for w in (0.0, 2.0, 4.0)
             for h, loc in ((False, False), (True, False), (True, True))]
 
 
 def run_docs_qa(model: Any, docs: Path, rows: list[dict[str, Any]],
-                settings: Sequence[tuple[float, bool, bool, float]] = ()) -> list[dict[str, Any]]:
+                settings: Sequence[tuple[float, bool, bool, float]] = (), reading: str = READING) -> list[dict[str, Any]]:
     """Index ``docs`` into a temporary index, answer every question as :func:`answer_from_docs`
     does, and score each half: retrieval hit@1/hit@3 (the question's file among the passages read),
     whether the first citation is the right file, token F1 on answerable questions (an abstention
     scores 0), and how often it abstains on unanswerable ones and, wrongly, on answerable ones.
     Each of ``settings`` (sentence weight, headings, local, calibration; see
     :mod:`lmassist.tasks.qa_answerer`) is scored
-    from the same reading, after the default."""
+    from the same reading, after the default. ``reading``: what the model reads (see READING there)."""
     from lmassist.progress import ProgressReporter  # kept out of the import of every bench command
 
     readings = []
-    qa = QuestionAnswerer(model, method="spans")
+    qa = QuestionAnswerer(model, method="spans", reading=reading)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, DocIndex(Path(tmp) / "eval.db") as index:
         index.add("eval", docs)
@@ -156,7 +163,7 @@ def run_docs_qa(model: Any, docs: Path, rows: list[dict[str, Any]],
         answers = [decide(rule, r["question"], reading) for r, reading in zip(rows, readings, strict=True)]
         label = (f"calibration {setting[3]:g}, prior {setting[0]:g}" + (", headings" if setting[1] else "")
                  + (", local" if setting[2] else "")
-                 + (" (default)" if setting == default else ""))
+                 + (" (default)" if setting == default and reading == READING else ""))
         for half in ("all", "tune", "held-out"):
             keep = [(r, a) for r, a, h in zip(rows, answers, halves(rows), strict=True) if half in ("all", h)]
             report.append({"setting": label, **_docs_qa_row(half, keep, took)})

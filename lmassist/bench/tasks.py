@@ -41,6 +41,8 @@ from lmassist.tasks.qa_answerer import (
     MAX_MISSING,
     OVERLAP_MIN,
     PMI_MIN,
+    READING,
+    READINGS,
     SENTENCE_WEIGHT,
     QuestionAnswerer,
 )
@@ -55,7 +57,7 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
            pmis: list[float] | None = None, overlaps: list[float] | None = None,
            length_bonus: float | None = None, elsewheres: list[int] | None = None,
            sentence_weights: list[float] | None = None, sentences: int = 3,
-           calibrations: list[float] | None = None) -> list[dict[str, Any]]:
+           calibrations: list[float] | None = None, reading: str = READING) -> list[dict[str, Any]]:
     """Span extraction (never abstaining, and each abstention rule: margin, PMI, question overlap,
     the default missing-names + words-elsewhere rule, under each sentence weight and calibration)
     and free generation, from one extraction pass."""
@@ -67,7 +69,8 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
                      "elsewheres": [ELSEWHERE_MIN] if elsewheres is None else elsewheres,
                      "weights": [SENTENCE_WEIGHT] if sentence_weights is None else sentence_weights,
                      "calibrations": [CALIBRATION] if calibrations is None else calibrations}
-            report += _span_rows(model, rows, LENGTH_BONUS if length_bonus is None else length_bonus, sentences, **rules)
+            report += _span_rows(model, rows, LENGTH_BONUS if length_bonus is None else length_bonus, sentences,
+                                 reading, **rules)
         elif name in ("generate-chat", "generate-completion"):
             report.append(_generate_row(model, rows, name))
         else:
@@ -75,14 +78,16 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
     return report
 
 
-def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, sentences: int, margins: list[float],
+def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, sentences: int, reading: str,
+               margins: list[float],
                pmis: list[float], overlaps: list[float], elsewheres: list[int],
                weights: list[float], calibrations: list[float]) -> list[dict[str, Any]]:
     """One extraction pass, scored under every abstention rule, threshold, sentence weight and
     calibration asked for."""
     start = time.perf_counter()
     # rule="pmi" also computes the PMI, so every rule is reported from the same answers.
-    qa = QuestionAnswerer(model, method="spans", rule="pmi", length_bonus=length_bonus, sentences=sentences)
+    qa = QuestionAnswerer(model, method="spans", rule="pmi", length_bonus=length_bonus, sentences=sentences,
+                          reading=reading)
     extractions = [qa.extraction(r["question"], [("context", r["context"])]) for r in rows]
     outs = [qa.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
     took = time.perf_counter() - start
@@ -119,10 +124,11 @@ def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, sent
         for w in weights:
             for headings, local in ((False, False), (True, False), (True, True)):
                 rule = QuestionAnswerer(model, method="spans", length_bonus=length_bonus, sentence_weight=w,
-                                        headings=headings, local=local, sentences=sentences, calibration=c)
+                                        headings=headings, local=local, sentences=sentences, calibration=c,
+                                        reading=reading)
                 decided = [rule.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
-                default = (" (default)" if (w, headings, local, c) == (SENTENCE_WEIGHT, HEADINGS, LOCAL, CALIBRATION)
-                           else "")
+                default = (" (default)" if (w, headings, local, c, reading)
+                           == (SENTENCE_WEIGHT, HEADINGS, LOCAL, CALIBRATION, READING) else "")
                 label = (f"elsewhere rule, calibration {c:g}, prior {w:g}" + (", headings" if headings else "")
                          + (", local" if local else ""))
                 report.append(_qa_row(label + default, rows, [o["answer"] for o in decided],
@@ -222,6 +228,11 @@ def _show(what: str, model: Any, rows: list[dict[str, Any]], report: list[dict[s
     print_table(f"{what}, {model.info.name}", report, as_json, {"model": model.info.name, "rows": len(rows), **extra})
 
 
+reading_option = click.option(
+    "--reading", type=click.Choice(READINGS), default=READING, show_default=True,
+    help="qa: what the model reads when it scores an answer span: the span's sentence, or every passage read.")
+
+
 @click.command("qa")
 @model_option
 @data_option("qa-dev.jsonl", "JSONL of {context, question, answers, answerable}")
@@ -242,19 +253,21 @@ def _show(what: str, model: Any, rows: list[dict[str, Any]], report: list[dict[s
                    "for the default rule.")
 @click.option("--sentences", type=click.IntRange(1), default=3, show_default=True,
               help="Sentences (the best by BM25) that answer spans are cut from.")
+@reading_option
 @click.option("--length-bonus", type=float, default=None,
               help="Nats per token added to each span's log-likelihood when ranking (default: the task's).")
 @click.option("--json", "as_json", is_flag=True)
 def bench_qa(model: str | None, data: str, limit: int | None, variants: str, margins: str, pmis: str,
              overlaps: str, elsewheres: str, sentence_weights: str, calibrations: str, sentences: int,
-             length_bonus: float | None, as_json: bool) -> None:
+             reading: str, length_bonus: float | None, as_json: bool) -> None:
     """QA exact match / token F1 (answerable) and abstention rate (unanswerable): spans vs free generation."""
     rows = spread(qa_rows(dev_file(data, "qa-dev.jsonl")), limit)
     lists = {"margins": _items(margins, float), "pmis": _items(pmis, float), "overlaps": _items(overlaps, float),
              "elsewheres": _items(elsewheres, int), "sentence_weights": _items(sentence_weights, float),
              "calibrations": _items(calibrations, float)}  # a bad list fails before the model loads
     llm = load_model(model)
-    report = run_qa(llm, rows, _items(variants), length_bonus=length_bonus, sentences=sentences, **lists)
+    report = run_qa(llm, rows, _items(variants), length_bonus=length_bonus, sentences=sentences, reading=reading,
+                    **lists)
     _show(f"qa on {len(rows)} rows", llm, rows, report, as_json)
 
 
@@ -268,8 +281,10 @@ EVAL_FIELDS = {"sentiment": ("text", "label"), "qa": ("context", "question", "an
 @model_option
 @click.option("--limit", type=int, help="Evaluate the first N rows only.")
 @click.option("--settings", "tune", is_flag=True, help="docs-qa: also score other answer settings on the same run.")
+@reading_option
 @click.option("--json", "as_json", is_flag=True)
-def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | None, tune: bool, as_json: bool) -> None:
+def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | None, tune: bool, reading: str,
+              as_json: bool) -> None:
     """Print TASK's metrics on a labelled JSONL file, beside the simplest honest baseline.
 
     sentiment: accuracy, macro precision/recall/F1; qa: exact match and token F1 (SQuAD
@@ -285,7 +300,7 @@ def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | 
       lmassist eval-task docs-qa ../shared/data/eval/folder-qa-dev/docs ../shared/data/eval/folder-qa-dev/questions.jsonl
     """
     if task == "docs-qa":
-        _eval_docs_qa(data, model, limit, as_json, tune)
+        _eval_docs_qa(data, model, limit, as_json, tune, reading)
         return
     if task not in EVAL_FIELDS:
         raise LMAssistError(f"eval-task knows sentiment, qa, docs-qa, summarize and translate, not {task!r}")
@@ -302,7 +317,8 @@ def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | 
         report = run_sentiment(llm, rows, ["default"])
     elif task == "qa":
         report = run_qa(llm, rows, ["spans"], [MARGIN], overlaps=sorted({0.3, 0.4, OVERLAP_MIN}), elsewheres=[1, 2, 3],
-                        sentence_weights=sorted({0.0, SENTENCE_WEIGHT}), calibrations=sorted({0.0, CALIBRATION}))
+                        sentence_weights=sorted({0.0, SENTENCE_WEIGHT}), calibrations=sorted({0.0, CALIBRATION}),
+                        reading=reading)
     elif task == "summarize":
         report = run_summaries(llm, rows, ["medium"], ("extractive", "abstractive"))
     else:
@@ -310,7 +326,8 @@ def eval_task(task: str, data: tuple[str, ...], model: str | None, limit: int | 
     _show(f"{task} on {len(rows)} rows", llm, rows, report, as_json)
 
 
-def _eval_docs_qa(data: tuple[str, ...], model: str | None, limit: int | None, as_json: bool, tune: bool) -> None:
+def _eval_docs_qa(data: tuple[str, ...], model: str | None, limit: int | None, as_json: bool, tune: bool,
+                  reading: str) -> None:
     """``eval-task docs-qa DIR QUESTIONS.jsonl`` (or one folder holding docs/ and questions.jsonl)."""
     if len(data) == 1:
         data = (str(Path(data[0]) / "docs"), str(Path(data[0]) / "questions.jsonl"))
@@ -323,7 +340,7 @@ def _eval_docs_qa(data: tuple[str, ...], model: str | None, limit: int | None, a
         raise LMAssistError(f"{data[1]} rows need the fields question, answers, answerable, doc; "
                             f"missing {', '.join(missing)}")
     llm = load_model(model)
-    report = run_docs_qa(llm, Path(data[0]), rows, SETTINGS if tune else ())
+    report = run_docs_qa(llm, Path(data[0]), rows, SETTINGS if tune else (), reading)
     _show(f"docs-qa on {len(rows)} questions over {data[0]}", llm, rows, report, as_json)
 
 

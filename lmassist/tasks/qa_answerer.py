@@ -6,8 +6,8 @@ Free generation from a 135M model answers badly: asked "Who will bring the budge
 that says "Alice will bring the budget", it repeats the note. So with context and a backend that
 can score, we *extract*: candidate spans are cut from the sentences BM25 ranks highest, filtered by
 the question's type (see :mod:`lmassist.tasks.qa_context`), and ranked by the model's likelihood
-of each span as the answer after a few-shot prompt. Whether to answer is decided by one of the
-rules below, measured with ``lmassist bench qa``.
+of each span as the answer, after a few-shot prompt, over the sentence it was cut from. Whether to
+answer is decided by one of the rules below, measured with ``lmassist bench qa``.
 """
 
 from __future__ import annotations
@@ -68,9 +68,17 @@ SENTENCE_WEIGHT = 2.0
 # and answered "Helen Park" on the issue's budget note; local cut abstention to 0.0-0.13.
 HEADINGS = False
 LOCAL = False
+# What the model reads when it scores a span: "sentence", only the sentence the span was cut from;
+# "passage", every passage read. Over whole passages the 135M model answers with the names a text is
+# about ("England", "Normandy") almost whatever is asked; one sentence holds fewer such distractors.
+# Chosen on the tuning halves with CALIBRATION; F1 rose on five of the six halves of the three dev
+# sets (docs/benchmarks.md, "Each span read over its own sentence"). "unknown" is scored over each
+# text read, and the margin rule takes its best.
+READINGS = ("sentence", "passage")
+READING = "sentence"
 # Nats of a span's prior taken off its log-likelihood when ranking (Extraction.ranked): the prior is
-# the span's log-likelihood as the answer to PRIOR_QUESTION over the same context.
-CALIBRATION = 0.75
+# the span's log-likelihood as the answer to PRIOR_QUESTION over the same text.
+CALIBRATION = 0.5
 PRIOR_QUESTION = "What does the context mention?"
 
 # A short instruction and two shots: one answered by a span copied from the context, one "unknown".
@@ -93,9 +101,12 @@ class QuestionAnswerer:
                  rule: str = DEFAULT_RULE, pmi_min: float = PMI_MIN, overlap_min: float = OVERLAP_MIN,
                  length_bonus: float = LENGTH_BONUS, elsewhere_min: int = ELSEWHERE_MIN,
                  sentence_weight: float = SENTENCE_WEIGHT, headings: bool = HEADINGS, local: bool = LOCAL,
-                 calibration: float = CALIBRATION) -> None:
+                 calibration: float = CALIBRATION, reading: str = READING) -> None:
         if rule not in RULES:
             raise LMAssistError(f"unknown abstention rule {rule!r}; choose from {', '.join(RULES)}")
+        if reading not in READINGS:
+            raise LMAssistError(f"unknown reading {reading!r}; choose from {', '.join(READINGS)}")
+        self.reading = reading
         self.rule, self.pmi_min, self.overlap_min, self.length_bonus = rule, pmi_min, overlap_min, length_bonus
         self.elsewhere_min, self.sentence_weight = elsewhere_min, sentence_weight
         self.headings, self.local, self.calibration = headings, local, calibration
@@ -200,8 +211,9 @@ class QuestionAnswerer:
         return f"{SHOTS}Context: {' '.join(context.split())}\nQuestion: {question.strip()}\nAnswer:"
 
     def extract(self, question: str, context: str, parts: list[str] | None = None) -> Extraction:
-        """Candidate spans from the sentences BM25 ranks highest, each scored by the model;
-        ``parts`` are the passages ``context`` joins (the scope of the words-elsewhere rule)."""
+        """Candidate spans from the sentences BM25 ranks highest, each scored by the model over its
+        own sentence (or over ``context``: see READING); ``parts`` are the passages ``context`` joins
+        (the scope of the words-elsewhere rule)."""
         sentences = note_sentences(context)
         headings = {s.text: s.heading for s in sentences}
         ranked_sentences = retrieve(question, [Passage("", s.text) for s in sentences] or [Passage("", context)],
@@ -217,21 +229,27 @@ class QuestionAnswerer:
             if span not in candidates:
                 candidates.append(span)
         candidates = candidates[: self.max_candidates]
-        options = [f" {c}\n" for c in candidates]
-        scores = self.model.score(self.prompt(question, context), [" unknown\n", *options])
+        read: dict[str, list[str]] = {}  # the text the model reads -> the spans it scores over it
+        for span in candidates:
+            read.setdefault(context if self.reading == "passage" else source[span], []).append(span)
+        scores: dict[str, float] = {}
         priors: dict[str, float] = {}
-        if self.calibration and candidates:
-            # The same context asked nothing in particular: what the model favours whatever the
-            # question (scored after the real question, so llama.cpp reuses the evaluated context).
-            neutral = self.model.score(self.prompt(PRIOR_QUESTION, context), options)
-            priors = dict(zip(candidates, neutral, strict=True))
+        unknown = float("-inf")
+        for text, spans in (read or {context: []}).items():
+            options = [f" {c}\n" for c in spans]
+            got = self.model.score(self.prompt(question, text), [" unknown\n", *options])
+            unknown = max(unknown, got[0])
+            scores.update(zip(spans, got[1:], strict=True))
+            if self.calibration and spans:
+                # The same text asked nothing in particular: what the model favours whatever the
+                # question (scored after the real question, so llama.cpp reuses the evaluated text).
+                priors.update(zip(spans, self.model.score(self.prompt(PRIOR_QUESTION, text), options), strict=True))
         # A total log-likelihood charges every token, so "10th" beats "10th and 11th centuries" for
         # being short; a bonus per token (LENGTH_BONUS nats) lets the model's preference for a
         # longer, complete span show (token F1 rewards complete spans).
         if self.length_bonus:
-            scores[1:] = [s + self.length_bonus * self.model.count_tokens(f" {c}\n")
-                          for s, c in zip(scores[1:], candidates, strict=True)]
-        return Extraction(question, context, list(zip(candidates, scores[1:], strict=True)), scores[0], source,
+            scores = {c: v + self.length_bonus * self.model.count_tokens(f" {c}\n") for c, v in scores.items()}
+        return Extraction(question, context, [(c, scores[c]) for c in candidates], unknown, source,
                           headings, parts or [context], priors)
 
     def _generate(self, question: str, context: str | None, cancel: CancelToken | None) -> str:
