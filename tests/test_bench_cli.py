@@ -113,3 +113,22 @@ def test_a_table_printed_to_a_file_or_pipe_keeps_every_figure_whole(capsys):
     out = capsys.readouterr().out
     assert label in out and "held-out" in out and out.count("0.123") == 10 and "…" not in out
     assert out.strip().endswith("seconds: 1")
+
+
+def test_a_quality_benchmark_shows_its_progress_and_keeps_stdout_for_the_figures(tmp_path, default_gguf):
+    """The real default model on three SQuAD-style rows: progress lines on stderr (a log's plain
+    lines here), the report alone on stdout."""
+    import json
+
+    note = "The museum was designed by Clara Benson and opened in 1931. It holds 400 paintings."
+    rows = [{"context": note, "question": q, "answers": a, "answerable": bool(a)} for q, a in (
+        ("Who designed the museum?", ["Clara Benson"]), ("When did the museum open?", ["1931"]),
+        ("Who painted the ceiling?", []))]
+    data = tmp_path / "qa-dev.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_cli("bench", "qa", "--data", str(data), "--variants", "spans", "--json", "--calibrations", "0.5",
+                   env={"LMASSIST_PROGRESS_INTERVAL": "0.05"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^qa spans: .*3/3 rows", proc.stderr, re.M), proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["rows"] == 3 and any("(default)" in r["variant"] for r in report["results"])

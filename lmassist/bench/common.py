@@ -1,4 +1,4 @@
-"""What every benchmark shares: medians, the printed report, busy processes beside a run, peak memory
+"""What every benchmark shares: medians, the printed report, progress over the rows, busy processes beside a run, peak memory
 of a fresh ``lmassist``, measurements in a child process, and where the dev data is.
 
 The machines we run on are shared and noisy, so each benchmark interleaves the things it compares
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -57,6 +57,20 @@ def report(
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         target = f"   (target {targets[key]})" if key in targets else ""
         echo(f"{key:>{width}}: {shown}{target}")
+
+
+T = TypeVar("T")
+
+
+def each(rows: list[T], description: str, unit: str = "rows") -> Iterator[T]:
+    """``rows`` one by one under the progress display of every long command (a bar on a terminal,
+    a line now and then in a log): a quality benchmark on the default model runs for minutes."""
+    from lmassist.progress import ProgressReporter  # kept out of the import of every bench command
+
+    with ProgressReporter(description, unit, lazy=True) as progress:
+        for i, row in enumerate(rows):
+            yield row
+            progress(i + 1, len(rows))
 
 
 def print_table(title: str, rows: list[dict[str, Any]], as_json: bool, extra: dict[str, Any]) -> None:

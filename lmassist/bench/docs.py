@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from lmassist.bench.common import machine, median
+from lmassist.bench.common import each, machine, median
 from lmassist.bench.metrics import halves, mean, qa_scores
 from lmassist.commands.common import load_model, model_option
 from lmassist.docindex.index import MAX_TOKENS, WEIGHTS, DocIndex
@@ -143,17 +143,12 @@ def run_docs_qa(model: Any, docs: Path, rows: list[dict[str, Any]],
     Each of ``settings`` (sentence weight, headings, local, calibration; see
     :mod:`lmassist.tasks.qa_answerer`) is scored
     from the same reading, after the default. ``reading``: what the model reads (see READING there)."""
-    from lmassist.progress import ProgressReporter  # kept out of the import of every bench command
-
-    readings = []
     qa = QuestionAnswerer(model, method="spans", reading=reading)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, DocIndex(Path(tmp) / "eval.db") as index:
         index.add("eval", docs)
-        with ProgressReporter("docs-qa", "questions", lazy=True) as progress:
-            for i, r in enumerate(rows):
-                readings.append(read(qa, r["question"], index.search("eval", r["question"], TOP_K)))
-                progress(i + 1, len(rows))
+        readings = [read(qa, r["question"], index.search("eval", r["question"], TOP_K))
+                    for r in each(rows, "docs-qa", "questions")]
     took = time.perf_counter() - start
     report = []
     default = (SENTENCE_WEIGHT, HEADINGS, LOCAL, CALIBRATION)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from lmassist.bench.common import data_option, dev_file, peak_rss_mb, print_table
+from lmassist.bench.common import data_option, dev_file, each, peak_rss_mb, print_table
 from lmassist.bench.docs import SETTINGS, run_docs_qa
 from lmassist.bench.metrics import (
     chrf_bleu,
@@ -88,7 +88,7 @@ def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, sent
     # rule="pmi" also computes the PMI, so every rule is reported from the same answers.
     qa = QuestionAnswerer(model, method="spans", rule="pmi", length_bonus=length_bonus, sentences=sentences,
                           reading=reading)
-    extractions = [qa.extraction(r["question"], [("context", r["context"])]) for r in rows]
+    extractions = [qa.extraction(r["question"], [("context", r["context"])]) for r in each(rows, "qa spans")]
     outs = [qa.decide(r["question"], ex) for r, ex in zip(rows, extractions, strict=True)]
     took = time.perf_counter() - start
     best = [o["candidates"][0] if o["candidates"] else None for o in outs]
@@ -143,7 +143,7 @@ def _generate_row(model: Any, rows: list[dict[str, Any]], name: str) -> dict[str
     original = model.info.chat_template
     model.info.chat_template = name == "generate-chat"  # the prompt form under test, on the same model
     try:
-        preds = [qa.answer(r["question"], [("context", r["context"])])["answer"] for r in rows]
+        preds = [qa.answer(r["question"], [("context", r["context"])])["answer"] for r in each(rows, f"qa {name}")]
     finally:
         model.info.chat_template = original
     return _qa_row(name, rows, preds, [says_no_answer(p) for p in preds], time.perf_counter() - start)
@@ -195,7 +195,7 @@ def run_summaries(model: Any, rows: list[dict[str, Any]], variants: list[str],
             start = time.perf_counter()
             weights = (W_LEAD, W_CENTRAL, 0.2) if mode == "extractive+lm" else None
             summarizer = Summarizer(model, name, mode=mode.split("+")[0], weights=weights)
-            preds = [summarizer.summarize(r["document"])["summary"] for r in rows]
+            preds = [summarizer.summarize(r["document"])["summary"] for r in each(rows, f"summarize {mode}", "articles")]
             label = f"map-reduce {summarizer.form} ({name})" if mode == "abstractive" else f"{mode} ({name})"
             report.append({"variant": label, **rouge(preds, refs), "seconds": time.perf_counter() - start})
     return report
@@ -206,7 +206,7 @@ def run_translation(model: Any, rows: list[dict[str, Any]], target: str) -> list
     report = [{"variant": "copy source", **chrf_bleu([r["en"] for r in rows], refs), "seconds": 0.0}]
     start = time.perf_counter()
     translator = Translator(model, target, "en")
-    preds = [translator.translate_inline(" ".join(r["en"].split())) for r in rows]
+    preds = [translator.translate_inline(" ".join(r["en"].split())) for r in each(rows, "translate", "pairs")]
     report.append({"variant": f"{translator.form} prompt", **chrf_bleu(preds, refs), "seconds": time.perf_counter() - start})
     return report
 
