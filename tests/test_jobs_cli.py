@@ -107,16 +107,24 @@ def test_files_from_stdin_with_include_and_exclude(tmp_path: Path) -> None:
 
 
 def test_translate_folder_copies_other_files_by_default_and_keeps_code(tmp_path: Path) -> None:
-    docs = make_tree(tmp_path / "docs", {"intro.md": "# Hello\n\nGood morning.\n\n```python\nprint('hi')\n```\n"})
+    import re
+
+    page = "<html><body><h1>Hello</h1>\n<p>Good morning.</p>\n<script>var a = 1 < 2;</script></body></html>\n"
+    docs = make_tree(tmp_path / "docs", {"intro.md": "# Hello\n\nGood morning.\n\n```python\nprint('hi')\n```\n",
+                                         "page.html": page})
     image = b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256))
     (docs / "img").mkdir()
     (docs / "img" / "logo.png").write_bytes(image)
     out = tmp_path / "docs-fr"
     r = run_cli("translate", *SMALL, str(docs), "--to", "fr", "--out", str(out), timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "1 done, 0 up to date, 0 failed, 1 other files copied" in closing_line(r.stderr, "translate")
+    assert "2 done, 0 up to date, 0 failed, 1 other files copied" in closing_line(r.stderr, "translate")
     assert (out / "img" / "logo.png").read_bytes() == image
     assert "```python\nprint('hi')\n```" in (out / "intro.md").read_text()
+    # A page: its markup and script byte for byte, whatever the model wrote between the tags.
+    translated = (out / "page.html").read_text()
+    tags = re.compile(r"<script>.*?</script>|<[^>]+>", re.S)
+    assert tags.findall(translated) == tags.findall(page) and translated != page
     skipped = run_cli("translate", *SMALL, str(docs), "--to", "fr", "--out", str(tmp_path / "bare"), "--other", "skip",
                       "--include", "*.png")
     assert "1 other files skipped" in closing_line(skipped.stderr, "translate")

@@ -14,6 +14,7 @@ import pytest
 
 from lmassist.generation import Model, ModelInfo, StreamRequest
 from lmassist.tasks.chunking import document_format
+from lmassist.tasks.html_text import html_pieces
 from lmassist.tasks.rewrite import rewrap
 from lmassist.tasks.translate import Translator
 
@@ -172,14 +173,51 @@ def test_rst_underline_grows_with_the_title() -> None:
     assert out.startswith("SETUP GÉNÉRAL\n-------------\n")
 
 
-def test_source_code_and_html_come_back_unchanged(upper) -> None:
+def test_source_code_comes_back_unchanged(upper) -> None:
     code = 'def f():\n    """Return the answer."""\n    return 42  # the answer\n'
     assert translate(upper, code, fmt=document_format("tool.py")) == code
-    page = "<p>Hello there</p>\n"
-    assert translate(upper, page, fmt=document_format("page.html")) == page
     assert upper.requests == []
     assert document_format("notes.txt") == document_format("stdin") == "markdown"
     assert document_format("guide.rst") == "rst"
+
+
+PAGE = """<!DOCTYPE html>
+<html><head><title>Field notes</title><style>p > a { color: red }</style>
+<script>if (a<b && c>d) { x = "<p>not text</p>"; }</script></head>
+<body>
+<!-- a comment with words -->
+<h1 class="top">Garden plan</h1>
+<p>We planted the <a href="https://example.com/Roses" title="Roses > tulips">new roses</a> near the
+   gate today &amp; the soil was wet.</p>
+<pre>./water --all
+echo Done</pre>
+<p>Run <code>make all</code> first.</p>
+<img src="x.png" alt="A photo"/><br>
+<p>Caf&eacute; &lt;open&gt; at 9</p>
+</body></html>
+"""
+
+
+def test_an_html_page_has_its_prose_translated_and_everything_else_kept(upper) -> None:
+    """Tags, attributes, comments, script, style, pre and code byte for byte; text between tags
+    sent decoded (one space for HTML's whitespace) and put back escaped."""
+    assert "".join(p.text for p in html_pieces(PAGE)) == PAGE
+    out = translate(upper, PAGE, fmt=document_format("page.html"))
+    assert upper.requests == ["Field notes", "Garden plan", "We planted the", "new roses",
+                              "near the gate today & the soil was wet.", "Run", "first.", "Café", "at 9"]
+    assert out == (PAGE.replace("Field notes", "FIELD NOTES").replace(">Garden plan<", ">GARDEN PLAN<")
+                   .replace("We planted the", "WE PLANTED THE").replace(">new roses<", ">NEW ROSES<")
+                   .replace("near the\n   gate today &amp; the soil was wet.", "NEAR THE GATE TODAY &amp; THE SOIL WAS WET.")
+                   .replace("Run <code>", "RUN <code>").replace("</code> first.", "</code> FIRST.")
+                   .replace("Caf&eacute; &lt;open&gt; at 9", "CAFÉ &lt;open&gt; AT 9"))
+
+
+def test_html_without_prose_or_with_broken_markup_is_copied(upper) -> None:
+    for page in ("<br><hr/>\n", "<p>unclosed <b>bold", "<div title='a > b'>x</div", "a < b and <3\n", ""):
+        assert "".join(p.text for p in html_pieces(page)) == page
+    assert translate(upper, "<br><hr/>\n", fmt="html") == "<br><hr/>\n" and upper.requests == []
+    assert translate(upper, "<p>unclosed <b>bold", fmt="html") == "<p>UNCLOSED <b>BOLD"
+    assert translate(upper, "a < b and <3\n", fmt="html") == "A &lt; B AND &lt;3\n"
 
 
 def test_crlf_and_no_final_newline(upper) -> None:

@@ -23,9 +23,9 @@ from lmassist.docindex.passages import format_of
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 # Formats a rewriting task copies unchanged: code is code in every language (its comments and
-# docstrings too: a translated comment can break a doctest or a tool that reads it), and the HTML
-# splitter keeps only visible text, so the page could not be put back together around it.
-UNCHANGED_FORMATS = frozenset({"code", "html"})
+# docstrings too: a translated comment can break a doctest or a tool that reads it). HTML is
+# rewritten in place by lmassist.tasks.html_text, not through these blocks (visible text only).
+UNCHANGED_FORMATS = frozenset({"code"})
 
 
 def document_format(name: str) -> str:

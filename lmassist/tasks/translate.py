@@ -25,6 +25,7 @@ from lmassist.tasks.chunking import (
     split_by_tokens,
     split_sentences,
 )
+from lmassist.tasks.html_text import html_pieces, rewrite_prose
 from lmassist.tasks.rewrite import needs_rewrite, rewrite_block
 from lmassist.tasks.translate_shots import SHOT_SOURCES, SHOTS
 
@@ -86,21 +87,30 @@ class Translator:
         """``text`` translated block by block, its markup and code kept (:mod:`lmassist.tasks.rewrite`).
 
         ``fmt`` is what :func:`~lmassist.tasks.chunking.document_format` says of the input's name;
-        source code and HTML come back unchanged. With a ``memo`` (``get``/``put``, see
+        source code comes back unchanged, and an HTML page with only its prose translated
+        (:mod:`lmassist.tasks.html_text`). With a ``memo`` (``get``/``put``, see
         :mod:`lmassist.tasks.chunk_memo`) each finished block is looked up before and stored
         after it is translated, so a run stopped by Ctrl+C redoes only the blocks it had not
         finished. Once ``cancel`` is set the rest is copied untranslated (and not stored).
         """
         if fmt in UNCHANGED_FORMATS:
             return text
-        todo = sum(1 for b in document_blocks(text, fmt) if needs_rewrite(b)) if progress else 0
+
+        def inline(run: str) -> str:
+            return self.translate_inline(run, cancel)
+
+        if fmt == "html":
+            pieces = [(p.text, p.prose, lambda t=p.text: rewrite_prose(t, inline)) for p in html_pieces(text)]
+        else:
+            pieces = [(b.text, needs_rewrite(b), lambda b=b: rewrite_block(b, inline, fmt))
+                      for b in document_blocks(text, fmt)]
+        todo = sum(1 for _, rewrite, _ in pieces if rewrite)
         done, out = 0, []
-        for block in document_blocks(text, fmt):
-            if not needs_rewrite(block) or (cancel is not None and cancel.cancelled):
-                out.append(block.text)
+        for piece, rewrite, rewritten in pieces:
+            if not rewrite or (cancel is not None and cancel.cancelled):
+                out.append(piece)
                 continue
-            out.append(memoized(memo, self.memo_key(block.text, fmt), cancel,
-                                lambda b=block: rewrite_block(b, lambda run: self.translate_inline(run, cancel), fmt)))
+            out.append(memoized(memo, self.memo_key(piece, fmt), cancel, rewritten))
             done += 1
             if progress:
                 progress(done, todo)
