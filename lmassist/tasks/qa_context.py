@@ -111,8 +111,8 @@ def words_elsewhere(question: str, sentence: str, context: str) -> list[str]:
 @dataclass
 class Extraction:
     """What the model said about a context's candidate spans: ``spans`` holds (span, log-likelihood
-    as the answer); ``unknown`` is the log-likelihood of "unknown"; ``source`` the sentence each
-    span was cut from, ``headings`` the heading above each sentence, ``parts`` the passages that
+    as the answer); ``unknown`` is the log-likelihood of "unknown" (its best over the texts read);
+    ``source`` the sentence each span was cut from, ``headings`` the heading above each sentence, ``parts`` the passages that
     ``context`` joins; ``priors`` each span's log-likelihood as the answer to a question that asks
     nothing in particular (see :meth:`ranked`). Kept apart from the decision so that a benchmark
     scores spans once and decides under many settings."""
