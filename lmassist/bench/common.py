@@ -1,5 +1,6 @@
-"""What every benchmark shares: medians, the printed report, progress over the rows, busy processes beside a run, peak memory
-of a fresh ``lmassist``, measurements in a child process, and where the dev data is.
+"""What every benchmark shares: medians, the printed report, progress over the rows, busy processes
+beside a run, peak memory of a fresh ``lmassist``, measurements in a child process, and where the
+dev data is.
 
 The machines we run on are shared and noisy, so each benchmark interleaves the things it compares
 and reports ratios, not absolute numbers alone.
