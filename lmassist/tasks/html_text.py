@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from lmassist.tasks.rewrite import has_words
+
 # Elements whose content is not prose: code, and content that is not text at all. A page's visible
 # text elsewhere (including <title>) is prose.
 _NOT_PROSE = frozenset({"code", "kbd", "math", "noscript", "pre", "samp", "script", "style", "svg",
@@ -27,7 +29,6 @@ _MARKUP = re.compile(
     r"|<[!?][^>]*>?"                                         # the doctype, a processing instruction
     r"|<(/?)([A-Za-z][\w:.-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>?",  # a tag; a quoted value may hold ">"
     re.S)
-_WORD = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def html_pieces(page: str) -> Iterator[Piece]:
             break
         if m.start() > pos:
             text = page[pos:m.start()]
-            yield Piece(text, not hidden and bool(_WORD.search(text)))
+            yield Piece(text, not hidden and has_words(text))
         end = m.end()
         closing, name = m.group(1), (m.group(2) or "").lower()
         self_closing = (m.group(3) or "").rstrip().endswith("/")
@@ -60,7 +61,7 @@ def html_pieces(page: str) -> Iterator[Piece]:
         pos = end
     if pos < len(page):
         text = page[pos:]
-        yield Piece(text, not hidden and bool(_WORD.search(text)))
+        yield Piece(text, not hidden and has_words(text))
 
 
 def rewrite_prose(text: str, rewrite: Callable[[str], str]) -> str:
