@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -68,3 +69,23 @@ def test_the_console_script_and_the_command_line_do_not_import_each_other():
     code = "import sys, lmassist.cli; print('lmassist.launch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["lmassist", "without-the-guard"])
+def test_a_ctrl_c_after_the_command_ends_leaves_without_a_traceback(fixed):
+    """A second Ctrl+C that lands while the interpreter tears down (a model freed in its finalizer)
+    used to print "Exception ignored in … KeyboardInterrupt". The SIGINT here is sent from an exit
+    handler, after the command is over, which is where it landed."""
+    code = (
+        "import atexit, os, signal, sys, time\n"
+        "from lmassist import launch\n"
+        f"if not {fixed}: launch.leave_on_ctrl_c = lambda: None\n"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(2)))\n"
+        "sys.argv = ['lmassist', '--version']\n"
+        "launch.main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    if fixed:
+        assert proc.returncode == -signal.SIGINT and "Traceback" not in proc.stderr and proc.stdout.startswith("lmassist")
+    else:  # the guard is what makes the difference
+        assert "KeyboardInterrupt" in proc.stderr
