@@ -139,6 +139,11 @@ def errors(chat: ChatScreen) -> list[str]:
     return [e.message for e in chat.query(ErrorView)]
 
 
+def toasts(app: LMAssistApp, text: str) -> int:
+    """How many notifications on screen say ``text``."""
+    return sum(text in str(t.render()) for t in app.screen.query("Toast"))
+
+
 async def test_send_streams_reply_and_saves_history(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from test_tui import toasts
 
 from lmassist import hookimpl
 from lmassist.generation import Model, ModelInfo, StreamRequest
@@ -72,10 +73,6 @@ async def ready(pilot: Any) -> ChatScreen:
     while not (chat.model_ready and chat.tasks):
         await pilot.pause(0.05)
     return chat
-
-
-def toasts(app: LMAssistApp, text: str) -> int:
-    return sum(text in str(t.render()) for t in app.screen.query("Toast"))
 
 
 def test_every_command_has_a_handler_and_every_face_lists_known_ones() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import test_tui
-from test_tui import SIZE, ready, say, wait_for
+from test_tui import SIZE, ready, say, toasts, wait_for
 
 from lmassist.docindex.index import DocIndex
 from lmassist.tasks.docs_answer import NO_ANSWER
@@ -269,10 +269,6 @@ async def test_files_attached_but_not_sent_are_named_when_the_chat_is_left(make_
         await pilot.press("ctrl+n")  # nothing was attached this time: nothing to say
         await pilot.pause(0.2)
         assert toasts(app, "not carried over") == 1
-
-
-def toasts(app: Any, text: str) -> int:
-    return sum(text in str(t.render()) for t in app.screen.query("Toast"))
 
 
 async def test_file_picker_attaches_or_fills_in_a_task(make_app: Any, tmp_path: Path, monkeypatch: Any) -> None:

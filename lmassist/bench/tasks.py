@@ -79,8 +79,7 @@ def run_qa(model: Any, rows: list[dict[str, Any]], variants: list[str], margins:
 
 
 def _span_rows(model: Any, rows: list[dict[str, Any]], length_bonus: float, sentences: int, reading: str,
-               margins: list[float],
-               pmis: list[float], overlaps: list[float], elsewheres: list[int],
+               margins: list[float], pmis: list[float], overlaps: list[float], elsewheres: list[int],
                weights: list[float], calibrations: list[float]) -> list[dict[str, Any]]:
     """One extraction pass, scored under every abstention rule, threshold, sentence weight and
     calibration asked for."""

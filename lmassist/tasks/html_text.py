@@ -67,7 +67,7 @@ def html_pieces(page: str) -> Iterator[Piece]:
 def rewrite_prose(text: str, rewrite: Callable[[str], str]) -> str:
     """One prose slice rewritten: its entities decoded for the model, its whitespace (which HTML
     shows as one space) folded, and the reply escaped again; the slice's outer whitespace kept."""
-    lead = text[: len(text) - len(text.lstrip())]
-    trail = text[len(text.rstrip()):] if text.strip() else ""
-    body = " ".join(html.unescape(text).split())
-    return lead + html.escape(rewrite(body), quote=False) + trail
+    lead, body, trail = re.fullmatch(r"(\s*)(.*?)(\s*)", text, re.S).groups()  # type: ignore[union-attr]
+    if not body:
+        return text
+    return lead + html.escape(rewrite(" ".join(html.unescape(body).split())), quote=False) + trail
